@@ -1,0 +1,116 @@
+/*
+ * bench/ingest: one production node (Redis + NATS) under signed alerts over HTTP, 50 concurrent
+ * connections, against the ceiling measured in the same run: a bare Fastify route that only
+ * parses the body and verifies the Ed25519 signature.
+ *
+ *   npm run bench:ingest            (BENCH_DURATION_S=20 BENCH_CONNECTIONS=50 by default)
+ */
+import autocannon from 'autocannon';
+import Redis from 'ioredis';
+import { makeFixture, benchContent } from './lib/fixture';
+import { startScript, type RunningProcess } from './lib/node';
+
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 20);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const REDIS_URL = process.env.CORDON_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const NATS_URL = process.env.CORDON_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+/** Enough distinct signed alerts that none is resubmitted at up to this rate. */
+const MAX_RATE = Number(process.env.BENCH_MAX_RATE ?? 9000);
+
+interface Figures {
+  label: string;
+  rps: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  p50: number;
+  p99: number;
+}
+
+async function load(label: string, url: string, bodies: string[]): Promise<Figures> {
+  let i = 0;
+  const result = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: DURATION_S,
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/alerts',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (req) => ({ ...req, body: bodies[i++ % bodies.length] }),
+      },
+    ],
+  });
+  return {
+    label,
+    rps: result['2xx'] / DURATION_S,
+    ok: result['2xx'],
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+  };
+}
+
+async function main(): Promise<void> {
+  const fx = makeFixture();
+  const prefix = `cordon-bench-${Date.now()}:`;
+  const count = MAX_RATE * (DURATION_S + 2);
+  process.stdout.write(`signing ${count} distinct alerts of ~1.5 KB...\n`);
+  const bodies: string[] = new Array(count);
+  for (let n = 0; n < count; n++) bodies[n] = JSON.stringify(fx.sign(benchContent(fx.region)));
+  process.stdout.write(`body size ${Buffer.byteLength(bodies[0])} bytes\n`);
+
+  let node: RunningProcess | undefined;
+  let bare: RunningProcess | undefined;
+  const redis = new Redis(REDIS_URL);
+  try {
+    node = await startScript('dist/src/server.js', {
+      CORDON_REDIS_URL: REDIS_URL,
+      CORDON_NATS_URL: NATS_URL,
+      CORDON_TRUST_STORE: fx.trustPath,
+      CORDON_REGIONS: fx.regionsPath,
+      CORDON_REDIS_KEY_PREFIX: prefix,
+      CORDON_NATS_SUBJECT_PREFIX: `bench${Date.now()}`,
+      CORDON_LOG_LEVEL: 'warn',
+      CORDON_RATE_LIMIT_MAX: '0',
+    });
+    // Warm-up (JIT, connections, scripts), then the measured run.
+    await load('warm-up', node.url, bodies.slice(-5000));
+    const cordon = await load('cordon (Redis + NATS)', node.url, bodies);
+    const top = Number(await redis.hget(`${prefix}{${fx.region}}:meta`, 'seq'));
+    await node.stop();
+    node = undefined;
+
+    const x = (fx.publicKey.export({ format: 'jwk' }) as { x: string }).x;
+    bare = await startScript('dist/bench/lib/bare-verify-server.js', { BENCH_PUBLIC_X: x });
+    await load('warm-up', bare.url, bodies.slice(0, 5000));
+    const ceiling = await load('bare parse + verify route', bare.url, bodies);
+
+    const row = (f: Figures) =>
+      `${f.label.padEnd(28)} ${f.rps.toFixed(0).padStart(7)} /s   p50 ${String(f.p50).padStart(4)} ms   p99 ${String(
+        f.p99,
+      ).padStart(4)} ms   2xx ${f.ok}  non-2xx ${f.non2xx}  errors ${f.errors}`;
+    process.stdout.write(`\ningest, ${CONNECTIONS} connections, ${DURATION_S} s each\n`);
+    process.stdout.write(row(cordon) + '\n' + row(ceiling) + '\n');
+    process.stdout.write(`ratio cordon / ceiling: ${((cordon.rps / ceiling.rps) * 100).toFixed(1)}% (target >= 80%)\n`);
+    process.stdout.write(`cordon p99 ${cordon.p99} ms (target < 50 ms); region log top seq ${top} (accepted ${cordon.ok + 0} + warm-up)\n`);
+  } finally {
+    await node?.stop();
+    await bare?.stop();
+    // Remove this run's keys (never flush the database).
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+    await redis.quit();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

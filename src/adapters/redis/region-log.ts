@@ -1,0 +1,167 @@
+import { randomBytes } from 'node:crypto';
+import type Redis from 'ioredis';
+import {
+  LogUnavailableError,
+  type AppendInput,
+  type AppendOutcome,
+  type AppendRejection,
+  type LogEntry,
+  type ReadResult,
+  type RegionLog,
+  type RegionState,
+  type TrimPolicy,
+} from '../../ports/region-log';
+import { APPEND_LUA, READ_LUA, SEQ_AT_OR_AFTER_LUA, TRIM_LUA, VERSIONS_LUA } from './scripts';
+
+export interface RedisRegionLogOptions {
+  /** key prefix; default `cordon:`. */
+  prefix?: string;
+  /** quit the client on close() (set when the client is not shared). */
+  ownsClient?: boolean;
+}
+
+type RawEntry = [id: string, fields: string[]];
+
+interface LogScripts {
+  cordonLogAppend(...args: (string | number)[]): Promise<[string, number | string, string?, string?]>;
+  cordonLogRead(...args: (string | number)[]): Promise<[string | null, number, number, RawEntry[]]>;
+  cordonLogSeqAt(...args: (string | number)[]): Promise<number | null>;
+  cordonLogTrim(...args: (string | number)[]): Promise<number>;
+  cordonLogVersions(...args: (string | number)[]): Promise<[string | null, RawEntry[]]>;
+}
+
+/**
+ * The region log on Redis Streams. Keys of one region share the hash tag `{<region>}`:
+ * `:meta` (epoch, seq, last_ms), `:log` (stream, entry ID `<seq>-0`, fields `at` and `b`) and
+ * `:v:<id>` (the alert's first-version fields, latest, revoked and `m:<modified>` per version).
+ * `<prefix>alert:<id>` maps an alert to its region across regions.
+ */
+export class RedisRegionLog implements RegionLog {
+  private readonly redis: Redis & LogScripts;
+  private readonly prefix: string;
+  private readonly ownsClient: boolean;
+
+  constructor(client: Redis, opts: RedisRegionLogOptions = {}) {
+    this.prefix = opts.prefix ?? 'cordon:';
+    this.ownsClient = opts.ownsClient ?? false;
+    // ioredis sends EVALSHA once the script is known on the connection and falls back on NOSCRIPT.
+    client.defineCommand('cordonLogAppend', { numberOfKeys: 3, lua: APPEND_LUA });
+    client.defineCommand('cordonLogRead', { numberOfKeys: 2, lua: READ_LUA, readOnly: true });
+    client.defineCommand('cordonLogSeqAt', { numberOfKeys: 1, lua: SEQ_AT_OR_AFTER_LUA, readOnly: true });
+    client.defineCommand('cordonLogTrim', { numberOfKeys: 2, lua: TRIM_LUA });
+    client.defineCommand('cordonLogVersions', { numberOfKeys: 3, lua: VERSIONS_LUA, readOnly: true });
+    this.redis = client as Redis & LogScripts;
+  }
+
+  private tag(region: string): string {
+    return `${this.prefix}{${region}}`;
+  }
+
+  async append(input: AppendInput): Promise<AppendOutcome> {
+    const { region, id, modified } = input;
+    const tag = this.tag(region);
+    const res = await this.call(async () => {
+      // The id index lives outside the region's slot, so it is claimed before the script runs.
+      const indexKey = `${this.prefix}alert:${id}`;
+      const prev = await this.redis.set(indexKey, region, 'NX', 'GET');
+      if (prev !== null && prev !== region) return null;
+      return this.redis.cordonLogAppend(
+        `${tag}:meta`,
+        `${tag}:log`,
+        `${tag}:v:${id}`,
+        randomBytes(9).toString('base64url'),
+        modified,
+        input.created,
+        input.issuerState,
+        input.revoked ? '1' : '0',
+        input.contentHash,
+        input.body,
+      );
+    });
+    if (res === null) return { outcome: 'rejected', reason: 'field-changed' };
+    const [kind, a, receivedAt, epoch] = res;
+    if (kind === 'rejected') return { outcome: 'rejected', reason: a as AppendRejection };
+    const seq = Number(a);
+    const receipt = { id, modified, region, seq, epoch: epoch!, received_at: receivedAt! };
+    if (kind === 'duplicate') return { outcome: 'duplicate', receipt };
+    return {
+      outcome: 'appended',
+      receipt,
+      entry: { region, seq, epoch: epoch!, receivedAt: receivedAt!, body: input.body },
+    };
+  }
+
+  async read(region: string, after: number, limit: number): Promise<ReadResult> {
+    const tag = this.tag(region);
+    const [epoch, latest, earliest, raw] = await this.call(() =>
+      this.redis.cordonLogRead(`${tag}:meta`, `${tag}:log`, Math.max(0, Math.floor(after)) + 1, Math.max(0, limit)),
+    );
+    return {
+      region,
+      epoch: epoch ?? null,
+      latest,
+      earliest,
+      entries: raw.map((e) => toEntry(region, epoch ?? '', e)),
+    };
+  }
+
+  async state(region: string): Promise<RegionState> {
+    const { entries: _entries, ...state } = await this.read(region, 0, 0);
+    return state;
+  }
+
+  async seqAtOrAfter(region: string, timeMs: number): Promise<number | null> {
+    const target = new Date(timeMs).toISOString();
+    const seq = await this.call(() => this.redis.cordonLogSeqAt(`${this.tag(region)}:log`, target));
+    return seq ?? null;
+  }
+
+  async versions(id: string): Promise<LogEntry[]> {
+    return this.call(async () => {
+      const region = await this.redis.get(`${this.prefix}alert:${id}`);
+      if (region === null) return [];
+      const tag = this.tag(region);
+      const [epoch, raw] = await this.redis.cordonLogVersions(`${tag}:meta`, `${tag}:log`, `${tag}:v:${id}`);
+      return raw.map((e) => toEntry(region, epoch ?? '', e));
+    });
+  }
+
+  async trim(region: string, policy: TrimPolicy): Promise<number> {
+    const tag = this.tag(region);
+    const maxAlerts = policy.maxAlerts === undefined ? '' : String(Math.max(0, Math.floor(policy.maxAlerts)));
+    const cutoff = policy.maxAgeMs === undefined ? '' : new Date(policy.nowMs - policy.maxAgeMs).toISOString();
+    if (maxAlerts === '' && cutoff === '') return 0;
+    return this.call(() => this.redis.cordonLogTrim(`${tag}:meta`, `${tag}:log`, maxAlerts, cutoff));
+  }
+
+  async ping(): Promise<void> {
+    await this.call(() => this.redis.ping());
+  }
+
+  async close(): Promise<void> {
+    if (!this.ownsClient) return;
+    try {
+      await this.redis.quit();
+    } catch {
+      this.redis.disconnect();
+    }
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw new LogUnavailableError('region log unavailable', { cause: err });
+    }
+  }
+}
+
+function toEntry(region: string, epoch: string, [id, fields]: RawEntry): LogEntry {
+  let receivedAt = '';
+  let body = '';
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i] === 'at') receivedAt = fields[i + 1];
+    else if (fields[i] === 'b') body = fields[i + 1];
+  }
+  return { region, seq: parseInt(id, 10), epoch, receivedAt, body };
+}

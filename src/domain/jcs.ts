@@ -1,0 +1,65 @@
+/**
+ * JSON Canonicalization Scheme (RFC 8785): the exact bytes a gateway signs.
+ *
+ * ES2015+ `JSON.stringify` already serialises strings and numbers as RFC 8785 requires
+ * (§3.2.2.2, §3.2.2.3), and `Array.prototype.sort` without a comparator orders keys by UTF-16
+ * code units (§3.2.3). What is left is refusing what I-JSON forbids.
+ */
+export class JcsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'JcsError';
+  }
+}
+
+// A lone surrogate: a high one not followed by a low one, or a low one not preceded by a high one.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+export function canonicalize(value: unknown): string {
+  return serialize(value, '');
+}
+
+function serialize(value: unknown, path: string): string {
+  switch (typeof value) {
+    case 'string':
+      return str(value, path);
+    case 'number':
+      if (!Number.isFinite(value)) throw new JcsError(`non-finite number at ${path || '/'}`);
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object': {
+      if (value === null) return 'null';
+      if (Array.isArray(value)) {
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ',';
+          out += serialize(value[i], `${path}/${i}`);
+        }
+        return out + ']';
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) throw new JcsError(`not a plain object at ${path || '/'}`);
+      const obj = value as Record<string, unknown>;
+      const keys = Object.keys(obj).sort();
+      let out = '{';
+      let first = true;
+      for (const k of keys) {
+        const v = obj[k];
+        // As JSON.stringify does: an absent optional field built in code is simply not there.
+        if (v === undefined) continue;
+        if (!first) out += ',';
+        first = false;
+        out += str(k, path) + ':' + serialize(v, `${path}/${k}`);
+      }
+      return out + '}';
+    }
+    default:
+      throw new JcsError(`${typeof value} is not JSON at ${path || '/'}`);
+  }
+}
+
+function str(s: string, path: string): string {
+  if (LONE_SURROGATE.test(s)) throw new JcsError(`lone surrogate at ${path || '/'}`);
+  return JSON.stringify(s);
+}

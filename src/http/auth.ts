@@ -1,0 +1,24 @@
+import type { FastifyRequest } from 'fastify';
+import { CordonError } from '../errors';
+import type { TrustStore } from '../domain/trust-store';
+import { verifyToken } from '../domain/tokens';
+import type { Token } from '../domain/types';
+
+/** `Authorization: Bearer <token>` → the token text, or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const m = /^Bearer\s+([A-Za-z0-9_\-.]+)\s*$/i.exec(header);
+  return m ? m[1] : undefined;
+}
+
+/** Verifies the caller's desk or ops token; throws TOKEN_MISSING / TOKEN_INVALID (401). */
+export function authenticate(request: FastifyRequest, trust: TrustStore, nowMs = Date.now()): Token {
+  const compact = bearerToken(request.headers.authorization);
+  if (!compact) throw new CordonError('TOKEN_MISSING');
+  return verifyToken(compact, trust, nowMs);
+}
+
+/** Ops-only endpoints. */
+export function requireOps(token: Token): void {
+  if (token.role !== 'ops') throw new CordonError('ROLE_FORBIDDEN', 'This endpoint requires an ops token');
+}

@@ -1,0 +1,53 @@
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { CordonError, problemBody, toProblem, type ProblemBody } from '../errors';
+import type { AppContext } from '../app';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export function sendProblem(reply: FastifyReply, body: ProblemBody): FastifyReply {
+  return reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body);
+}
+
+/** Fastify's own errors (body limit, media type, route schemas, closing) mapped onto our registry. */
+function fromFastifyError(err: FastifyError): ProblemBody | undefined {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return problemBody('REQUEST_TOO_LARGE');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return err.statusCode === 415 ? problemBody('REQUEST_UNSUPPORTED_MEDIA_TYPE') : undefined;
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return problemBody('REQUEST_MALFORMED_JSON');
+  }
+  if (err.validation) {
+    const errors = err.validation.map((v) => ({
+      path: `/${err.validationContext ?? 'request'}${v.instancePath}${
+        v.keyword === 'required' ? '/' + String((v.params as { missingProperty: string }).missingProperty) : ''
+      }`,
+      message: v.message ?? 'is invalid',
+    }));
+    return problemBody('QUERY_INVALID', err.message, errors);
+  }
+  if (err.statusCode === 415) return problemBody('REQUEST_UNSUPPORTED_MEDIA_TYPE');
+  if (err.statusCode === 413) return problemBody('REQUEST_TOO_LARGE');
+  if (err.statusCode === 429) return problemBody('RATE_LIMITED');
+  if (err.statusCode === 503) return problemBody('SHUTTING_DOWN');
+  return undefined;
+}
+
+/** Every error leaves as RFC 9457 problem+json with a documented code; 5xx never echo internals. */
+export async function problemRoutes(app: FastifyInstance, _ctx: AppContext): Promise<void> {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const body = err instanceof CordonError ? err.toProblem() : fromFastifyError(err);
+    if (body) {
+      if (body.status >= 500) request.log.error({ err }, 'request failed');
+      return sendProblem(reply, body);
+    }
+    request.log.error({ err }, 'unhandled error');
+    return sendProblem(reply, toProblem(err));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, problemBody('ROUTE_NOT_FOUND', `${request.method} ${request.url.split('?')[0]} does not exist`)),
+  );
+}

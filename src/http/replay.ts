@@ -1,0 +1,321 @@
+import { Readable } from 'node:stream';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { AppContext } from '../app';
+import { CordonError } from '../errors';
+import { isVisible, mayWatch } from '../domain/entitlement';
+import type { AlertContent, Token } from '../domain/types';
+import { deliveredJson, type LogEntry, type ReadResult, type RegionLog, type RegionState } from '../ports/region-log';
+import { authenticate } from './auth';
+import { negotiate, parseQuery, purposeOf, recordReplay, unavailable } from './ops';
+
+/**
+ * History for desks and ops (contract §8): keyset pages of a region log, an NDJSON export of it,
+ * and one alert's versions. Items are delivered alerts built around the stored body (never
+ * re-serialised); each body is parsed once, for entitlement only.
+ */
+
+interface ReplayQuery {
+  after?: number;
+  limit: number;
+  since?: string;
+  epoch?: string;
+  purpose?: string;
+}
+
+interface AlertQuery {
+  versions: 'latest' | 'all';
+  purpose?: string;
+}
+
+export const NDJSON_TYPE = 'application/x-ndjson; charset=utf-8';
+const JSON_TYPE = 'application/json; charset=utf-8';
+const ALERT_ID = /^alert--[0-9a-f]{8}-[0-9a-f]{4}-[47][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+/**
+ * A page stops after this many batches even short of `limit`, so one request over a long run of
+ * alerts the caller may not see stays bounded; `next` lets the caller carry on.
+ */
+const MAX_BATCHES_PER_PAGE = 100;
+
+/** The oldest seq held, or latest + 1 when nothing is held: the held range is [earliest, latest]. */
+export function effectiveEarliest(s: RegionState): number {
+  return s.earliest > 0 ? s.earliest : s.latest + 1;
+}
+
+function historyTrimmed(s: RegionState, detail: string): CordonError {
+  return new CordonError('HISTORY_TRIMMED', detail, { extra: { earliest: effectiveEarliest(s), epoch: s.epoch } });
+}
+
+function visibleEntry(token: Token, e: LogEntry): boolean {
+  return isVisible(token, (JSON.parse(e.body) as { content: AlertContent }).content);
+}
+
+/**
+ * Reads one region log forward in bounded batches and never skips: a hole (history trimmed under
+ * the reader, or before the position asked for) or a change of epoch is a HISTORY_TRIMMED error.
+ */
+class LogReader {
+  /** the last seq read (or the position asked for, before the first read). */
+  cursor: number;
+  /** the position the reading really started after, once first() has run. */
+  start = 0;
+  private epoch: string | null = null;
+
+  constructor(
+    private readonly log: RegionLog,
+    private readonly region: string,
+    private readonly from: { after: number; fromOldest?: boolean; sinceSeq?: number; epoch?: string },
+  ) {
+    this.cursor = from.after;
+  }
+
+  async first(limit: number): Promise<ReadResult> {
+    let r = await this.fetch(limit);
+    const { epoch, fromOldest, sinceSeq } = this.from;
+    if (epoch !== undefined && r.epoch !== epoch) {
+      throw historyTrimmed(r, `The region log's epoch is now ${String(r.epoch)}; positions in epoch ${epoch} mean nothing in it`);
+    }
+    if (this.hasGap(r)) {
+      // No position asked for: start at whatever is oldest now.
+      if (fromOldest) {
+        this.cursor = effectiveEarliest(r) - 1;
+        r = await this.fetch(limit);
+      }
+      if (this.hasGap(r)) {
+        throw historyTrimmed(r, `History after seq ${this.cursor} is no longer held; the oldest alert held is seq ${effectiveEarliest(r)}`);
+      }
+    }
+    // The first alert at or after `since` is the oldest held: older ones, trimmed, may have been too.
+    const earliest = effectiveEarliest(r);
+    if (sinceSeq !== undefined && sinceSeq <= earliest && earliest > 1) {
+      throw historyTrimmed(r, `History before seq ${earliest} is no longer held and may have been received after since`);
+    }
+    this.start = this.cursor;
+    this.epoch = r.epoch;
+    this.advance(r);
+    return r;
+  }
+
+  async read(limit: number): Promise<ReadResult> {
+    const r = await this.fetch(limit);
+    if (this.epoch !== null && r.epoch !== this.epoch) {
+      throw historyTrimmed(r, 'The region log was replaced (new epoch) while it was being read; start again from earliest');
+    }
+    this.epoch ??= r.epoch;
+    if (this.hasGap(r)) throw historyTrimmed(r, `History after seq ${this.cursor} was trimmed while it was being read`);
+    this.advance(r);
+    return r;
+  }
+
+  private async fetch(limit: number): Promise<ReadResult> {
+    try {
+      return await this.log.read(this.region, this.cursor, limit);
+    } catch (err) {
+      return unavailable(err);
+    }
+  }
+
+  private hasGap(r: ReadResult): boolean {
+    const want = this.cursor + 1;
+    return want <= r.latest && (r.entries.length === 0 || r.entries[0].seq !== want);
+  }
+
+  private advance(r: ReadResult): void {
+    if (r.entries.length > 0) this.cursor = r.entries[r.entries.length - 1].seq;
+  }
+}
+
+/** Where reading starts: `after`, the first alert at or after `since`, or the oldest held. */
+async function startOf(log: RegionLog, region: string, q: ReplayQuery): Promise<LogReader> {
+  if (q.since === undefined) {
+    return new LogReader(log, region, { after: q.after ?? 0, fromOldest: q.after === undefined, epoch: q.epoch });
+  }
+  const sinceMs = Date.parse(q.since);
+  let before: RegionState;
+  let seq: number | null;
+  try {
+    // State first: when nothing held is at or after `since`, everything up to this latest is older.
+    before = await log.state(region);
+    seq = await log.seqAtOrAfter(region, sinceMs);
+  } catch (err) {
+    return unavailable(err);
+  }
+  if (seq === null) {
+    if (before.earliest === 0 && before.latest > 0) {
+      throw historyTrimmed(before, 'Every alert of this region was trimmed; some may have been received after since');
+    }
+    return new LogReader(log, region, { after: before.latest, epoch: q.epoch });
+  }
+  return new LogReader(log, region, { after: seq - 1, sinceSeq: seq, epoch: q.epoch });
+}
+
+/** The JSON page (contract §8), concatenated from the stored bodies. */
+async function readPage(
+  reader: LogReader,
+  token: Token,
+  limit: number,
+  batch: number,
+): Promise<{ body: string; from: number; to: number; count: number; epoch: string | null }> {
+  let r = await reader.first(Math.min(limit, batch));
+  const epoch = r.epoch;
+  let examined = reader.start;
+  const items: string[] = [];
+  let batches = 1;
+  for (;;) {
+    for (const e of r.entries) {
+      examined = e.seq;
+      if (visibleEntry(token, e)) {
+        items.push(deliveredJson(e));
+        if (items.length === limit) break;
+      }
+    }
+    if (items.length === limit || examined >= r.latest || batches >= MAX_BATCHES_PER_PAGE) break;
+    r = await reader.read(batch);
+    batches++;
+  }
+  const next = examined >= r.latest ? null : examined;
+  const body =
+    `{"region":${JSON.stringify(r.region)},"epoch":${JSON.stringify(epoch)},"items":[${items.join(',')}],` +
+    `"next":${next},"earliest":${effectiveEarliest(r)},"latest":${r.latest}}`;
+  return { body, from: reader.start + 1, to: examined, count: items.length, epoch };
+}
+
+/**
+ * Every visible alert from the first read to `top`, one per line, a batch per chunk. Readable.from
+ * pulls the next chunk only when the socket has drained the last one, and the next batch is read
+ * from the log while the current one is being written. A hole met mid-stream ends the response
+ * without its terminating chunk, so a client sees an incomplete export, never a silent gap.
+ */
+async function* ndjsonLines(
+  reader: LogReader,
+  first: ReadResult,
+  top: number,
+  token: Token,
+  batch: number,
+  ctx: AppContext,
+  log: FastifyBaseLogger,
+): AsyncGenerator<string> {
+  let r = first;
+  let count = 0;
+  let complete = false;
+  try {
+    for (;;) {
+      const ahead = reader.cursor < top ? reader.read(batch) : undefined;
+      // Observed below; this only keeps a client leaving early from leaving a rejection unhandled.
+      ahead?.catch(() => undefined);
+      let chunk = '';
+      for (const e of r.entries) {
+        if (e.seq > top) break;
+        if (visibleEntry(token, e)) {
+          chunk += deliveredJson(e) + '\n';
+          count++;
+        }
+      }
+      if (chunk.length > 0) yield chunk;
+      if (!ahead) break;
+      if (ctx.shuttingDown.value) throw new CordonError('SHUTTING_DOWN', 'This node is shutting down; resume on another node');
+      r = await ahead;
+    }
+    complete = true;
+  } finally {
+    log.info({ region: first.region, from: reader.start + 1, to: top, count, complete }, 'replay stream ended');
+  }
+}
+
+export async function replayRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const batch = ctx.config.replayBatch;
+
+  app.get<{ Params: { region: string } }>('/v1/regions/:region/alerts', async (request, reply) => {
+    const token = authenticate(request, ctx.trust, ctx.now());
+    const format = negotiate(request.headers.accept);
+    const q = parseQuery<ReplayQuery>('replay-query', request.query);
+    if (q.after !== undefined && q.since !== undefined) {
+      throw new CordonError('QUERY_INVALID', 'after and since exclude each other', {
+        errors: [{ path: '/querystring/since', message: 'cannot be combined with after' }],
+      });
+    }
+    if (q.since !== undefined && !Number.isFinite(Date.parse(q.since))) {
+      throw new CordonError('QUERY_INVALID', 'since is not an instant', {
+        errors: [{ path: '/querystring/since', message: 'must be an RFC 3339 date-time' }],
+      });
+    }
+    const purpose = purposeOf(token, q.purpose);
+    // A region outside the token's `regions` answers exactly as one that does not exist.
+    const region = ctx.regions.get(request.params.region);
+    if (!region || !mayWatch(token, region)) throw new CordonError('REGION_NOT_FOUND');
+
+    const reader = await startOf(ctx.regionLog, region.code, q);
+
+    if (format === 'json') {
+      const page = await readPage(reader, token, q.limit, batch);
+      if (purpose !== undefined) {
+        await recordReplay(ctx.audit, token, purpose, {
+          target: 'region',
+          mode: 'page',
+          region: region.code,
+          epoch: page.epoch,
+          from: page.from,
+          to: page.to,
+          count: page.count,
+        });
+      }
+      return reply.type(JSON_TYPE).send(page.body);
+    }
+
+    // Errors up to the first read still answer as problems; the top is fixed now.
+    const first = await reader.first(batch);
+    const top = Math.max(first.latest, reader.start);
+    if (purpose !== undefined) {
+      await recordReplay(ctx.audit, token, purpose, {
+        target: 'region',
+        mode: 'stream',
+        region: region.code,
+        epoch: first.epoch,
+        from: reader.start + 1,
+        to: top,
+      });
+    }
+    const lines = ndjsonLines(reader, first, top, token, batch, ctx, request.log);
+    return reply
+      .type(NDJSON_TYPE)
+      .header('cache-control', 'no-store')
+      .header('cordon-epoch', first.epoch ?? '')
+      .header('cordon-earliest', String(effectiveEarliest(first)))
+      .header('cordon-latest', String(top))
+      .header('cordon-after', String(reader.start))
+      .send(Readable.from(lines, { objectMode: false }));
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/alerts/:id', async (request, reply) => {
+    const token = authenticate(request, ctx.trust, ctx.now());
+    const q = parseQuery<AlertQuery>('alert-query', request.query);
+    const purpose = purposeOf(token, q.purpose);
+    const id = request.params.id;
+    // Unknown, malformed and out of scope all answer the same bare 404.
+    if (!ALERT_ID.test(id)) throw new CordonError('ALERT_NOT_FOUND');
+    let versions: LogEntry[];
+    try {
+      versions = await ctx.regionLog.versions(id);
+    } catch (err) {
+      return unavailable(err);
+    }
+    const shown = versions.filter((e) => {
+      const region = ctx.regions.get(e.region);
+      return region !== undefined && mayWatch(token, region) && visibleEntry(token, e);
+    });
+    if (purpose !== undefined) {
+      await recordReplay(ctx.audit, token, purpose, {
+        target: 'alert',
+        id,
+        versions: q.versions,
+        count: q.versions === 'all' ? shown.length : Math.min(1, shown.length),
+        ...(shown.length > 0 ? { region: shown[0].region } : {}),
+      });
+    }
+    if (shown.length === 0) throw new CordonError('ALERT_NOT_FOUND');
+    const body =
+      q.versions === 'all'
+        ? `{"id":${JSON.stringify(id)},"items":[${shown.map(deliveredJson).join(',')}]}`
+        : deliveredJson(shown[shown.length - 1]);
+    return reply.type(JSON_TYPE).send(body);
+  });
+}

@@ -1,0 +1,8 @@
+import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../app';
+
+/** GET /v1/trust: the public trust store, so any recipient can verify an alert end to end. */
+export async function trustRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const view = JSON.stringify(ctx.trust.publicView());
+  app.get('/v1/trust', async (_request, reply) => reply.type('application/json').send(view));
+}

@@ -1,0 +1,177 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { CordonError, toProblem, type ErrorCode, type ProblemBody } from '../errors';
+import { parseJson } from '../domain/json';
+import { validateSubmission } from '../domain/validate';
+import { decodeProtectedHeader, verifySubmission } from '../domain/signature';
+import type { Receipt, Submission } from '../domain/types';
+import { LogUnavailableError, deliveredJson, type AppendRejection } from '../ports/region-log';
+import type { AppDeps } from '../app';
+
+export type Door = 'http' | 'nats';
+
+export interface IngestResult {
+  status: number;
+  body: Receipt | ProblemBody;
+}
+
+/** One function serves both doors (HTTP and NATS): parse → schema → rules → signature → log → publish. */
+export type Ingest = (raw: Buffer | string, door: Door, opts?: { subjectRegion?: string }) => Promise<IngestResult>;
+
+const REJECTION_CODES: Record<AppendRejection, ErrorCode> = {
+  equivocation: 'VERSION_EQUIVOCATION',
+  stale: 'VERSION_STALE',
+  'after-revocation': 'VERSION_AFTER_REVOCATION',
+  'field-changed': 'VERSION_FIELD_CHANGED',
+  'not-issuer': 'VERSION_NOT_ISSUER',
+};
+
+/** Codes raised only after the Ed25519 signature itself verified: the submission was correctly signed. */
+const SIGNED_REJECTIONS = new Set<ErrorCode>([
+  'KEY_NOT_AUTHORISED',
+  'KEY_NOT_VALID',
+  'SIGNATURE_IAT_OUT_OF_WINDOW',
+  ...Object.values(REJECTION_CODES),
+]);
+
+export function createIngest(deps: AppDeps, log: FastifyBaseLogger): Ingest {
+  const { config, regionLog, bus, audit, trust, regions, metrics, now } = deps;
+  const memberStates: ReadonlySet<string> = new Set(regions.list().flatMap((r) => r.states));
+  const parseLimits = { maxBytes: config.maxBodyBytes, maxDepth: config.maxJsonDepth };
+  const window = { maxAgeS: config.sigMaxAgeS, maxSkewS: config.sigMaxSkewS };
+
+  async function accept(raw: Buffer | string, door: Door, subjectRegion?: string): Promise<IngestResult> {
+    const submission = validateSubmission(parseJson(raw, parseLimits), { regions, memberStates });
+    const { content } = submission;
+    if (subjectRegion !== undefined && subjectRegion !== content.region) {
+      throw new CordonError('INGEST_SUBJECT_MISMATCH', `subject region ${subjectRegion} differs from content.region`);
+    }
+    const verified = await verifySubmission(submission, trust, { nowMs: now(), ...window });
+    const actor = `${verified.state}/${verified.kid}`;
+    let outcome;
+    try {
+      outcome = await regionLog.append({
+        region: content.region,
+        id: content.id,
+        modified: content.modified,
+        created: content.created,
+        issuerState: content.issuer.state,
+        revoked: content.revoked === true,
+        contentHash: verified.contentHash,
+        // content and sig exactly as verified; JSON.stringify of the parsed value keeps every value.
+        body: `{"content":${JSON.stringify(content)},"sig":${JSON.stringify(submission.sig)}}`,
+      });
+    } catch (err) {
+      if (err instanceof LogUnavailableError) {
+        log.error({ err, region: content.region }, 'region log unavailable; submission not accepted');
+        throw new CordonError('LOG_UNAVAILABLE', undefined, { cause: err });
+      }
+      throw err;
+    }
+
+    if (outcome.outcome === 'duplicate') {
+      metrics.ingestAccepted.inc({ door, outcome: 'duplicate' });
+      return { status: 200, body: outcome.receipt };
+    }
+    if (outcome.outcome === 'rejected') {
+      const code = REJECTION_CODES[outcome.reason];
+      if (outcome.reason === 'equivocation') {
+        log.warn(
+          { security: true, actor, id: content.id, modified: content.modified, region: content.region },
+          'equivocation: same version, different content',
+        );
+        await recordAudit({
+          kind: 'security',
+          actor,
+          event: 'equivocation',
+          code,
+          state: verified.state,
+          kid: verified.kid,
+          id: content.id,
+          modified: content.modified,
+          region: content.region,
+          content_hash: verified.contentHash,
+        });
+      }
+      throw new CordonError(code, versionDetail(outcome.reason, content.id));
+    }
+
+    const { receipt, entry } = outcome;
+    metrics.ingestAccepted.inc({ door, outcome: 'new' });
+    log.info({ region: receipt.region, seq: receipt.seq, id: receipt.id, door }, 'alert appended');
+    // Redis is the truth, the bus is the doorbell: a lost publish is repaired by every node's hub.
+    bus.publish(receipt.region, content.urgency, deliveredJson(entry)).catch((err: unknown) => {
+      log.warn({ err, region: receipt.region, seq: receipt.seq }, 'publish to bus failed; hubs will repair from the log');
+    });
+    await recordAudit({
+      kind: 'published',
+      actor,
+      state: verified.state,
+      kid: verified.kid,
+      id: receipt.id,
+      modified: receipt.modified,
+      region: receipt.region,
+      seq: receipt.seq,
+      epoch: receipt.epoch,
+    });
+    return { status: 201, body: receipt };
+  }
+
+  /** The alert is already durable: an audit failure is logged loudly, never turned into a failed receipt. */
+  async function recordAudit(record: Parameters<typeof audit.append>[0]): Promise<void> {
+    try {
+      await audit.append(record);
+    } catch (err) {
+      log.error({ err, audit: record.kind, id: record.id }, 'audit record could not be written');
+    }
+  }
+
+  return async function ingest(raw, door, opts = {}) {
+    const stop = metrics.ingestSeconds.startTimer({ door });
+    try {
+      return await accept(raw, door, opts.subjectRegion);
+    } catch (err) {
+      const body = toProblem(err);
+      metrics.ingestRejected.inc({ door, code: body.code });
+      if (!(err instanceof CordonError)) {
+        log.error({ err }, 'ingest failed unexpectedly');
+      } else if (SIGNED_REJECTIONS.has(err.code) && err.code !== 'VERSION_EQUIVOCATION') {
+        await auditSignedRejection(raw, err.code);
+      }
+      return { status: body.status, body };
+    } finally {
+      stop();
+    }
+  };
+
+  /** Rejections of correctly signed submissions are audited; unsigned junk only counts in metrics. */
+  async function auditSignedRejection(raw: Buffer | string, code: ErrorCode): Promise<void> {
+    // Only reached after parse, schema and signature passed, so these cannot throw.
+    const submission = JSON.parse(raw.toString()) as Submission;
+    const { kid } = decodeProtectedHeader(submission.sig.protected);
+    const c = submission.content;
+    await recordAudit({
+      kind: 'rejected',
+      actor: `${trust.alertKey(kid)?.state ?? c.issuer.state}/${kid}`,
+      code,
+      kid,
+      id: c.id,
+      modified: c.modified,
+      region: c.region,
+    });
+  }
+}
+
+function versionDetail(reason: AppendRejection, id: string): string {
+  switch (reason) {
+    case 'equivocation':
+      return `${id}: this (id, modified) was already accepted with different content`;
+    case 'stale':
+      return `${id}: a version with an equal or later modified is already held`;
+    case 'after-revocation':
+      return `${id}: the alert was revoked; no version may follow`;
+    case 'field-changed':
+      return `${id}: created, region and issuer.state must stay as in the first version`;
+    case 'not-issuer':
+      return `${id}: only the issuing state may publish new versions`;
+  }
+}

@@ -1,0 +1,39 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * One Prometheus registry per app instance (tests run several apps in one process). Modules that
+ * own a metric create it with `registers: [metrics.registry]`.
+ */
+export interface Metrics {
+  registry: Registry;
+  ingestAccepted: Counter<'door' | 'outcome'>;
+  ingestRejected: Counter<'door' | 'code'>;
+  ingestSeconds: Histogram<'door'>;
+}
+
+export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'cordon_process_' });
+  return {
+    registry,
+    ingestAccepted: new Counter({
+      name: 'cordon_ingest_accepted_total',
+      help: 'Submissions answered with a receipt, by door (http|nats) and outcome (new|duplicate)',
+      labelNames: ['door', 'outcome'],
+      registers: [registry],
+    }),
+    ingestRejected: new Counter({
+      name: 'cordon_ingest_rejected_total',
+      help: 'Submissions rejected, by door and error code',
+      labelNames: ['door', 'code'],
+      registers: [registry],
+    }),
+    ingestSeconds: new Histogram({
+      name: 'cordon_ingest_seconds',
+      help: 'Time from body received to answer',
+      labelNames: ['door'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+  };
+}

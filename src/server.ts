@@ -1,0 +1,36 @@
+import closeWithGrace from 'close-with-grace';
+import pino from 'pino';
+import { loadConfig } from './config';
+import { compose } from './compose';
+import { buildApp, REDACT_PATHS } from './app';
+
+/**
+ * The only file that listens and handles signals. Shutdown order: stop accepting, close desks with
+ * 4001 (the stream plugin's preClose hook), drain NATS, quit Redis, exit — bounded by a grace timer.
+ */
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const logger = pino({ level: config.logLevel, redact: REDACT_PATHS });
+  const composition = await compose(config, logger);
+  const app = await buildApp(composition.deps, { logger });
+
+  closeWithGrace({ delay: config.shutdownGraceMs, logger }, async ({ signal, err }) => {
+    if (err) logger.error({ err }, 'fatal error, shutting down');
+    else logger.info({ signal }, 'shutting down');
+    await app.close();
+    await composition.close();
+    logger.info('shutdown complete');
+  });
+
+  await app.listen({ port: config.port, host: config.host });
+  logger.info(
+    { node: config.nodeId, log: composition.mode.log, bus: composition.mode.bus, port: config.port },
+    composition.mode.log === 'memory' ? 'cordon started (embedded mode)' : 'cordon started',
+  );
+}
+
+main().catch((err: unknown) => {
+  // The logger may not exist yet (bad configuration): write one JSON line to stderr and exit.
+  process.stderr.write(JSON.stringify({ level: 60, msg: 'cordon failed to start', err: String(err) }) + '\n');
+  process.exit(1);
+});

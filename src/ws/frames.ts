@@ -1,0 +1,122 @@
+import { CordonError, type ErrorCode } from '../errors';
+import { parseJson } from '../domain/json';
+import { fieldErrors, validator } from '../domain/schemas';
+import type { Urgency } from '../domain/types';
+
+/**
+ * WebSocket frames (contract §9). Client frames are parsed with the hostile-input JSON rules and
+ * validated against schemas/ws-client-frame.json; server frames are built as text here, and the
+ * alert frame is built once per alert around the delivered-alert JSON, never re-serialised.
+ */
+
+/** Mirrors schemas/ws-client-frame.json. */
+export interface FromPosition {
+  seq: number;
+  epoch?: string;
+}
+
+export interface AlertFilter {
+  urgency?: Urgency[];
+  category?: string[];
+}
+
+export interface SubscribeFrame {
+  type: 'subscribe';
+  regions: string[];
+  from?: Record<string, FromPosition>;
+  filter?: AlertFilter;
+}
+
+export interface UnsubscribeFrame {
+  type: 'unsubscribe';
+  regions: string[];
+}
+
+export interface AckFrame {
+  type: 'ack';
+  region: string;
+  seq: number;
+}
+
+export type ClientFrame = SubscribeFrame | UnsubscribeFrame | AckFrame;
+
+export type GapReason = 'trimmed' | 'epoch-changed';
+
+export interface GapFrame {
+  region: string;
+  from: number;
+  to: number;
+  reason: GapReason;
+  epoch: string;
+}
+
+/** Client frames nest shallowly; anything deeper is hostile. */
+const CLIENT_JSON_DEPTH = 8;
+
+/**
+ * Parses one client frame. Throws CordonError STREAM_FRAME_MALFORMED (not a JSON object) or
+ * STREAM_FRAME_INVALID (schema violation: unknown type, missing or extra fields, bad values).
+ * Size is bounded before this (ws maxPayload).
+ */
+export function parseClientFrame(data: Buffer | string, maxBytes: number): ClientFrame {
+  let value: unknown;
+  try {
+    value = parseJson(data, { maxBytes, maxDepth: CLIENT_JSON_DEPTH });
+  } catch (err) {
+    const detail = err instanceof CordonError ? err.message : 'frame is not JSON';
+    throw new CordonError('STREAM_FRAME_MALFORMED', `frame is not acceptable JSON: ${detail}`, { cause: err });
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new CordonError('STREAM_FRAME_MALFORMED', 'frame must be a JSON object');
+  }
+  const validate = validator('ws-client-frame');
+  if (!validate(value)) {
+    // `if` errors only repeat that a `then` branch failed; the branch's own errors say why.
+    const errors = fieldErrors((validate.errors ?? []).filter((e) => e.keyword !== 'if'));
+    const detail = errors.map((e) => `${e.path} ${e.message}`).join('; ');
+    throw new CordonError('STREAM_FRAME_INVALID', `invalid frame: ${detail}`, { errors });
+  }
+  const frame = value as ClientFrame;
+  if (frame.type === 'subscribe' && frame.from) {
+    for (const region of Object.keys(frame.from)) {
+      if (!frame.regions.includes(region)) {
+        throw new CordonError('STREAM_FRAME_INVALID', `invalid frame: /from/${region} names a region not in /regions`);
+      }
+    }
+  }
+  return frame;
+}
+
+/** The alert frame: `{"type":"alert",` + the delivered alert's members, built once per alert. */
+export function alertFrame(deliveredJson: string): string {
+  return '{"type":"alert",' + deliveredJson.slice(1);
+}
+
+export function subscribedFrame(region: string, epoch: string | null, seq: number, recovered: boolean): string {
+  return JSON.stringify({ type: 'subscribed', region, epoch, seq, recovered });
+}
+
+export function gapFrame(gap: GapFrame): string {
+  return JSON.stringify({ type: 'gap', region: gap.region, from: gap.from, to: gap.to, reason: gap.reason, epoch: gap.epoch });
+}
+
+export function errorFrame(code: ErrorCode | string, message: string): string {
+  return JSON.stringify({ type: 'error', code, message });
+}
+
+/**
+ * WebSocket close codes (contract §9): 4000-4499 mean reconnect and resume, 4500-4999 are final.
+ * docs/protocol.md documents each.
+ */
+export const CLOSE = {
+  /** This node is shutting down: resume on another. */
+  SHUTTING_DOWN: 4001,
+  /** The desk did not read fast enough; its queue was full. Resume from the last seq held. */
+  TOO_SLOW: 4002,
+  /** A frame over the size bound, or frames faster than the rate bound. */
+  PROTOCOL_VIOLATION: 4500,
+  /** The token expired during the session. */
+  UNAUTHORISED: 4501,
+  /** Reserved: forbidden (this version rejects forbidden callers before the upgrade, with HTTP 403). */
+  FORBIDDEN: 4503,
+} as const;

@@ -1,0 +1,369 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { AlertContent } from '../domain/types';
+import { deliveredJson, type LogEntry, type RegionLog, type RegionState } from '../ports/region-log';
+import { alertFrame } from './frames';
+import { firstHeld } from './recovery';
+
+/**
+ * The hub: this node's side of fan-out (design notes "The log: append and publish", receiving
+ * side). Every node receives every delivered alert from the bus; per watched region the hub keeps
+ * the last seq it delivered and hands alerts to local subscriptions strictly in seq order. The bus
+ * is only the doorbell: a seq that jumps ahead makes the hub read the missing range from the
+ * region log first, and a periodic position check finds a lost last message. Regions nobody on
+ * this node watches cost nothing but a prefix match per message.
+ */
+
+/** One delivered alert as the hub hands it to subscriptions: parsed once per node. */
+export interface Delivery {
+  region: string;
+  seq: number;
+  epoch: string;
+  /** the `alert` frame, built once per alert and shared by every session */
+  frame: Buffer;
+  /** the fields entitlement and filters read (isVisible takes it as AlertContent) */
+  key: AlertContent;
+  id: string;
+  modified: string;
+}
+
+/** A subscription of one desk session to one region. */
+export interface FeedListener {
+  readonly region: string;
+  /** Called in seq order for every alert of the region the hub delivers. */
+  offer(d: Delivery): void;
+  /** The region's epoch changed under it: recover from the log (announcing the gap). */
+  resync(): void;
+}
+
+export interface StreamMetrics {
+  desks: Gauge;
+  deliveries: Counter;
+  resumes: Counter<'recovered'>;
+  gaps: Counter<'reason'>;
+  slowCloses: Counter;
+  regionLag: Gauge<'region'>;
+  repairs: Counter<'region'>;
+}
+
+export function createStreamMetrics(registry: Registry): StreamMetrics {
+  const registers = [registry];
+  return {
+    desks: new Gauge({ name: 'cordon_ws_desks', help: 'Desk sessions connected to this node', registers }),
+    deliveries: new Counter({ name: 'cordon_ws_deliveries_total', help: 'Alert frames queued to desks (live and replayed)', registers }),
+    resumes: new Counter({
+      name: 'cordon_ws_resumes_total',
+      help: 'Subscriptions with a from position, by whether everything after it was delivered without a gap',
+      labelNames: ['recovered'],
+      registers,
+    }),
+    gaps: new Counter({ name: 'cordon_ws_gaps_total', help: 'gap frames sent, by reason', labelNames: ['reason'], registers }),
+    slowCloses: new Counter({ name: 'cordon_ws_slow_closes_total', help: 'Desks closed with 4002 because their queue was full', registers }),
+    regionLag: new Gauge({
+      name: 'cordon_ws_region_lag',
+      help: "Per watched region: the log's newest seq minus the seq this node last delivered",
+      labelNames: ['region'],
+      registers,
+    }),
+    repairs: new Counter({
+      name: 'cordon_ws_repairs_total',
+      help: 'Alerts the hub read from the region log because the bus skipped or lost them',
+      labelNames: ['region'],
+      registers,
+    }),
+  };
+}
+
+export interface HubOptions {
+  regionLog: RegionLog;
+  log: FastifyBaseLogger;
+  metrics: StreamMetrics;
+  /** entries per log read (config wsReplayBatch) */
+  batch: number;
+  /** config positionCheckMs */
+  positionCheckMs: number;
+  /** alerts the bus may deliver ahead of a catch-up before the hub drops them and relies on the log */
+  maxPending?: number;
+  /** recent deliveries kept per watched region (ack look-ups, replay reuse) */
+  recent?: number;
+}
+
+/** `{"region":"KG-CN-01",...`: every delivered alert starts so (deliveredJson builds it). */
+const REGION_PREFIX = /^\{"region":"([^"\\]{1,32})"/;
+
+const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export class Hub {
+  readonly opts: Required<HubOptions>;
+  private readonly feeds = new Map<string, Feed>();
+  private timer: NodeJS.Timeout | undefined;
+  private checking = false;
+
+  constructor(opts: HubOptions) {
+    this.opts = { maxPending: 10_000, recent: 1024, ...opts };
+  }
+
+  /** Starts the periodic position check. */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.checkPositions(), this.opts.positionCheckMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** The bus handler: one delivered alert (JSON text) of any region. */
+  onDelivered(json: string): void {
+    const m = REGION_PREFIX.exec(json);
+    if (m && !this.feeds.has(m[1])) return; // nobody here watches it
+    const d = parseDelivered(json);
+    if (!d) {
+      this.opts.log.warn({ bytes: json.length }, 'bus message is not a delivered alert; ignored');
+      return;
+    }
+    this.feeds.get(d.region)?.receive(d);
+  }
+
+  watch(l: FeedListener): void {
+    let feed = this.feeds.get(l.region);
+    if (!feed) {
+      feed = new Feed(l.region, this);
+      this.feeds.set(l.region, feed);
+    }
+    feed.listeners.add(l);
+  }
+
+  unwatch(l: FeedListener): void {
+    const feed = this.feeds.get(l.region);
+    if (!feed || !feed.listeners.delete(l)) return;
+    if (feed.listeners.size === 0) {
+      this.feeds.delete(l.region);
+      feed.closed = true;
+      this.opts.metrics.regionLag.remove(l.region);
+    }
+  }
+
+  /**
+   * A subscription finished its recovery at `next` (everything before is in the log): a feed that
+   * has delivered nothing yet starts there; one on another epoch checks the log.
+   */
+  wentLive(region: string, next: number, epoch: string | null): void {
+    const feed = this.feeds.get(region);
+    if (!feed || epoch === null) return;
+    if (feed.last < 0) {
+      feed.epoch = epoch;
+      feed.last = next - 1;
+      feed.drainPending();
+    } else if (feed.epoch !== epoch) {
+      void feed.check();
+    }
+  }
+
+  /** A recent delivery of the region's current epoch, if this node still holds it. */
+  recent(region: string, seq: number): Delivery | undefined {
+    return this.feeds.get(region)?.recentAt(seq);
+  }
+
+  /** A log entry as a Delivery, reusing the one the hub already built when it is recent. */
+  fromEntry(e: LogEntry): Delivery {
+    const cached = this.feeds.get(e.region)?.recentAt(e.seq);
+    if (cached && cached.epoch === e.epoch) return cached;
+    const body = JSON.parse(e.body) as { content: AlertContent };
+    return makeDelivery(e.region, e.seq, e.epoch, body.content, deliveredJson(e));
+  }
+
+  /** Compares each watched region's delivered position with its log's top; repairs what is missing. */
+  async checkPositions(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      await Promise.all([...this.feeds.values()].map((f) => f.check()));
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  /** For tests and benches: the seq this node last delivered in `region` (-1: not yet known). */
+  position(region: string): { seq: number; epoch: string | null } | undefined {
+    const f = this.feeds.get(region);
+    return f ? { seq: f.last, epoch: f.epoch } : undefined;
+  }
+}
+
+/** One watched region on this node. */
+class Feed {
+  epoch: string | null = null;
+  /** the last seq delivered to listeners; -1 until known */
+  last = -1;
+  readonly listeners = new Set<FeedListener>();
+  closed = false;
+  private readonly pending = new Map<number, Delivery>();
+  private busy = false;
+  private checking = false;
+  private readonly ring: (Delivery | undefined)[];
+
+  constructor(
+    readonly region: string,
+    private readonly hub: Hub,
+  ) {
+    this.ring = new Array<Delivery | undefined>(hub.opts.recent);
+  }
+
+  receive(d: Delivery): void {
+    if (this.epoch !== null && d.epoch !== this.epoch) {
+      // Only the log may announce a new epoch: a late message of an old one must not flip it.
+      void this.check();
+      return;
+    }
+    if (this.last < 0) {
+      this.epoch = d.epoch;
+      this.last = d.seq - 1;
+    }
+    if (d.seq <= this.last) return; // duplicate
+    if (this.busy || d.seq !== this.last + 1) {
+      if (this.pending.size < this.hub.opts.maxPending) this.pending.set(d.seq, d);
+      this.catchUp();
+      return;
+    }
+    this.emit(d);
+  }
+
+  recentAt(seq: number): Delivery | undefined {
+    const d = this.ring[seq % this.ring.length];
+    return d && d.seq === seq && d.epoch === this.epoch ? d : undefined;
+  }
+
+  drainPending(): void {
+    if (this.pending.size === 0) return;
+    for (;;) {
+      const d = this.pending.get(this.last + 1);
+      if (!d) break;
+      this.pending.delete(d.seq);
+      this.emit(d);
+    }
+    for (const seq of this.pending.keys()) if (seq <= this.last) this.pending.delete(seq);
+  }
+
+  private emit(d: Delivery): void {
+    this.last = d.seq;
+    this.ring[d.seq % this.ring.length] = d;
+    for (const l of this.listeners) l.offer(d);
+  }
+
+  /** Reads what the bus skipped from the log, in bounded pages, merging what the bus delivers meanwhile. */
+  catchUp(): void {
+    if (this.busy || this.closed) return;
+    this.busy = true;
+    void this.runCatchUp().finally(() => {
+      this.busy = false;
+    });
+  }
+
+  private async runCatchUp(): Promise<void> {
+    const { regionLog, batch, log, metrics } = this.hub.opts;
+    try {
+      for (;;) {
+        if (this.closed) return;
+        this.drainPending();
+        const read = await regionLog.read(this.region, Math.max(this.last, 0), batch);
+        if (this.closed) return;
+        if (read.epoch !== null && this.epoch !== null && read.epoch !== this.epoch) {
+          this.applyEpoch(read);
+          continue;
+        }
+        if (this.epoch === null) this.epoch = read.epoch;
+        let repaired = 0;
+        for (const e of read.entries) {
+          if (e.seq <= this.last) continue;
+          const d = this.pending.get(e.seq) ?? this.hub.fromEntry(e);
+          if (this.pending.delete(e.seq) === false) repaired++;
+          // A hole in the log is trimmed history: move on, sessions announce their own gap.
+          this.emit(d);
+        }
+        if (repaired > 0) metrics.repairs.inc({ region: this.region }, repaired);
+        this.drainPending();
+        if (read.entries.length < batch) {
+          // At the top as of the read; what is still pending lies beyond it and waits for the next check.
+          return;
+        }
+        await yieldTurn();
+      }
+    } catch (err) {
+      log.warn({ err, region: this.region }, 'catch-up from the region log failed; the position check retries');
+    }
+  }
+
+  /** The log says the region has a new epoch: start over at its oldest entry and make every listener recover. */
+  private applyEpoch(state: RegionState): void {
+    this.hub.opts.log.warn({ region: this.region, from: this.epoch, to: state.epoch }, 'region log epoch changed');
+    this.epoch = state.epoch;
+    this.last = firstHeld(state) - 1;
+    this.pending.clear();
+    this.ring.fill(undefined);
+    for (const l of this.listeners) l.resync();
+  }
+
+  /** The position check of this region: a lost last message, a new epoch, the lag gauge. */
+  async check(): Promise<void> {
+    if (this.checking || this.closed) return;
+    this.checking = true;
+    try {
+      const state = await this.hub.opts.regionLog.state(this.region);
+      if (this.closed) return;
+      this.hub.opts.metrics.regionLag.set({ region: this.region }, Math.max(0, state.latest - Math.max(this.last, 0)));
+      if (state.epoch === null || this.busy) return;
+      if (this.epoch !== null && state.epoch !== this.epoch) {
+        this.applyEpoch(state);
+        this.catchUp();
+        return;
+      }
+      if (this.last >= 0 && state.latest > this.last) this.catchUp();
+    } catch (err) {
+      this.hub.opts.log.warn({ err, region: this.region }, 'position check failed');
+    } finally {
+      this.checking = false;
+    }
+  }
+}
+
+/** Parses a delivered alert from the bus; undefined when it is not one. */
+export function parseDelivered(json: string): Delivery | undefined {
+  let v: { region?: unknown; seq?: unknown; epoch?: unknown; content?: AlertContent };
+  try {
+    v = JSON.parse(json) as typeof v;
+  } catch {
+    return undefined;
+  }
+  if (v === null || typeof v !== 'object') return undefined;
+  const c = v.content;
+  if (
+    typeof v.region !== 'string' ||
+    typeof v.seq !== 'number' ||
+    !Number.isSafeInteger(v.seq) ||
+    v.seq < 1 ||
+    typeof v.epoch !== 'string' ||
+    c === null ||
+    typeof c !== 'object' ||
+    typeof c.issuer?.state !== 'string' ||
+    !Array.isArray(c.audience?.states) ||
+    typeof c.audience.min_clearance !== 'string'
+  ) {
+    return undefined;
+  }
+  return makeDelivery(v.region, v.seq, v.epoch, c, json);
+}
+
+/** Builds the shared frame and the small visibility key once per alert per node. */
+export function makeDelivery(region: string, seq: number, epoch: string, content: AlertContent, delivered: string): Delivery {
+  const key = {
+    issuer: { state: content.issuer.state },
+    audience: { states: content.audience.states, min_clearance: content.audience.min_clearance },
+    region: content.region,
+    urgency: content.urgency,
+    category: content.category,
+  } as AlertContent;
+  return { region, seq, epoch, frame: Buffer.from(alertFrame(delivered)), key, id: content.id, modified: content.modified };
+}

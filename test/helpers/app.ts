@@ -1,0 +1,142 @@
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { buildApp, type AppContext, type AppDeps } from '../../src/app';
+import { loadConfig, type Config } from '../../src/config';
+import { RegionRegistry } from '../../src/domain/regions';
+import type { AlertContent, Receipt, Region, Submission, Token } from '../../src/domain/types';
+import { createMetrics } from '../../src/metrics';
+import { MemoryRegionLog } from '../../src/adapters/memory/region-log';
+import { MemoryAuditLog } from '../../src/adapters/memory/audit-log';
+import { MemoryBus } from '../../src/adapters/memory/bus';
+import { RedisRegionLog } from '../../src/adapters/redis/region-log';
+import { RedisAuditLog } from '../../src/adapters/redis/audit-log';
+import { createRedisClient } from '../../src/adapters/redis/client';
+import { NatsBus } from '../../src/adapters/nats/bus';
+import type { Bus } from '../../src/ports/bus';
+import { makeTestTrust } from './keys';
+import { TEST_NATS_URL, TEST_REDIS_URL, uniqueKeyPrefix, uniqueSubjectPrefix } from './env';
+
+export type Backend = 'memory' | 'real';
+
+export interface TestApp {
+  app: FastifyInstance;
+  /** what the app was built from (adapters, trust store, config). */
+  deps: AppDeps;
+  trust: ReturnType<typeof makeTestTrust>;
+  regions: RegionRegistry;
+  /** Signs content with the alert key of its issuer's state (or `state`). */
+  sign(content: AlertContent, state?: string, iat?: number): Submission;
+  /** A desk token (defaults: iss KG, role desk, clearance secret) with overrides. */
+  token(claims?: Partial<Token>): string;
+  /** POSTs a signed alert through inject() and returns the receipt (throws on a non-2xx answer). */
+  publish(content: AlertContent, state?: string): Promise<Receipt>;
+  close(): Promise<void>;
+}
+
+export interface TestAppOptions {
+  backend: Backend;
+  config?: Partial<Record<string, string>>;
+  /** Shared between several apps to simulate several nodes on one NATS + Redis. */
+  shared?: { keyPrefix: string; subjectPrefix: string };
+  regions?: Region[];
+  /** Reuse one trust across apps (several nodes must trust the same keys). */
+  trust?: ReturnType<typeof makeTestTrust>;
+  now?: () => number;
+  /** Real backend only: reach Redis through this URL (e.g. a test proxy that can be paused). */
+  redisUrl?: string;
+}
+
+/** Unique regions per test run so real-backend tests never see each other's logs. */
+export function testRegions(): Region[] {
+  const n = () => String(Math.floor(Math.random() * 100)).padStart(2, '0');
+  return [
+    { code: `KG-CN-${n()}`, name: 'Torugart pass (test)', states: ['KG', 'CN'] },
+    { code: `KZ-KG-${n()}`, name: 'Korday (test)', states: ['KZ', 'KG'] },
+  ];
+}
+
+export function sharedBackend(): { keyPrefix: string; subjectPrefix: string } {
+  return { keyPrefix: uniqueKeyPrefix(), subjectPrefix: uniqueSubjectPrefix() };
+}
+
+/**
+ * Builds the same app the server runs, on memory adapters or on the real NATS and Redis of this
+ * machine, isolated by a unique key prefix and subject prefix.
+ */
+export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
+  const regionList = opts.regions ?? testRegions();
+  const regions = RegionRegistry.fromJson({ regions: regionList });
+  const trust = opts.trust ?? makeTestTrust(['KG', 'KZ', 'CN'], regionList);
+  const shared = opts.shared ?? sharedBackend();
+  const config: Readonly<Config> = loadConfig({
+    CORDON_LOG_LEVEL: 'silent',
+    CORDON_REDIS_KEY_PREFIX: shared.keyPrefix,
+    CORDON_NATS_SUBJECT_PREFIX: shared.subjectPrefix,
+    CORDON_RATE_LIMIT_MAX: '0',
+    ...opts.config,
+  });
+
+  const closers: Array<() => Promise<void>> = [];
+  let deps: AppDeps;
+  if (opts.backend === 'real') {
+    const redis = createRedisClient(opts.redisUrl ?? TEST_REDIS_URL);
+    const bus: Bus = await NatsBus.connect({
+      servers: TEST_NATS_URL,
+      subjectPrefix: shared.subjectPrefix,
+      log: pino({ level: 'silent' }),
+    });
+    closers.push(
+      () => bus.close(),
+      async () => {
+        await redis.quit().catch(() => redis.disconnect());
+      },
+    );
+    deps = {
+      config,
+      regionLog: new RedisRegionLog(redis, { prefix: shared.keyPrefix }),
+      bus,
+      audit: new RedisAuditLog(redis, { prefix: shared.keyPrefix }),
+      trust: trust.store,
+      regions,
+      metrics: createMetrics({ defaultMetrics: false }),
+      now: opts.now ?? Date.now,
+    };
+  } else {
+    deps = {
+      config,
+      regionLog: new MemoryRegionLog(),
+      bus: new MemoryBus(),
+      audit: new MemoryAuditLog(),
+      trust: trust.store,
+      regions,
+      metrics: createMetrics({ defaultMetrics: false }),
+      now: opts.now ?? Date.now,
+    };
+  }
+  const app = await buildApp(deps, { logger: pino({ level: config.logLevel }) });
+  await app.ready();
+
+  const sign = (content: AlertContent, state?: string, iat?: number) => trust.sign(content, state, iat);
+  return {
+    app,
+    deps,
+    trust,
+    regions,
+    sign,
+    token: (claims = {}) =>
+      trust.token({ iss: 'KG', sub: 'desk-bishkek', role: 'desk', clearance: 'secret', ...claims }),
+    async publish(content, state) {
+      const res = await app.inject({ method: 'POST', url: '/v1/alerts', payload: sign(content, state) });
+      if (res.statusCode !== 201 && res.statusCode !== 200) {
+        throw new Error(`publish failed: ${res.statusCode} ${res.body}`);
+      }
+      return res.json() as Receipt;
+    },
+    async close() {
+      await app.close();
+      for (const close of closers) await close();
+    },
+  };
+}
+
+export type { AppContext };
