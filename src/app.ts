@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config';
 import type { RegionLog } from './ports/region-log';
 import type { Bus } from './ports/bus';
@@ -63,7 +63,8 @@ export async function buildApp(
     // Ingest parses bodies itself (hostile-input rules); see src/http/alerts.ts.
     return503OnClosing: true,
     forceCloseConnections: true,
-    disableRequestLogging: true,
+    // One log line per request would dominate the ingest hot path; routes log what matters.
+    logController: new LogController({ disableRequestLogging: true }),
   });
   const ctx: AppContext = {
     ...deps,

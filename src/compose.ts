@@ -68,7 +68,7 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
         name: `cordon-${config.nodeId}`,
         log: log.child({ component: 'nats' }),
       })
-    : new MemoryBus();
+    : new MemoryBus({ log: log.child({ component: 'bus' }) });
   // Bus first (drain), then the stores.
   closers.unshift(() => bus.close());
 

@@ -47,11 +47,11 @@ export function defineCommand<O extends OptionSpec>(def: CommandDef<O>): Command
       try {
         const parsed = parseArgs({
           args: argv,
-          options: { ...def.options, help: { type: 'boolean', short: 'h' } },
+          options: { ...def.options, help: { type: 'boolean', short: 'h' } } as OptionSpec,
           strict: true,
           allowPositionals: false,
         });
-        if (parsed.values.help) {
+        if ((parsed.values as { help?: boolean }).help) {
           io.stdout.write(`${def.summary}\n${usage}`);
           return 0;
         }

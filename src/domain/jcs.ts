@@ -14,6 +14,11 @@ export class JcsError extends Error {
 
 // A lone surrogate: a high one not followed by a low one, or a low one not preceded by a high one.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+// Node 20 has the native check (ES2024); the regex is the fallback where it is missing.
+const isWellFormed: (s: string) => boolean =
+  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
+    ? (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed()
+    : (s) => !LONE_SURROGATE.test(s);
 
 export function canonicalize(value: unknown): string {
   return serialize(value, '');
@@ -60,6 +65,6 @@ function serialize(value: unknown, path: string): string {
 }
 
 function str(s: string, path: string): string {
-  if (LONE_SURROGATE.test(s)) throw new JcsError(`lone surrogate at ${path || '/'}`);
+  if (!isWellFormed(s)) throw new JcsError(`lone surrogate at ${path || '/'}`);
   return JSON.stringify(s);
 }

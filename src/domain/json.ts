@@ -6,8 +6,8 @@ import { CordonError } from '../errors';
  * prototype keys, bounded size and nesting, and no duplicate keys, which JSON.parse silently
  * merges). It runs on every alert, so it is three cheap passes rather than a hand-written parser:
  *
- *   1. a lexical scan that skips string bodies, bounds the nesting and counts the `:` separators,
- *      which in valid JSON is exactly the number of object members in the text;
+ *   1. a lexical scan that skips string bodies, bounds the nesting, the members and the values,
+ *      and counts the `:` separators, which in valid JSON is exactly the number of members;
  *   2. V8's JSON.parse;
  *   3. one walk of the tree checking keys, strings and numbers and counting own keys: fewer keys
  *      in the tree than members in the text means a key was repeated. Only then does a slow
@@ -88,15 +88,20 @@ function scan(text: string, maxDepth: number, maxMembers: number, maxValues: num
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22) {
-      // Jump to the closing quote: one not preceded by an odd run of backslashes.
+      // Jump to the next quote; only if it is preceded by a backslash (so may be escaped) walk
+      // this string char by char. Hostile runs of \" stay linear and cheap that way.
       let j = text.indexOf('"', i + 1);
-      while (j !== -1) {
-        let b = j - 1;
-        while (text.charCodeAt(b) === 0x5c) b--;
-        if ((j - 1 - b) % 2 === 0) break;
-        j = text.indexOf('"', j + 1);
-      }
       if (j === -1) return members; // unterminated string: JSON.parse reports it
+      if (text.charCodeAt(j - 1) === 0x5c) {
+        j = i + 1;
+        for (;;) {
+          if (j >= n) return members;
+          const d = text.charCodeAt(j);
+          if (d === 0x5c) j += 2;
+          else if (d === 0x22) break;
+          else j++;
+        }
+      }
       i = j;
     } else if (c === 0x7b || c === 0x5b) {
       if (++depth > maxDepth) {
@@ -195,15 +200,18 @@ function findDuplicateKey(text: string): string | undefined {
   };
   const str = (): string => {
     const start = i;
+    let escaped = false;
     i++;
     for (;;) {
       const c = text.charCodeAt(i);
-      if (c === 0x5c) i += 2;
-      else if (c === 0x22) break;
+      if (c === 0x5c) {
+        escaped = true;
+        i += 2;
+      } else if (c === 0x22) break;
       else i++;
     }
     i++;
-    return JSON.parse(text.slice(start, i)) as string;
+    return escaped ? (JSON.parse(text.slice(start, i)) as string) : text.slice(start + 1, i - 1);
   };
   const value = (): string | undefined => {
     ws();

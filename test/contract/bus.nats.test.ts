@@ -5,6 +5,7 @@ import pino from 'pino';
 import { NatsBus } from '../../src/adapters/nats/bus';
 import { BusUnavailableError, type Bus } from '../../src/ports/bus';
 import { TEST_NATS_URL, uniqueRegion, uniqueSubjectPrefix } from '../helpers/env';
+import { startProxy } from '../helpers/tcp-proxy';
 import { describeBusContract, type BusTestNetwork, type NativeConsumer } from './bus.contract';
 
 const silent = pino({ level: 'silent' });
@@ -22,7 +23,7 @@ function natsNetwork(): BusTestNetwork {
       return bus;
     },
     async subscribeNative(pattern: string): Promise<NativeConsumer> {
-      const nc = await connect({ servers: TEST_NATS_URL });
+      const nc: NatsConnection = await connect({ servers: TEST_NATS_URL });
       raw.push(nc);
       const received: Array<{ subject: string; data: string }> = [];
       nc.subscribe(`${prefix}.${pattern}`, {
@@ -40,43 +41,6 @@ function natsNetwork(): BusTestNetwork {
 }
 
 describeBusContract('nats', natsNetwork, { nativeSubjects: true });
-
-/** Forwards TCP to NATS; `cut()` drops every connection and refuses new ones until `restore()`. */
-async function tcpProxy(target: URL): Promise<{ url: string; cut(): void; restore(): void; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  let down = false;
-  const server = net.createServer((client) => {
-    if (down) return void client.destroy();
-    const upstream = net.connect(Number(target.port), target.hostname);
-    sockets.add(client).add(upstream);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    cut() {
-      down = true;
-      for (const s of sockets) s.destroy();
-    },
-    restore() {
-      down = false;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -101,7 +65,7 @@ describe('NatsBus', () => {
   test('a plain NATS gateway gets the JSON reply with the status from cordon.ingest.<region>', async () => {
     const prefix = uniqueSubjectPrefix();
     const bus = await NatsBus.connect({ servers: TEST_NATS_URL, subjectPrefix: prefix, log: silent });
-    const gateway = await connect({ servers: TEST_NATS_URL });
+    const gateway: NatsConnection = await connect({ servers: TEST_NATS_URL });
     try {
       const region = uniqueRegion();
       await bus.serveIngest(async (r) => ({ status: 201, body: { region: r, seq: 1 } }));
@@ -116,7 +80,7 @@ describe('NatsBus', () => {
   });
 
   test('while disconnected ping rejects and the loss is logged; after reconnect alerts flow again', async () => {
-    const proxy = await tcpProxy(new URL(TEST_NATS_URL));
+    const proxy = await startProxy(TEST_NATS_URL);
     const lines: string[] = [];
     const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
     const prefix = uniqueSubjectPrefix();
@@ -132,7 +96,7 @@ describe('NatsBus', () => {
       await viaProxy.subscribeAlerts((text) => void seen.push(text));
       const region = uniqueRegion();
 
-      proxy.cut();
+      await proxy.pause();
       await eventually(() => lines.some((l) => l.includes('"msg":"bus disconnected"')));
       const err = await viaProxy.ping().then(
         () => undefined,
@@ -140,7 +104,7 @@ describe('NatsBus', () => {
       );
       expect(err).toBeInstanceOf(BusUnavailableError);
 
-      proxy.restore();
+      await proxy.resume();
       await eventually(() => viaProxy.ping().then(() => true, () => false));
       expect(lines.some((l) => l.includes('"msg":"bus reconnected"'))).toBe(true);
       await direct.publish(region, 'flash', '{"seq":1}');

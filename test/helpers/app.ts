@@ -105,7 +105,7 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
     deps = {
       config,
       regionLog: new MemoryRegionLog(),
-      bus: new MemoryBus(),
+      bus: new MemoryBus({ log: pino({ level: 'silent' }) }),
       audit: new MemoryAuditLog(),
       trust: trust.store,
       regions,

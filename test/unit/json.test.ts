@@ -42,6 +42,36 @@ describe('parseJson', () => {
     });
   });
 
+  describe('value counts', () => {
+    it('rejects more object members than maxMembers before parsing', () => {
+      const obj = (n: number): string => '{' + Array.from({ length: n }, (_, i) => `"k${i}":${i}`).join(',') + '}';
+      const l = { maxBytes: 65536, maxDepth: 4, maxMembers: 10 };
+      expect(Object.keys(parseJson(obj(10), l) as object)).toHaveLength(10);
+      const err = rejection(obj(11), l);
+      expect(err.code).toBe('REQUEST_TOO_LARGE');
+      expect(err.message).toBe('more than 10 object members');
+    });
+
+    it('rejects more values than maxValues before parsing', () => {
+      const arr = (n: number): string => '[' + Array(n).fill('0').join(',') + ']';
+      const l = { maxBytes: 65536, maxDepth: 4, maxValues: 10 };
+      expect(parseJson(arr(10), l)).toHaveLength(10);
+      expect(rejection(arr(11), l).code).toBe('REQUEST_TOO_LARGE');
+    });
+
+    it('bounds members and values by default, well above the largest valid alert', () => {
+      expect(rejection('[' + '0,'.repeat(30000) + '0]').message).toMatch(/^more than \d+ values$/);
+      expect(rejection('[' + '{"a":1},'.repeat(6000) + '{}]').message).toMatch(/^more than \d+ object members$/);
+    });
+
+    it('does not count separators inside strings, including after escaped quotes and backslashes', () => {
+      const text = '{"a":"x\\":,,,:","b":"C:\\\\dir\\\\","c":"\\\\\\":{[","d":"\\"\\"\\""}';
+      const l = { maxBytes: 1000, maxDepth: 1, maxMembers: 4, maxValues: 4 };
+      expect(parseJson(text, l)).toEqual(JSON.parse(text));
+      expect(rejection(text.replace('{"a"', '{"e":1,"a"'), l).code).toBe('REQUEST_TOO_LARGE');
+    });
+  });
+
   describe('malformed input', () => {
     it.each([
       ['an empty body', ''],

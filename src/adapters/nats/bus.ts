@@ -1,6 +1,6 @@
 // nats-core is transport-node's own core (pinned by it); this tsconfig's `node` resolution cannot
 // see transport-node's re-exports through the `internal` subpath.
-import { errors, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { errors, type ConnectionOptions, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import { toProblem } from '../../errors';
@@ -37,9 +37,10 @@ const decoder = new TextDecoder();
  * by one member of the queue group.
  *
  * Subscriptions use the callback form: it measured 15-20% less CPU per message than the async
- * iterator, and it buffers nothing in the client, so a node that cannot keep up is cut off by
- * the server (logged as a disconnect) instead of growing its heap. A lost alert is a performance
- * event: the hub repairs it from the region log.
+ * iterator, and it queues nothing in the client, so a node that cannot keep up is cut off by the
+ * server as a slow consumer (seen and logged as a disconnect; nats.js reports `slowConsumer` only
+ * for iterators) instead of growing its heap. A lost alert is a performance event: the hub
+ * repairs it from the region log.
  */
 export class NatsBus implements Bus {
   private readonly nc: NatsConnection;
@@ -49,21 +50,21 @@ export class NatsBus implements Bus {
   private readonly queueGroup: string;
   private readonly drainTimeoutMs: number;
   private readonly pingTimeoutMs: number;
-  private readonly alertSubs = new Set<Subscription>();
   private readonly responders = new Set<Responder>();
   private readonly statusWatch: Promise<void>;
   private connected = true;
   private closing?: Promise<void>;
 
   static async connect(opts: NatsBusOptions): Promise<NatsBus> {
+    const options: ConnectionOptions = {
+      servers: opts.servers,
+      name: opts.name,
+      maxReconnectAttempts: -1, // reconnect forever: the hub repairs from the log meanwhile
+      reconnectTimeWait: opts.reconnectTimeWaitMs ?? 1000,
+    };
     let nc: NatsConnection;
     try {
-      nc = await connect({
-        servers: opts.servers,
-        name: opts.name,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: opts.reconnectTimeWaitMs ?? 1000,
-      });
+      nc = await connect(options);
     } catch (err) {
       throw new BusUnavailableError('cannot connect to NATS', { cause: err });
     }
@@ -113,14 +114,10 @@ export class NatsBus implements Bus {
     } catch (err) {
       throw busError(err);
     }
-    this.alertSubs.add(sub);
     await this.subscribed();
     let stopping: Promise<void> | undefined;
     return {
-      unsubscribe: () => {
-        stopping ??= this.drainSubscription(sub).finally(() => this.alertSubs.delete(sub));
-        return stopping;
-      },
+      unsubscribe: () => (stopping ??= this.drainSubscription(sub)),
     };
   }
 
@@ -251,15 +248,12 @@ export class NatsBus implements Bus {
       switch (s.type) {
         case 'disconnect':
           this.connected = false;
-          // Alerts published meanwhile are repaired by the hub from the region log.
+          // Also how a slow consumer shows: the server cuts it off. The hub repairs from the log.
           log.warn({ server: s.server }, 'bus disconnected');
           break;
         case 'reconnect':
           this.connected = true;
           log.warn({ server: s.server }, 'bus reconnected');
-          break;
-        case 'slowConsumer':
-          log.error({ subject: s.sub.getSubject(), pending: s.pending }, 'slow consumer');
           break;
         case 'error':
           log.error({ err: s.error }, 'bus error');

@@ -1,0 +1,151 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import Redis from 'ioredis';
+import type { BenchFixture } from './fixture';
+import { startScript, type RunningProcess } from './node';
+import { HttpPublisher } from './publisher';
+import type { ConnectCommand } from './ws-client-worker';
+
+export const REDIS_URL = process.env.CORDON_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const NATS_URL = process.env.CORDON_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+
+/** A server under test: where desks connect, how to publish up to a seq, how to stop it. */
+export interface BroadcastTarget {
+  label: string;
+  pid: number;
+  proc?: ChildProcess;
+  /** what the workers need to open a desk (everything but count) */
+  connect: Omit<ConnectCommand, 'cmd' | 'count'>;
+  /** extra per-worker connect fields (e.g. a token per worker) */
+  perWorker?: (i: number) => Partial<ConnectCommand>;
+  /** seqs handed to the server so far */
+  published(): number;
+  publishUpTo(seq: number): void;
+  /** publishing failures (HTTP errors); any is fatal for the measurement */
+  failures(): { count: number; last: string };
+  stop(): Promise<void>;
+}
+
+/** CPU time (user + system) of a process so far, in ms (Linux /proc; clock ticks of 10 ms). */
+export async function cpuMsOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** Removes every key under a prefix (never flush the database). */
+export async function removeKeys(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    if (keys.length) await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+}
+
+export interface CordonNode {
+  node: RunningProcess;
+  prefix: string;
+  /** Deletes this run's Redis keys. */
+  cleanup(): Promise<void>;
+}
+
+export interface CordonNodeOptions {
+  env?: Record<string, string>;
+  /** run under bench/lib/profiled-server.js: SIGUSR2 starts / stops a CPU profile written here */
+  profileOut?: string;
+}
+
+/**
+ * One Cordon node in production mode (Redis log, NATS bus) with a fresh key and subject prefix,
+ * so its region log starts empty at seq 1.
+ */
+export async function startCordonNode(fx: BenchFixture, opts: CordonNodeOptions = {}): Promise<CordonNode> {
+  const stamp = `${Date.now()}${Math.floor(Math.random() * 1000)}`;
+  const prefix = `cordon-bench-${stamp}:`;
+  const script = opts.profileOut ? 'dist/bench/lib/profiled-server.js' : 'dist/src/server.js';
+  const node = await startScript(script, {
+    CORDON_REDIS_URL: REDIS_URL,
+    CORDON_NATS_URL: NATS_URL,
+    CORDON_TRUST_STORE: fx.trustPath,
+    CORDON_REGIONS: fx.regionsPath,
+    CORDON_REDIS_KEY_PREFIX: prefix,
+    CORDON_NATS_SUBJECT_PREFIX: `bench${stamp}`,
+    CORDON_LOG_LEVEL: 'warn',
+    CORDON_RATE_LIMIT_MAX: '0',
+    ...(opts.profileOut ? { BENCH_PROFILE_OUT: opts.profileOut } : {}),
+    ...opts.env,
+  });
+  return {
+    node,
+    prefix,
+    async cleanup() {
+      const redis = new Redis(REDIS_URL);
+      try {
+        await removeKeys(redis, prefix);
+      } finally {
+        await redis.quit();
+      }
+    },
+  };
+}
+
+/** Cordon as a broadcast target: alerts go through the real ingest (HTTP POST), desks subscribe live. */
+export async function cordonTarget(fx: BenchFixture, nextBody: () => string, opts: CordonNodeOptions = {}): Promise<BroadcastTarget> {
+  const cn = await startCordonNode(fx, opts);
+  const publisher = new HttpPublisher(cn.node.url, nextBody);
+  return {
+    label: 'cordon (Redis + NATS)',
+    pid: cn.node.proc.pid ?? 0,
+    proc: cn.node.proc,
+    connect: {
+      kind: 'cordon',
+      url: `ws://127.0.0.1:${cn.node.port}/v1/stream`,
+      subscribe: JSON.stringify({ type: 'subscribe', regions: [fx.region] }),
+    },
+    perWorker: (i) => ({ token: fx.token({ sub: `bench-desk-${i}` }) }),
+    published: () => publisher.issued,
+    publishUpTo: (seq) => publisher.publishUpTo(seq),
+    failures: () => ({ count: publisher.failures, last: publisher.lastFailure }),
+    async stop() {
+      await publisher.settled();
+      publisher.close();
+      await cn.node.stop();
+      await cn.cleanup();
+    },
+  };
+}
+
+/** A reference broadcaster (bench/lib/ceiling-server.js) in its own process. */
+export async function ceilingTarget(kind: 'ws' | 'socketio', region: string, body: string): Promise<BroadcastTarget> {
+  const child = fork(resolve(__dirname, 'ceiling-server.js'), [kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((res, rej) => {
+    child.once('message', (m: { type: string; port: number }) => res(m.port));
+    child.once('exit', (code) => rej(new Error(`ceiling server ${kind} exited ${code}`)));
+  });
+  child.send({ cmd: 'template', region, epoch: 'bench-epoch', body });
+  let asked = 0;
+  return {
+    label: kind === 'ws' ? 'bare ws (ceiling)' : 'Socket.IO 4',
+    pid: child.pid ?? 0,
+    proc: child,
+    connect:
+      kind === 'ws'
+        ? { kind: 'ws', url: `ws://127.0.0.1:${port}/` }
+        : { kind: 'socketio', url: `ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket` },
+    published: () => asked,
+    publishUpTo(seq) {
+      if (seq <= asked) return;
+      asked = seq;
+      child.send({ cmd: 'publish', upTo: seq });
+    },
+    failures: () => ({ count: 0, last: '' }),
+    stop: () =>
+      new Promise<void>((res) => {
+        if (child.exitCode !== null) return res();
+        child.once('exit', () => res());
+        child.kill('SIGTERM');
+      }),
+  };
+}

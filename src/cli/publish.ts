@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import type { RegionRegistry } from '../domain/regions';
+import { signContent } from '../domain/signature';
+import type { AlertContent, Region, Submission } from '../domain/types';
+import { CliError, defineCommand, integer, print, readJson, UsageError } from './args';
+import type { CliIo } from './command';
+import { loadSigningKey } from './keygen';
+import { checkBeforeSigning, loadRegions } from './sign';
+
+const DEFAULT_URL = 'http://127.0.0.1:8080';
+const HOUR_MS = 3_600_000;
+
+const SCENARIOS = [
+  {
+    category: 'suspected-consignment',
+    urgency: 'urgent',
+    title: (r: Region) => `Suspected heroin consignment in a white Kamaz truck heading for ${r.name}`,
+    description:
+      'Source reports about 40 kg of heroin concealed in a false floor under a load of dried apricots.\n' +
+      'Expected at the crossing within 24 hours. Request a full search of the vehicle.',
+    subjects: [
+      { kind: 'vehicle', value: 'White Kamaz 65115 truck with a blue tarpaulin, plate 01 123 ABA', subject_category: 'suspect', basis: 'assessment' },
+      { kind: 'substance', value: 'heroin, about 40 kg', subject_category: 'other', basis: 'assessment' },
+    ],
+  },
+  {
+    category: 'precursor-diversion',
+    urgency: 'routine',
+    title: (r: Region) => `Acetic anhydride declared as industrial solvent, expected at ${r.name}`,
+    description: 'Two 20-foot containers with falsified customs declarations; consignee is a shell company.',
+    subjects: [
+      { kind: 'container', value: 'MSKU 482915-3', subject_category: 'suspect', basis: 'fact' },
+      { kind: 'substance', value: 'acetic anhydride, 16 t', subject_category: 'other', basis: 'assessment' },
+    ],
+  },
+  {
+    category: 'seizure',
+    urgency: 'flash',
+    title: (r: Region) => `Seizure of 12 kg methamphetamine at ${r.name}; driver's associates may cross today`,
+    description: 'Concealed in the spare tyre. The driver named two associates travelling separately by minibus.',
+    subjects: [{ kind: 'person-ref', value: 'national case ref 2026-0415-77', subject_category: 'suspect', basis: 'fact' }],
+  },
+] as const;
+
+/** A realistic alert for a state and region, valid against the contract (used by --demo and tests). */
+export function demoContent(state: string, region: Region, nowMs = Date.now()): AlertContent {
+  const scenario = SCENARIOS[Math.floor(Math.random() * SCENARIOS.length)]!;
+  const ts = new Date(nowMs).toISOString();
+  const agency = `${state.toLowerCase()}-border-service`;
+  return {
+    spec: 'cordon.alert/1',
+    id: `alert--${randomUUID()}`,
+    created: ts,
+    modified: ts,
+    issuer: { state, agency, gateway: `${state.toLowerCase()}-gateway-demo` },
+    region: region.code,
+    category: scenario.category,
+    urgency: scenario.urgency,
+    title: scenario.title(region),
+    description: scenario.description,
+    valid_from: ts,
+    valid_until: new Date(nowMs + 48 * HOUR_MS).toISOString(),
+    subjects: scenario.subjects.map((s) => ({ ...s })),
+    grading: { scheme: 'europol-4x4', source: 'B', information: '2' },
+    handling: { tlp: 'TLP:AMBER', codes: ['H2'], evidential_use: false, onward_sharing: 'with-permission' },
+    audience: { states: [...new Set([state, ...region.states])], min_clearance: 'restricted' },
+    retention: { expires: new Date(nowMs + 365 * 24 * HOUR_MS).toISOString().slice(0, 10) },
+  };
+}
+
+/** A region for the demo: --region, else the key's first region; from the registry, else from the code. */
+function demoRegion(code: string | undefined, keyRegions: string[] | undefined, regions: RegionRegistry): Region {
+  const chosen = code ?? keyRegions?.[0];
+  if (!chosen) throw new UsageError('--demo needs --region (the key file does not name its regions)');
+  const known = regions.get(chosen);
+  if (known) return known;
+  throw new CliError(`region ${chosen} is not in the region registry (give --regions FILE)`);
+}
+
+async function postHttp(url: string, submission: Submission): Promise<{ status: number; body: unknown }> {
+  const target = new URL('/v1/alerts', url).toString();
+  let res: Response;
+  try {
+    res = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(submission) });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    throw new CliError(`cannot reach ${target}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, { cause: err });
+  }
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    /* print the raw text */
+  }
+  return { status: res.status, body };
+}
+
+async function requestNats(servers: string, subject: string, submission: Submission, timeoutMs: number): Promise<{ status: number; body: unknown }> {
+  const { connect } = await import('@nats-io/transport-node');
+  let nc: Awaited<ReturnType<typeof connect>>;
+  try {
+    nc = await connect({ servers: servers.split(','), name: 'cordon-cli' });
+  } catch (err) {
+    throw new CliError(`cannot connect to NATS at ${servers}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    const msg = await nc.request(subject, JSON.stringify(submission), { timeout: timeoutMs });
+    const body = msg.json<Record<string, unknown>>();
+    return { status: typeof body.status === 'number' ? body.status : 0, body };
+  } catch (err) {
+    throw new CliError(`no reply on ${subject}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await nc.close();
+  }
+}
+
+export const publish = defineCommand({
+  name: 'publish',
+  summary: 'Sign alert content and publish it (HTTP POST /v1/alerts or NATS request); prints the receipt',
+  usage: `--key KEY.jwk.json (--in content.json | --demo [--region CODE]) [--url URL | --nats nats://HOST:4222] [--regions FILE]
+  --key      private alert key file (e.g. .cordon/keys/KG-alert.jwk.json of the embedded server)
+  --in       alert content to sign and publish
+  --demo     publish a realistic generated alert for the key's state and region
+  --region   the demo region (default: the key's first region)
+  --url      Cordon HTTP base URL (default ${DEFAULT_URL})
+  --nats     publish as a NATS request on <prefix>.ingest.<region> instead
+  --subject-prefix  NATS subject prefix (default: CORDON_NATS_SUBJECT_PREFIX, else cordon)
+  --timeout  NATS request timeout in ms (default 5000)
+  --regions  region registry file (default: CORDON_REGIONS, else the built-in example)
+Exit 0 when the alert was accepted (201, or 200 for an identical resubmission), 1 otherwise.`,
+  options: {
+    key: { type: 'string' },
+    in: { type: 'string' },
+    demo: { type: 'boolean' },
+    region: { type: 'string' },
+    url: { type: 'string' },
+    nats: { type: 'string' },
+    'subject-prefix': { type: 'string' },
+    timeout: { type: 'string' },
+    regions: { type: 'string' },
+  },
+  async run(values, io: CliIo) {
+    if (values.key === undefined) throw new UsageError('--key is required');
+    if ((values.in === undefined) === (values.demo !== true)) throw new UsageError('give exactly one of --in and --demo');
+    if (values.url !== undefined && values.nats !== undefined) throw new UsageError('give at most one of --url and --nats');
+    if (values.region !== undefined && values.demo !== true) throw new UsageError('--region applies to --demo only');
+    const timeoutMs = integer(values.timeout, 'timeout', 1) ?? 5000;
+    const key = loadSigningKey(values.key, io);
+    const regions = loadRegions(values.regions, io);
+
+    let content: unknown;
+    if (values.demo) {
+      if (key.state === undefined) throw new CliError('--demo needs a key file that names its state (from keygen or the development trust store)');
+      content = demoContent(key.state, demoRegion(values.region, key.regions, regions));
+    } else {
+      content = readJson(values.in!, io, 'content file');
+    }
+    const submission = signContent(checkBeforeSigning(content, key, regions), key);
+
+    const reply = values.nats
+      ? await requestNats(values.nats, `${values['subject-prefix'] ?? io.env.CORDON_NATS_SUBJECT_PREFIX ?? 'cordon'}.ingest.${submission.content.region}`, submission, timeoutMs)
+      : await postHttp(values.url ?? DEFAULT_URL, submission);
+    const ok = reply.status === 200 || reply.status === 201;
+    if (ok) {
+      io.stderr.write(`${reply.status === 201 ? 'published' : 'already published'}: ${submission.content.id} in ${submission.content.region}\n`);
+      print(io, reply.body);
+    } else {
+      io.stderr.write(`rejected with status ${reply.status}:\n`);
+      print(io, reply.body);
+    }
+    return ok ? 0 : 1;
+  },
+});

@@ -1,0 +1,176 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fastifyWebsocket from '@fastify/websocket';
+import type { WebSocket } from 'ws';
+import type { AppContext } from '../app';
+import { CordonError, problemBody, toProblem } from '../errors';
+import { bearerToken } from '../http/auth';
+import { PROBLEM_CONTENT_TYPE } from '../http/problem';
+import { verifyToken } from '../domain/tokens';
+import type { Token } from '../domain/types';
+import type { BusSubscription } from '../ports/bus';
+import { CLOSE } from './frames';
+import { createStreamMetrics, Hub } from './hub';
+import { DeskSession, FlushScheduler, type SessionDeps } from './desk-session';
+
+/**
+ * GET /v1/stream (contract §9): desks watch regions live and resume on any node. Authentication
+ * runs in the route's onRequest hook, before any socket exists: a bad token gets a 401 problem
+ * body, never an upgrade. The hub listens to the bus and delivers to this node's sessions.
+ */
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** This node's stream hub (benches and the CLI drive it; tests read positions from it). */
+    streamHub: Hub;
+    /** The open desk sessions of this node. */
+    deskSessions: ReadonlySet<DeskSession>;
+  }
+}
+
+export const STREAM_SUBPROTOCOL = 'cordon.v1';
+const TOKEN_SUBPROTOCOL_PREFIX = 'cordon.token.';
+/** A desk told to close gets this long to answer before its socket is destroyed. */
+const CLOSE_HANDSHAKE_MS = 5000;
+/** A recovery waiting this long for a desk to take its data closes it with 4002. */
+const RECOVERY_STALL_MS = 10_000;
+
+/** The token from `Authorization: Bearer` or from the `cordon.token.<token>` subprotocol. */
+export function streamToken(request: FastifyRequest): string | undefined {
+  const bearer = bearerToken(request.headers.authorization);
+  if (bearer) return bearer;
+  const header = request.headers['sec-websocket-protocol'];
+  if (typeof header !== 'string') return undefined;
+  for (const p of header.split(',')) {
+    const proto = p.trim();
+    if (proto.startsWith(TOKEN_SUBPROTOCOL_PREFIX) && proto.length > TOKEN_SUBPROTOCOL_PREFIX.length) {
+      return proto.slice(TOKEN_SUBPROTOCOL_PREFIX.length);
+    }
+  }
+  return undefined;
+}
+
+export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const { config } = ctx;
+  const log = app.log.child({ component: 'stream' });
+  const metrics = createStreamMetrics(ctx.metrics.registry);
+  const hub = new Hub({
+    regionLog: ctx.regionLog,
+    log,
+    metrics,
+    batch: config.wsReplayBatch,
+    positionCheckMs: config.positionCheckMs,
+  });
+  const sessions = new Set<DeskSession>();
+  const tokens = new WeakMap<FastifyRequest, Token>();
+  const deps: SessionDeps = {
+    hub,
+    regionLog: ctx.regionLog,
+    regions: ctx.regions,
+    audit: ctx.audit,
+    metrics,
+    scheduler: new FlushScheduler(metrics),
+    limits: {
+      maxQueueBytes: config.wsMaxQueueBytes,
+      maxQueueFrames: config.wsMaxQueueFrames,
+      maxFrameBytes: config.wsMaxFrameBytes,
+      maxFramesPerS: config.wsMaxFramesPerS,
+      replayBatch: config.wsReplayBatch,
+      stallMs: RECOVERY_STALL_MS,
+    },
+    log,
+    now: ctx.now,
+  };
+  let busSub: BusSubscription | undefined;
+
+  /** Shutdown: every desk gets 4001 and resumes elsewhere; stragglers are cut after a grace. */
+  async function closeAll(): Promise<void> {
+    hub.stop();
+    const sub = busSub;
+    busSub = undefined;
+    await sub?.unsubscribe().catch((err: unknown) => log.warn({ err }, 'bus unsubscribe failed'));
+    const sockets = [...sessions].map((s) => s.ws);
+    for (const s of [...sessions]) s.close(CLOSE.SHUTTING_DOWN, 'shutting down');
+    const graceMs = Math.min(config.shutdownGraceMs, 2000);
+    await Promise.race([
+      Promise.all(sockets.map((ws) => (ws.readyState === ws.CLOSED ? undefined : new Promise((r) => ws.once('close', r))))),
+      new Promise((r) => setTimeout(r, graceMs).unref()),
+    ]);
+    for (const ws of sockets) if (ws.readyState !== ws.CLOSED) ws.terminate();
+  }
+
+  await app.register(fastifyWebsocket, {
+    options: {
+      maxPayload: config.wsMaxFrameBytes,
+      perMessageDeflate: false,
+      clientTracking: false,
+      // Browsers send the token as a second subprotocol; the one we speak is cordon.v1.
+      handleProtocols: (protocols: Set<string>) => (protocols.has(STREAM_SUBPROTOCOL) ? STREAM_SUBPROTOCOL : false),
+      ...({ closeTimeout: CLOSE_HANDSHAKE_MS } as object),
+    },
+    preClose: closeAll,
+    errorHandler: (err: Error, socket: WebSocket) => {
+      log.debug({ err }, 'desk socket error');
+      if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.terminate();
+    },
+  });
+
+  async function authenticate(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+    try {
+      if (ctx.shuttingDown.value) throw new CordonError('SHUTTING_DOWN');
+      const compact = streamToken(request);
+      if (!compact) throw new CordonError('TOKEN_MISSING');
+      const token = verifyToken(compact, ctx.trust, ctx.now());
+      if (token.role !== 'desk') throw new CordonError('ROLE_FORBIDDEN', 'The stream is for desk tokens');
+      tokens.set(request, token);
+      return undefined;
+    } catch (err) {
+      const body = err instanceof CordonError ? err.toProblem() : toProblem(err);
+      return reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body);
+    }
+  }
+
+  app.route({
+    method: 'GET',
+    url: '/v1/stream',
+    onRequest: authenticate,
+    handler: (_request, reply) => {
+      // A plain GET with a valid token: this endpoint only speaks WebSocket.
+      void reply
+        .code(400)
+        .type(PROBLEM_CONTENT_TYPE)
+        .send(problemBody('QUERY_INVALID', 'GET /v1/stream must be a WebSocket upgrade'));
+    },
+    wsHandler: (socket: WebSocket, request: FastifyRequest) => {
+      const token = tokens.get(request);
+      if (!token) {
+        socket.close(CLOSE.UNAUTHORISED, 'unauthorised');
+        return;
+      }
+      if (ctx.shuttingDown.value) {
+        socket.close(CLOSE.SHUTTING_DOWN, 'shutting down');
+        return;
+      }
+      const session = new DeskSession(socket, token, deps);
+      sessions.add(session);
+      metrics.desks.inc();
+      session.onEnd = () => {
+        sessions.delete(session);
+        metrics.desks.dec();
+      };
+      session.start();
+    },
+  });
+
+  app.decorate('streamHub', hub);
+  app.decorate('deskSessions', sessions as ReadonlySet<DeskSession>);
+
+  app.addHook('onReady', async () => {
+    busSub = await ctx.bus.subscribeAlerts((json) => hub.onDelivered(json));
+    hub.start();
+  });
+  app.addHook('onClose', async () => {
+    hub.stop();
+    await busSub?.unsubscribe().catch(() => undefined);
+    busSub = undefined;
+  });
+}
