@@ -24,7 +24,7 @@ import { performance } from 'node:perf_hooks';
 import { benchContent, makeFixture, type BenchFixture } from './lib/fixture';
 import { rssOf } from './lib/node';
 import { DeskPool, type PoolReport } from './lib/desk-pool';
-import { ceilingTarget, cordonTarget, cpuMsOf, type BroadcastTarget } from './lib/targets';
+import { ceilingTarget, cordonTarget, cpuMsOf, machineCpu, type BroadcastTarget } from './lib/targets';
 import { summariseProfile } from './lib/profile-summary';
 
 const DESKS = Number(process.env.BENCH_DESKS ?? 1000);
@@ -53,6 +53,8 @@ interface Phase {
   max: number;
   serverCpuPct: number;
   clientCpuPct: number;
+  /** the whole machine, all cores: 100% = every core busy */
+  machineBusyPct: number;
   drained: boolean;
   report: PoolReport;
 }
@@ -71,6 +73,7 @@ async function phase(t: BroadcastTarget, pool: DeskPool, seconds: number, window
   await pool.reset();
   const startSeq = t.published();
   const cpu0 = await cpuMsOf(t.pid);
+  const m0 = await machineCpu();
   const t0 = performance.now();
   let running = true;
   const pump = () => {
@@ -89,6 +92,7 @@ async function phase(t: BroadcastTarget, pool: DeskPool, seconds: number, window
   const elapsedS = (performance.now() - t0) / 1000;
   const delivered = pool.deliveries();
   const cpu1 = await cpuMsOf(t.pid);
+  const m1 = await machineCpu();
   const last = t.published();
   const drainUntil = Date.now() + 15_000;
   while (pool.minSeq() < last && Date.now() < drainUntil) await sleep(10);
@@ -105,6 +109,7 @@ async function phase(t: BroadcastTarget, pool: DeskPool, seconds: number, window
     max: report.max,
     serverCpuPct: ((cpu1 - cpu0) / 1000 / elapsedS) * 100,
     clientCpuPct: (report.cpuMs / 1000 / elapsedS) * 100,
+    machineBusyPct: ((m1.busy - m0.busy) / (m1.total - m0.total)) * 100,
     drained: report.minSeq >= last,
     report,
   };
@@ -142,7 +147,7 @@ function row(name: string, p: Phase): string {
   const odd = p.report.outOfOrder || Object.keys(p.report.closes).length ? `  out-of-order ${p.report.outOfOrder} closes ${JSON.stringify(p.report.closes)}` : '';
   return (
     `${name.padEnd(14)} ${fmt(p.deliveriesPerS).padStart(9)} deliveries/s  (${p.alertsPerS.toFixed(0)} alerts/s, ${p.alerts} alerts)` +
-    `  p50 ${p.p50} ms  p99 ${p.p99} ms  max ${p.max} ms  server CPU ${p.serverCpuPct.toFixed(0)}%  clients CPU ${p.clientCpuPct.toFixed(0)}%` +
+    `  p50 ${p.p50} ms  p99 ${p.p99} ms  max ${p.max} ms  server CPU ${p.serverCpuPct.toFixed(0)}%  clients CPU ${p.clientCpuPct.toFixed(0)}%  machine ${p.machineBusyPct.toFixed(0)}% busy` +
     `${p.drained ? '' : '  NOT DRAINED'}${odd}`
   );
 }

@@ -76,8 +76,10 @@ async function main(): Promise<void> {
       CORDON_LOG_LEVEL: 'warn',
       CORDON_RATE_LIMIT_MAX: '0',
     });
+    const probe = await fetch(node.url + '/v1/alerts', { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[bodies.length - 1] });
+    if (probe.status !== 201) throw new Error(`a bench alert was rejected: ${probe.status} ${await probe.text()}`);
     // Warm-up (JIT, connections, scripts), then the measured run.
-    await load('warm-up', node.url, bodies.slice(-5000));
+    await load('warm-up', node.url, bodies.slice(-5000, -1));
     const cordon = await load('cordon (Redis + NATS)', node.url, bodies);
     const top = Number(await redis.hget(`${prefix}{${fx.region}}:meta`, 'seq'));
     await node.stop();

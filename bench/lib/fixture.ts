@@ -104,7 +104,7 @@ export function benchContent(region: string, bytes = 1500): AlertContent {
     ],
     grading: { scheme: 'europol-4x4', source: 'B', information: '2' },
     handling: { tlp: 'TLP:AMBER', codes: ['H1', 'H2'], evidential_use: false, onward_sharing: 'with-permission' },
-    audience: { states: ['KG', 'CN', 'KZ'], min_clearance: 'restricted' },
+    audience: { states: ['KG', 'CN'], min_clearance: 'restricted' },
     retention: { expires: new Date(Date.now() + 365 * 86_400_000).toISOString().slice(0, 10) },
   };
   const base = JSON.stringify(content).length + 200; // + signature envelope

@@ -34,6 +34,15 @@ export async function cpuMsOf(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
+/** Whole-machine CPU jiffies so far (busy, total), to show how loaded the machine was in a phase. */
+export async function machineCpu(): Promise<{ busy: number; total: number }> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
 /** Removes every key under a prefix (never flush the database). */
 export async function removeKeys(redis: Redis, prefix: string): Promise<void> {
   let cursor = '0';

@@ -6,9 +6,10 @@ import { token } from './token';
 import { verify } from './verify';
 import { replay } from './replay';
 import { audit } from './audit';
+import { tail } from './tail';
 
 /** Every command, in help order. A new command is one file and one line here. */
-export const COMMANDS: readonly Command[] = [keygen, sign, publish, token, verify, replay, audit];
+export const COMMANDS: readonly Command[] = [keygen, sign, publish, token, verify, tail, replay, audit];
 
 function processIo(): CliIo {
   return { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };

@@ -49,6 +49,11 @@ export function streamToken(request: FastifyRequest): string | undefined {
   return undefined;
 }
 
+/** ws keeps this private; a socket whose peer answered our close frame may be cut at once. */
+function handshakeDone(ws: WebSocket): boolean {
+  return (ws as unknown as { _closeFrameReceived?: boolean })._closeFrameReceived === true;
+}
+
 export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const { config } = ctx;
   const log = app.log.child({ component: 'stream' });
@@ -90,11 +95,13 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
     await sub?.unsubscribe().catch((err: unknown) => log.warn({ err }, 'bus unsubscribe failed'));
     const sockets = [...sessions].map((s) => s.ws);
     for (const s of [...sessions]) s.close(CLOSE.SHUTTING_DOWN, 'shutting down');
-    const graceMs = Math.min(config.shutdownGraceMs, 2000);
-    await Promise.race([
-      Promise.all(sockets.map((ws) => (ws.readyState === ws.CLOSED ? undefined : new Promise((r) => ws.once('close', r))))),
-      new Promise((r) => setTimeout(r, graceMs).unref()),
-    ]);
+    // Wait for each desk's closing handshake (its close frame back), bounded by a grace period.
+    const deadline = Date.now() + Math.min(config.shutdownGraceMs, 2000);
+    while (Date.now() < deadline) {
+      for (const ws of sockets) if (ws.readyState !== ws.CLOSED && handshakeDone(ws)) ws.terminate();
+      if (sockets.every((ws) => ws.readyState === ws.CLOSED)) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
     for (const ws of sockets) if (ws.readyState !== ws.CLOSED) ws.terminate();
   }
 

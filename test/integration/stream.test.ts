@@ -400,10 +400,12 @@ describe('desk lifecycle on real sockets', () => {
   });
 
   test('a token that expires during the session closes it with 4501', async () => {
-    const offset = 3600 * 1000 - 600; // the app's clock runs just short of the token's exp
-    const t = await makeTestApp({ backend: 'memory', now: () => Date.now() + offset });
+    // The app's clock runs a day ahead; the token expires a second or two after that.
+    const appNow = () => Date.now() + 86_400_000;
+    const t = await makeTestApp({ backend: 'memory', now: appNow });
     try {
-      const d = await injectDesk(t.app, t.token());
+      const exp = Math.floor(appNow() / 1000) + 2;
+      const d = await injectDesk(t.app, t.token({ exp }));
       d.subscribe([t.regions.list()[0].code]);
       const { code } = await d.closed;
       expect(code).toBe(4501);

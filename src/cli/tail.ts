@@ -1,0 +1,471 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import WebSocket from 'ws';
+import { decodeProtectedHeader } from '../domain/signature';
+import { TrustStore } from '../domain/trust-store';
+import type { DeliveredAlert } from '../domain/types';
+import { CliError, defineCommand, integer, list, readText, UsageError } from './args';
+import { baseUrl, getOk, tokenOf, verifyDelivered } from './replay';
+
+/**
+ * `cordon tail`: watch regions live as a desk (contract §9), resuming from a state file, and
+ * verify every alert end to end. DeskStream is the reusable part: a desk connection that
+ * subscribes, follows its position per region, and reconnects with backoff on the close codes
+ * that mean "resume" (4000-4499) and on network errors, across one or several nodes.
+ */
+
+// ---- the desk connection --------------------------------------------------------------------
+
+/** A desk's position in one region; `epoch` unknown while the region is empty. */
+export interface DeskPosition {
+  seq: number;
+  epoch?: string;
+}
+
+export interface SubscribedFrame {
+  type: 'subscribed';
+  region: string;
+  epoch: string | null;
+  seq: number;
+  recovered: boolean;
+}
+
+export interface GapFrameIn {
+  type: 'gap';
+  region: string;
+  from: number;
+  to: number;
+  reason: 'trimmed' | 'epoch-changed';
+  epoch: string;
+}
+
+export interface ErrorFrameIn {
+  type: 'error';
+  code: string;
+  message: string;
+}
+
+export type DeskEvent =
+  | { type: 'connecting'; url: string; attempt: number }
+  | { type: 'open'; url: string }
+  | { type: 'subscribed'; frame: SubscribedFrame }
+  | { type: 'alert'; alert: DeliveredAlert; raw: string }
+  | { type: 'gap'; frame: GapFrameIn; raw: string }
+  | { type: 'error'; frame: ErrorFrameIn }
+  /** the connection ended; `retryInMs` is set when the desk will reconnect */
+  | { type: 'closed'; url: string; code: number; reason: string; retryInMs?: number };
+
+/** How a DeskStream ended. */
+export type DeskEnd = { kind: 'stopped' } | { kind: 'final'; code: number; message: string };
+
+export interface DeskStreamOptions {
+  /** http(s) base URLs of Cordon nodes; a reconnect moves on to the next one */
+  urls: string[];
+  token: string;
+  regions: string[];
+  /** where to resume, per region (absent: live from now) */
+  positions?: Record<string, DeskPosition>;
+  filter?: { urgency?: string[]; category?: string[] };
+  backoff?: { initialMs: number; maxMs: number };
+  /** Called for every event, in order; the next frame waits for a returned promise. */
+  onEvent(e: DeskEvent): void | Promise<void>;
+}
+
+/** Close codes (contract §9): 4000-4499 reconnect and resume, 4500-4999 are final. */
+export function isFinalClose(code: number): boolean {
+  return code >= 4500 && code <= 4999;
+}
+
+/** http://host:port/base/ → ws://host:port/base/v1/stream */
+export function streamUrl(base: string): string {
+  const u = new URL(base);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  if (!u.pathname.endsWith('/')) u.pathname += '/';
+  return new URL('v1/stream', u).toString();
+}
+
+export class DeskStream {
+  /** The newest position per region: updated as frames arrive, before they are handed on. */
+  readonly positions: Record<string, DeskPosition>;
+  /** Resolves when the stream stops for good (stop(), or a final close). */
+  readonly done: Promise<DeskEnd>;
+  private resolveDone!: (end: DeskEnd) => void;
+  private ws: WebSocket | undefined;
+  private stopped = false;
+  private urlIndex = 0;
+  private attempt = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private chain: Promise<void> = Promise.resolve();
+  private readonly backoff: { initialMs: number; maxMs: number };
+
+  constructor(private readonly opts: DeskStreamOptions) {
+    this.positions = { ...(opts.positions ?? {}) };
+    this.backoff = opts.backoff ?? { initialMs: 250, maxMs: 10_000 };
+    this.done = new Promise((res) => (this.resolveDone = res));
+  }
+
+  /** The node in use (or about to be). */
+  get url(): string {
+    return this.opts.urls[this.urlIndex % this.opts.urls.length];
+  }
+
+  start(): this {
+    this.connect();
+    return this;
+  }
+
+  /** Stops for good: closes the socket normally and resolves `done` once queued events are handled. */
+  async stop(): Promise<void> {
+    this.finish({ kind: 'stopped' });
+    await this.done;
+  }
+
+  private finish(end: DeskEnd): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const ws = this.ws;
+    this.ws = undefined;
+    if (ws && ws.readyState === WebSocket.OPEN) ws.close(1000, 'desk leaves');
+    else ws?.terminate();
+    void this.chain.then(() => this.resolveDone(end));
+  }
+
+  private emit(e: DeskEvent): void {
+    // Frames already received when the desk stops (e.g. after --count) are not handed on.
+    this.chain = this.chain.then(() => (this.stopped ? undefined : this.opts.onEvent(e))).catch(() => undefined);
+  }
+
+  private subscribeFrame(): string {
+    const from: Record<string, DeskPosition> = {};
+    for (const r of this.opts.regions) {
+      const p = this.positions[r];
+      if (p) from[r] = p.epoch === undefined ? { seq: p.seq } : { seq: p.seq, epoch: p.epoch };
+    }
+    const frame: Record<string, unknown> = { type: 'subscribe', regions: this.opts.regions };
+    if (Object.keys(from).length > 0) frame.from = from;
+    if (this.opts.filter && (this.opts.filter.urgency || this.opts.filter.category)) frame.filter = this.opts.filter;
+    return JSON.stringify(frame);
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const url = this.url;
+    this.attempt++;
+    this.emit({ type: 'connecting', url, attempt: this.attempt });
+    const ws = new WebSocket(streamUrl(url), {
+      headers: { authorization: `Bearer ${this.opts.token}` },
+      perMessageDeflate: false,
+      handshakeTimeout: 10_000,
+    });
+    this.ws = ws;
+    let opened = false;
+    let refused: { status: number; body: string } | undefined;
+
+    ws.on('open', () => {
+      opened = true;
+      this.emit({ type: 'open', url });
+      ws.send(this.subscribeFrame());
+    });
+    ws.on('message', (data: Buffer) => this.onFrame(data.toString('utf8')));
+    ws.on('unexpected-response', (_req, res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        refused = { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') };
+        ws.terminate();
+      });
+    });
+    ws.on('error', () => {
+      /* 'close' follows and decides */
+    });
+    ws.on('close', (code: number, reasonBuf: Buffer) => {
+      if (this.ws !== ws) return;
+      this.ws = undefined;
+      if (this.stopped) return;
+      const reason = refused ? problemSummary(refused) : reasonBuf.toString('utf8');
+      // A refused upgrade for auth reasons will not heal by retrying; 503 (shutting down) will.
+      const finalRefusal = refused !== undefined && refused.status >= 400 && refused.status < 500 && refused.status !== 429;
+      const closeCode = refused ? refused.status : code;
+      if (isFinalClose(code) || finalRefusal) {
+        this.emit({ type: 'closed', url, code: closeCode, reason });
+        this.finish({ kind: 'final', code: closeCode, message: reason || `closed with ${code}` });
+        return;
+      }
+      // Move on to the next node; back off only when a node could not be reached at all.
+      this.urlIndex++;
+      if (opened) this.attempt = 0;
+      const delay = opened ? this.backoff.initialMs : this.delayFor(this.attempt);
+      this.emit({ type: 'closed', url, code: closeCode, reason, retryInMs: delay });
+      this.retryTimer = setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  private delayFor(attempt: number): number {
+    const exp = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(attempt - 1, 16));
+    return Math.round(exp / 2 + Math.random() * (exp / 2));
+  }
+
+  private onFrame(text: string): void {
+    let frame: { type?: string; region?: string; seq?: number; epoch?: string | null; to?: number };
+    try {
+      frame = JSON.parse(text) as typeof frame;
+    } catch {
+      return;
+    }
+    switch (frame.type) {
+      case 'alert': {
+        const alert = frame as unknown as DeliveredAlert;
+        this.positions[alert.region] = { seq: alert.seq, epoch: alert.epoch };
+        this.emit({ type: 'alert', alert, raw: text });
+        break;
+      }
+      case 'gap': {
+        const gap = frame as unknown as GapFrameIn;
+        // Delivery continues after `to`: resuming from there does not announce the same gap again.
+        this.positions[gap.region] = { seq: gap.to, epoch: gap.epoch };
+        this.emit({ type: 'gap', frame: gap, raw: text });
+        break;
+      }
+      case 'subscribed': {
+        const s = frame as unknown as SubscribedFrame;
+        this.attempt = 0;
+        // Live-only so far: from now on the desk holds a position and resumes without loss.
+        if (!this.positions[s.region]) this.positions[s.region] = s.epoch === null ? { seq: 0 } : { seq: s.seq, epoch: s.epoch };
+        this.emit({ type: 'subscribed', frame: s });
+        break;
+      }
+      case 'error':
+        this.emit({ type: 'error', frame: frame as unknown as ErrorFrameIn });
+        break;
+    }
+  }
+}
+
+function problemSummary(r: { status: number; body: string }): string {
+  try {
+    const p = JSON.parse(r.body) as { code?: string; detail?: string };
+    return `HTTP ${r.status} ${p.code ?? ''}: ${p.detail ?? ''}`.trim();
+  } catch {
+    return `HTTP ${r.status}`;
+  }
+}
+
+// ---- the state file -------------------------------------------------------------------------
+
+export interface TailState {
+  regions: Record<string, DeskPosition>;
+}
+
+export function readState(path: string): TailState {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { regions: {} };
+    throw new CliError(`cannot read state file ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new CliError(`state file ${path} is not JSON; delete it to start live`, { cause: err });
+  }
+  const regions = (v as TailState | null)?.regions;
+  if (!regions || typeof regions !== 'object') throw new CliError(`state file ${path} has no "regions"; delete it to start live`);
+  const out: Record<string, DeskPosition> = {};
+  for (const [code, p] of Object.entries(regions)) {
+    if (!p || typeof p.seq !== 'number' || !Number.isSafeInteger(p.seq) || p.seq < 0 || (p.epoch !== undefined && typeof p.epoch !== 'string')) {
+      throw new CliError(`state file ${path}: the position of ${code} is invalid; delete it to start live`);
+    }
+    out[code] = p.epoch === undefined ? { seq: p.seq } : { seq: p.seq, epoch: p.epoch };
+  }
+  return { regions: out };
+}
+
+/** Writes the state atomically (temp file + rename): a crash leaves the old or the new, never half. */
+export function writeState(path: string, state: TailState): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n');
+  renameSync(tmp, path);
+}
+
+// ---- output ---------------------------------------------------------------------------------
+
+/** One compact line per alert: time, region #seq, urgency, category, issuer, title, id. */
+export function alertLine(a: DeliveredAlert, flag = ''): string {
+  const c = a.content;
+  const urgency = String(c.urgency ?? '').toUpperCase();
+  const marks = [c.revoked ? 'REVOKED' : '', c.modified !== c.created && !c.revoked ? 'CORRECTED' : '', flag].filter(Boolean).join(' ');
+  const title = String(c.title ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ');
+  return (
+    `${a.received_at}  ${a.region} #${a.seq}  ${urgency.padEnd(7)} ${String(c.category ?? '')}  ` +
+    `${c.issuer?.state ?? '?'}/${c.issuer?.agency ?? '?'}  ${marks ? `[${marks}] ` : ''}${title}  (${c.id})`
+  );
+}
+
+const URGENCIES = ['flash', 'urgent', 'routine'];
+const REGION_CODE = /^[A-Z]{2}-[A-Z]{2}-[0-9]{2}$/;
+
+// ---- the command ----------------------------------------------------------------------------
+
+export const tail = defineCommand({
+  name: 'tail',
+  summary: 'Watch regions live as a desk, resuming from a state file and verifying every signature',
+  usage: `--url URL[,URL2] (--token TOKEN | --token-file FILE) --region CODE[,CODE2] [options]
+  --url         a Cordon node, e.g. http://127.0.0.1:8080; several (comma-separated) to fail over
+  --token       desk token (default: CORDON_TOKEN); or --token-file FILE
+  --region      region code(s) to watch, e.g. KG-CN-01,KZ-KG-01
+  --state-file  where the position per region is kept (default .cordon/tail-state.json);
+                the next run resumes from it with nothing missed
+  --urgency     only these urgencies, e.g. flash,urgent
+  --json        print each frame as a JSON line (alerts and gaps) instead of a human line
+  --count N     exit after N alerts
+Reconnects with backoff when a node closes with 4000-4499 or cannot be reached; stops on 4500-4999.
+Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert failed verification.`,
+  options: {
+    url: { type: 'string' },
+    token: { type: 'string' },
+    'token-file': { type: 'string' },
+    region: { type: 'string' },
+    'state-file': { type: 'string' },
+    urgency: { type: 'string' },
+    json: { type: 'boolean' },
+    count: { type: 'string' },
+  },
+  async run(values, io) {
+    const urls = (list(values.url) ?? []).map((u) => baseUrl(u).toString());
+    if (urls.length === 0) throw new UsageError('--url is required');
+    if (values.token !== undefined && values['token-file'] !== undefined) throw new UsageError('give --token or --token-file, not both');
+    const token = values['token-file'] !== undefined ? readText(values['token-file'], io, 'token file').trim() : tokenOf(values.token, io);
+    const regions = list(values.region) ?? [];
+    if (regions.length === 0) throw new UsageError('--region is required');
+    for (const r of regions) if (!REGION_CODE.test(r)) throw new UsageError(`--region ${r} must look like KG-CN-01`);
+    const urgency = list(values.urgency);
+    for (const u of urgency ?? []) if (!URGENCIES.includes(u)) throw new UsageError(`--urgency ${u} must be one of ${URGENCIES.join(', ')}`);
+    const count = integer(values.count, 'count', 1);
+    const statePath = resolve(io.cwd, values['state-file'] ?? '.cordon/tail-state.json');
+    const json = Boolean(values.json);
+
+    const state = readState(statePath);
+    const positions: Record<string, DeskPosition> = {};
+    for (const r of regions) if (state.regions[r]) positions[r] = state.regions[r];
+
+    let store = await fetchTrust(urls[0]);
+    const refetched = new Set<string>();
+    const say = (line: string) => io.stderr.write(`tail: ${line}\n`);
+    const resumeNote = regions.map((r) => (positions[r] ? `${r} after #${positions[r].seq}` : `${r} live`)).join(', ');
+    say(`watching ${resumeNote}; state in ${statePath}`);
+
+    let seen = 0;
+    let badSignatures = 0;
+    let failure: string | undefined;
+    const desk: DeskStream = new DeskStream({
+      urls,
+      token,
+      regions,
+      positions,
+      filter: urgency ? { urgency } : undefined,
+      async onEvent(e) {
+        switch (e.type) {
+          case 'connecting':
+            if (e.attempt > 1) say(`connecting to ${e.url} (attempt ${e.attempt})`);
+            break;
+          case 'subscribed': {
+            const f = e.frame;
+            say(`subscribed to ${f.region} at #${f.seq}${state.regions[f.region] && f.recovered ? ', catching up without a gap' : ''}`);
+            if (!state.regions[f.region]) {
+              // Started live: from now on a later run resumes here, even if no alert came meanwhile.
+              state.regions[f.region] = f.epoch === null ? { seq: 0 } : { seq: f.seq, epoch: f.epoch };
+              writeState(statePath, state);
+            }
+            break;
+          }
+          case 'alert': {
+            const a = e.alert;
+            const held = state.regions[a.region];
+            if (held && held.epoch === a.epoch && a.seq <= held.seq) {
+              say(`WARNING: ${a.region} #${a.seq} delivered again; ignored`);
+              return;
+            }
+            let why = await verifyDelivered(a, store);
+            const kid = kidOf(a);
+            if (why?.startsWith('SIGNATURE_KEY_UNKNOWN') && kid && !refetched.has(kid)) {
+              // A key added since we started: fetch the trust store once more for it.
+              refetched.add(kid);
+              store = await fetchTrust(urls[0]).catch(() => store);
+              why = await verifyDelivered(a, store);
+            }
+            if (why !== undefined) {
+              badSignatures++;
+              say(`WARNING: ${a.region} #${a.seq} (${a.content?.id}) FAILED VERIFICATION: ${why}`);
+            }
+            io.stdout.write((json ? e.raw : alertLine(a, why === undefined ? '' : 'UNVERIFIED')) + '\n');
+            state.regions[a.region] = { seq: a.seq, epoch: a.epoch };
+            writeState(statePath, state);
+            if (count !== undefined && ++seen >= count) void desk.stop();
+            break;
+          }
+          case 'gap': {
+            const g = e.frame;
+            const missing = g.to >= g.from ? `alerts #${g.from}..#${g.to} are no longer held` : 'nothing of the new log was trimmed';
+            const loud = `!!! GAP in ${g.region} (${g.reason}${g.reason === 'epoch-changed' ? `, new epoch ${g.epoch}` : ''}): ${missing}; continuing at #${g.to + 1}`;
+            if (json) {
+              io.stdout.write(e.raw + '\n');
+              say(loud);
+            } else io.stdout.write(loud + '\n');
+            state.regions[g.region] = { seq: g.to, epoch: g.epoch };
+            writeState(statePath, state);
+            break;
+          }
+          case 'error':
+            say(`server error frame ${e.frame.code}: ${e.frame.message}`);
+            if (e.frame.code === 'STREAM_POSITION_AHEAD' || e.frame.code === 'STREAM_REGION_FORBIDDEN' || e.frame.code === 'REGION_NOT_FOUND') {
+              failure = `${e.frame.code}: ${e.frame.message}${e.frame.code === 'STREAM_POSITION_AHEAD' ? ` (the state file ${statePath} does not belong to this server's log; delete it to start live)` : ''}`;
+              void desk.stop();
+            }
+            break;
+          case 'closed':
+            if (e.retryInMs !== undefined) say(`disconnected from ${e.url} (${e.code}${e.reason ? ` ${e.reason}` : ''}); reconnecting in ${e.retryInMs} ms`);
+            break;
+          case 'open':
+            break;
+        }
+      },
+    });
+
+    const onSignal = () => void desk.stop();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    let end: DeskEnd;
+    try {
+      desk.start();
+      end = await desk.done;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    if (end.kind === 'final') failure = `the server ended the session for good (${end.code}): ${end.message}`;
+    if (badSignatures > 0) say(`WARNING: ${badSignatures} alert${badSignatures === 1 ? '' : 's'} failed signature verification`);
+    if (failure) throw new CliError(failure);
+    return badSignatures > 0 ? 3 : 0;
+  },
+});
+
+async function fetchTrust(base: string): Promise<TrustStore> {
+  const res = await getOk(new URL('v1/trust', base), undefined);
+  try {
+    return TrustStore.fromJson(await res.json());
+  } catch (err) {
+    throw new CliError(`GET /v1/trust did not return a usable trust store: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function kidOf(a: DeliveredAlert): string | undefined {
+  try {
+    return decodeProtectedHeader(a.sig?.protected).kid;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,228 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { buildApp } from '../../src/app';
+import { tail, readState } from '../../src/cli/tail';
+import type { AlertContent, Receipt } from '../../src/domain/types';
+import { makeTestApp, type TestApp } from '../helpers/app';
+import { appendDirect } from '../helpers/desk';
+import { validContent } from '../fixtures/alerts';
+
+interface Running {
+  done: Promise<number>;
+  stdout(): string;
+  stderr(): string;
+}
+
+function sink(): { stream: Writable; text(): string } {
+  let text = '';
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      text += chunk.toString('utf8');
+      cb();
+    },
+  });
+  return { stream, text: () => text };
+}
+
+/** Runs `cordon tail` in process, as main() would. */
+function runTail(cwd: string, argv: string[]): Running {
+  const out = sink();
+  const err = sink();
+  const done = tail.run(argv, { stdout: out.stream, stderr: err.stream, env: {}, cwd });
+  return { done, stdout: out.text, stderr: err.text };
+}
+
+async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const lines = (text: string) => text.split('\n').filter((l) => l.length > 0);
+
+describe('cordon tail against a listening app (memory backend)', () => {
+  let t: TestApp;
+  let url: string;
+  let R: string;
+  let R2: string;
+  let dir: string;
+  let stateFile: string;
+
+  beforeAll(async () => {
+    t = await makeTestApp({ backend: 'memory', config: { CORDON_POSITION_CHECK_MS: '100' } });
+    [R, R2] = t.regions.list().map((r) => r.code);
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    url = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+  });
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cordon-tail-'));
+    stateFile = join(dir, 'state', 'tail.json');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => t.close());
+
+  const content = (over: Partial<AlertContent> = {}) => validContent({ region: R, ...over });
+  const publishN = async (n: number, over: Partial<AlertContent> = {}): Promise<Receipt[]> => {
+    const out: Receipt[] = [];
+    for (let i = 0; i < n; i++) out.push(await t.publish(content(over)));
+    return out;
+  };
+  const args = (...more: string[]) => ['--url', url, '--token', t.token(), '--region', R, '--state-file', stateFile, ...more];
+
+  test('prints verified alerts as they come, saves the position, and the next run resumes from the state file', async () => {
+    const first = runTail(dir, args('--count', '3'));
+    await until(() => first.stderr().includes(`subscribed to ${R}`), 'subscribed');
+    const r1 = await publishN(3);
+    expect(await first.done).toBe(0);
+    const out1 = lines(first.stdout());
+    expect(out1).toHaveLength(3);
+    out1.forEach((line, i) => {
+      expect(line).toContain(`${R} #${r1[i].seq}`);
+      expect(line).toContain(r1[i].id);
+      expect(line).toContain('URGENT');
+      expect(line).not.toContain('UNVERIFIED');
+    });
+    expect(readState(stateFile).regions[R]).toEqual({ seq: r1[2].seq, epoch: r1[2].epoch });
+    expect(first.stderr()).not.toContain('WARNING');
+
+    // Published while nobody watched: the next run catches up from the saved position.
+    const r2 = await publishN(2);
+    const second = runTail(dir, args('--count', '2', '--json'));
+    expect(await second.done).toBe(0);
+    const frames = lines(second.stdout()).map((l) => JSON.parse(l));
+    expect(frames.map((f) => [f.type, f.seq])).toEqual(r2.map((r) => ['alert', r.seq]));
+    expect(frames[0].sig).toBeDefined();
+    expect(readState(stateFile).regions[R].seq).toBe(r2[1].seq);
+  });
+
+  test('a run that saw no alert still saves where it started, so the next run misses nothing', async () => {
+    const idle = runTail(dir, args('--count', '1'));
+    await until(() => existsSync(stateFile), 'state file written at subscribe');
+    const seqAtStart = readState(stateFile).regions[R].seq;
+    // Stop it the way Ctrl-C would.
+    process.emit('SIGINT');
+    expect(await idle.done).toBe(0);
+    expect(idle.stdout()).toBe('');
+
+    const [missed] = await publishN(1);
+    expect(missed.seq).toBe(seqAtStart + 1);
+    const next = runTail(dir, args('--count', '1'));
+    expect(await next.done).toBe(0);
+    expect(next.stdout()).toContain(`${R} #${missed.seq}`);
+  });
+
+  test('--urgency asks the server for those urgencies only', async () => {
+    const run = runTail(dir, args('--count', '2', '--urgency', 'flash'));
+    await until(() => run.stderr().includes('subscribed'), 'subscribed');
+    await publishN(1, { urgency: 'routine' });
+    const flash = await publishN(2, { urgency: 'flash' });
+    expect(await run.done).toBe(0);
+    const out = lines(run.stdout());
+    expect(out.map((l) => l.includes('FLASH'))).toEqual([true, true]);
+    expect(out[0]).toContain(`#${flash[0].seq}`);
+  });
+
+  test('a trimmed range is announced loudly, then delivery continues at the oldest alert held', async () => {
+    const [held] = await publishN(1);
+    const start = runTail(dir, args('--count', '1'));
+    await until(() => existsSync(stateFile), 'state saved');
+    process.emit('SIGINT');
+    await start.done;
+    expect(readState(stateFile).regions[R].seq).toBe(held.seq);
+
+    const more = await publishN(5);
+    const dropped = await t.deps.regionLog.trim(R, { maxAlerts: 2, nowMs: Date.now() });
+    expect(dropped).toBeGreaterThanOrEqual(3);
+    const run = runTail(dir, args('--count', '2'));
+    expect(await run.done).toBe(0);
+    const out = lines(run.stdout());
+    expect(out[0]).toMatch(new RegExp(`^!!! GAP in ${R} \\(trimmed\\): alerts #${held.seq + 1}\\.\\.#${more[2].seq} are no longer held`));
+    expect(out.slice(1).map((l) => /#(\d+)/.exec(l)?.[1])).toEqual([String(more[3].seq), String(more[4].seq)]);
+  });
+
+  test('an alert whose signature does not verify is printed flagged, warned about, and the exit code is 3', async () => {
+    // Only the log can hold such an alert (ingest verifies): write one straight into it.
+    const run = runTail(dir, ['--url', url, '--token', t.token(), '--region', R2, '--state-file', stateFile, '--count', '2']);
+    await until(() => run.stderr().includes(`subscribed to ${R2}`), 'subscribed');
+    const good = validContent({ region: R2 });
+    const forged = validContent({ region: R2 });
+    const [goodEntry] = await appendDirect(t.deps, (c) => t.sign(c), [good]);
+    await appendDirect(t.deps, (c) => ({ ...t.sign(c), content: { ...c, title: 'Altered after signing' } }), [forged]);
+    expect(await run.done).toBe(3);
+    const out = lines(run.stdout());
+    expect(out[0]).toContain(`#${goodEntry.seq}`);
+    expect(out[0]).not.toContain('UNVERIFIED');
+    expect(out[1]).toContain('[UNVERIFIED]');
+    expect(run.stderr()).toMatch(/FAILED VERIFICATION: SIGNATURE_INVALID/);
+    expect(run.stderr()).toMatch(/1 alert failed signature verification/);
+  });
+
+  test('a refused token stops at once with a clear message and exit 1', async () => {
+    const [h, p] = t.token().split('.');
+    const run = runTail(dir, ['--url', url, '--token', `${h}.${p}.${'A'.repeat(86)}`, '--region', R, '--state-file', stateFile]);
+    expect(await run.done).toBe(1);
+    expect(run.stderr()).toMatch(/HTTP 401 TOKEN_INVALID/);
+  });
+
+  test('a region the token may not watch stops with exit 1 and names the error', async () => {
+    const run = runTail(dir, ['--url', url, '--token', t.token({ regions: [R2] }), '--region', R, '--state-file', stateFile]);
+    expect(await run.done).toBe(1);
+    expect(run.stderr()).toMatch(/STREAM_REGION_FORBIDDEN/);
+  });
+
+  test('bad arguments are a usage error (exit 2)', async () => {
+    expect(await runTail(dir, ['--url', url, '--token', 'x', '--region', 'nowhere']).done).toBe(2);
+    expect(await runTail(dir, ['--url', url, '--token', 'x', '--region', R, '--urgency', 'soon']).done).toBe(2);
+    expect(await runTail(dir, ['--token', 'x', '--region', R]).done).toBe(2);
+  });
+});
+
+describe('cordon tail across two nodes sharing one log and bus', () => {
+  let t: TestApp;
+  let second: FastifyInstance;
+  let urls: string[];
+  let R: string;
+  let dir: string;
+
+  beforeAll(async () => {
+    t = await makeTestApp({ backend: 'memory', config: { CORDON_POSITION_CHECK_MS: '100' } });
+    R = t.regions.list()[0].code;
+    // A second app on the same memory log and bus: two nodes of one deployment.
+    second = await buildApp(t.deps, { logger: pino({ level: 'silent' }) });
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    await second.listen({ port: 0, host: '127.0.0.1' });
+    urls = [t.app, second].map((a) => `http://127.0.0.1:${(a.server.address() as AddressInfo).port}`);
+    dir = mkdtempSync(join(tmpdir(), 'cordon-tail-'));
+  });
+  afterAll(async () => {
+    await second.close();
+    await t.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a node shutting down (4001) sends the desk to the next node, which resumes without loss or duplicate', async () => {
+    const stateFile = join(dir, 'state.json');
+    const run = runTail(dir, ['--url', urls.join(','), '--token', t.token(), '--region', R, '--state-file', stateFile, '--count', '6', '--json']);
+    await until(() => run.stderr().includes('subscribed'), 'subscribed');
+    const before = [];
+    for (let i = 0; i < 3; i++) before.push(await t.publish(validContent({ region: R })));
+    await until(() => lines(run.stdout()).length === 3, '3 alerts');
+    // Close the first node's desks the way shutdown does, but keep the app (it holds the shared log).
+    for (const s of [...t.app.deskSessions]) s.close(4001, 'shutting down');
+    const inject = (a: FastifyInstance) => (c: AlertContent) => a.inject({ method: 'POST', url: '/v1/alerts', payload: t.sign(c) });
+    const after = [];
+    for (let i = 0; i < 3; i++) after.push((await inject(second)(validContent({ region: R }))).json() as Receipt);
+    expect(await run.done).toBe(0);
+    const seqs = lines(run.stdout()).map((l) => JSON.parse(l).seq);
+    expect(seqs).toEqual([...before, ...after].map((r) => r.seq));
+    expect(run.stderr()).toMatch(/disconnected from .* \(4001 shutting down\); reconnecting/);
+    expect(second.deskSessions.size).toBe(1);
+  });
+});

@@ -1,0 +1,204 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, type Config } from '../../src/config';
+
+const ROOT = join(__dirname, '..', '..');
+
+interface PropertySchema {
+  type?: string;
+  enum?: string[];
+  minimum?: number;
+  maximum?: number;
+  pattern?: string;
+  default?: unknown;
+}
+
+const schema = JSON.parse(readFileSync(join(ROOT, 'schemas', 'config.json'), 'utf8')) as {
+  additionalProperties: boolean;
+  properties: Record<string, PropertySchema>;
+};
+const VARIABLES = Object.keys(schema.properties);
+
+/** CORDON_RETENTION_MAX_AGE_DAYS -> retentionMaxAgeDays; the two paths are named for what they hold. */
+const FIELD_EXCEPTIONS: Record<string, keyof Config> = {
+  CORDON_TRUST_STORE: 'trustStorePath',
+  CORDON_REGIONS: 'regionsPath',
+};
+function fieldOf(variable: string): keyof Config {
+  if (FIELD_EXCEPTIONS[variable]) return FIELD_EXCEPTIONS[variable];
+  const words = variable.replace(/^CORDON_/, '').toLowerCase().split('_');
+  return (words[0] + words.slice(1).map((w) => w[0].toUpperCase() + w.slice(1)).join('')) as keyof Config;
+}
+
+/** A valid value for a variable that differs from its default: [environment text, parsed value]. */
+function sampleValue(name: string, p: PropertySchema): [string, unknown] {
+  if (p.enum) {
+    const v = p.enum.find((e) => e !== p.default)!;
+    return [v, v];
+  }
+  if (p.type === 'integer') {
+    const base = typeof p.default === 'number' ? p.default + 1 : (p.minimum ?? 0) + 7;
+    const v = p.maximum !== undefined ? Math.min(base, p.maximum) : base;
+    return [String(v), v];
+  }
+  if (name === 'CORDON_NATS_SUBJECT_PREFIX') return ['cordon_b', 'cordon_b'];
+  return [`value-of-${name.toLowerCase()}`, `value-of-${name.toLowerCase()}`];
+}
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig defaults', () => {
+  it('gives the contract defaults with an empty environment (embedded mode)', () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(8080);
+    expect(c.host).toBe('127.0.0.1');
+    expect(c.logLevel).toBe('info');
+    expect(c.retentionMaxAgeDays).toBe(365);
+    expect(c.retentionMaxAlerts).toBeUndefined();
+    expect(c.natsUrl).toBeUndefined();
+    expect(c.redisUrl).toBeUndefined();
+    expect(c.trustStorePath).toBeUndefined();
+    expect(c.regionsPath).toBeUndefined();
+    expect(c.dataDir).toBe('.cordon');
+  });
+
+  it('applies every default declared in schemas/config.json', () => {
+    const c = loadConfig({}) as unknown as Record<string, unknown>;
+    const withDefault = VARIABLES.filter((v) => 'default' in schema.properties[v]);
+    expect(withDefault.length).toBeGreaterThan(10);
+    for (const v of withDefault) expect([v, c[fieldOf(v)]]).toEqual([v, schema.properties[v].default]);
+  });
+
+  it('names the node host:port when CORDON_NODE_ID is unset', () => {
+    expect(loadConfig({ CORDON_HOST: '0.0.0.0', CORDON_PORT: '9000' }).nodeId).toBe('0.0.0.0:9000');
+    expect(loadConfig({ CORDON_NODE_ID: 'cordon-1' }).nodeId).toBe('cordon-1');
+  });
+
+  it('returns a frozen object, and a fresh one per call', () => {
+    const a = loadConfig({});
+    expect(Object.isFrozen(a)).toBe(true);
+    expect(() => {
+      (a as { port: number }).port = 1;
+    }).toThrow(TypeError);
+    expect(loadConfig({ CORDON_PORT: '9001' }).port).toBe(9001);
+    expect(loadConfig({}).port).toBe(8080);
+  });
+});
+
+describe('loadConfig values', () => {
+  it('carries every variable of the schema into its typed field', () => {
+    for (const v of VARIABLES) {
+      const [text, parsed] = sampleValue(v, schema.properties[v]);
+      const c = loadConfig({ [v]: text }) as unknown as Record<string, unknown>;
+      expect([v, c[fieldOf(v)]]).toEqual([v, parsed]);
+    }
+  });
+
+  it('parses integers from their decimal text', () => {
+    const c = loadConfig({ CORDON_PORT: '9090', CORDON_RETENTION_MAX_ALERTS: '5000', CORDON_SHUTDOWN_GRACE_MS: ' 2500 ' });
+    expect(c.port).toBe(9090);
+    expect(c.retentionMaxAlerts).toBe(5000);
+    expect(c.shutdownGraceMs).toBe(2500);
+    expect(typeof c.port).toBe('number');
+  });
+
+  it('keeps a comma-separated NATS server list as given', () => {
+    const url = 'nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222';
+    expect(loadConfig({ CORDON_NATS_URL: url }).natsUrl).toBe(url);
+  });
+
+  it('treats an empty value as unset', () => {
+    const c = loadConfig({ CORDON_PORT: '', CORDON_REDIS_URL: '' });
+    expect(c.port).toBe(8080);
+    expect(c.redisUrl).toBeUndefined();
+  });
+
+  it('ignores variables outside CORDON_* and the test suite\'s CORDON_TEST_*', () => {
+    const c = loadConfig({ PATH: '/usr/bin', PORT: 'x', CORDON_TEST_REDIS_URL: 'redis://elsewhere:1', CORDON_TEST_ANYTHING: '?' });
+    expect(c.port).toBe(8080);
+    expect(c.redisUrl).toBeUndefined();
+  });
+});
+
+describe('loadConfig rejects bad configuration with a message naming the variable', () => {
+  it.each([
+    ['CORDON_PORT', 'eighty'],
+    ['CORDON_PORT', '70000'],
+    ['CORDON_PORT', '-1'],
+    ['CORDON_PORT', '80.5'],
+    ['CORDON_LOG_LEVEL', 'verbose'],
+    ['CORDON_RETENTION_MAX_ALERTS', '0'],
+    ['CORDON_RETENTION_MAX_AGE_DAYS', '1e3'],
+    ['CORDON_MAX_JSON_DEPTH', '5000'],
+    ['CORDON_NATS_SUBJECT_PREFIX', 'cordon.alerts'],
+    ['CORDON_WS_MAX_QUEUE_FRAMES', '8'],
+  ])('%s=%s', (name, value) => {
+    const err = configError({ [name]: value });
+    expect(err.message).toMatch(/^invalid configuration: /);
+    expect(err.message).toContain(name);
+  });
+
+  it('lists every bad variable at once', () => {
+    const err = configError({ CORDON_PORT: 'x', CORDON_LOG_LEVEL: 'loud' });
+    expect(err.message).toContain('CORDON_PORT');
+    expect(err.message).toContain('CORDON_LOG_LEVEL');
+  });
+
+  it('names the allowed log levels', () => {
+    expect(configError({ CORDON_LOG_LEVEL: 'loud' }).message).toContain('fatal, error, warn, info, debug, trace, silent');
+  });
+
+  it('rejects an unknown CORDON_* variable, so a typo cannot fall back to a default silently', () => {
+    expect(schema.additionalProperties).toBe(false);
+    const err = configError({ CORDON_PROT: '9090' });
+    expect(err.message).toContain('CORDON_PROT is not allowed');
+  });
+});
+
+describe('docs/configuration.md', () => {
+  const doc = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
+  const header = '| variable | default | meaning |';
+  const rows = (() => {
+    const lines = doc.split('\n');
+    const start = lines.indexOf(header);
+    expect(start).toBeGreaterThanOrEqual(0);
+    const out: Array<{ variable: string; def: string; meaning: string }> = [];
+    for (const line of lines.slice(start + 2)) {
+      if (!line.startsWith('|')) break;
+      const cells = line.slice(1, -1).split(' | ').map((c) => c.trim());
+      expect(cells).toHaveLength(3);
+      const m = /^`(CORDON_[A-Z0-9_]+)`$/.exec(cells[0]);
+      if (!m) throw new Error(`not a variable cell: ${cells[0]}`);
+      out.push({ variable: m[1], def: cells[1], meaning: cells[2] });
+    }
+    return out;
+  })();
+
+  it('has one row per property of schemas/config.json and nothing else', () => {
+    const documented = rows.map((r) => r.variable);
+    expect(new Set(documented).size).toBe(documented.length);
+    expect([...documented].sort()).toEqual([...VARIABLES].sort());
+  });
+
+  it('states each default as the schema declares it, and "unset" where there is none', () => {
+    for (const r of rows) {
+      const p = schema.properties[r.variable];
+      if ('default' in p) expect([r.variable, r.def]).toEqual([r.variable, `\`${String(p.default)}\``]);
+      else expect([r.variable, r.def.startsWith('unset')]).toEqual([r.variable, true]);
+      expect(r.meaning.length).toBeGreaterThan(10);
+    }
+  });
+
+  it('keeps no CORDON_* name in its text that the schema does not know', () => {
+    const named = new Set((doc.match(/CORDON_[A-Z0-9_]*[A-Z0-9]/g) ?? []).filter((n) => n !== 'CORDON_TEST'));
+    for (const n of named) expect([n, n in schema.properties]).toEqual([n, true]);
+  });
+});
