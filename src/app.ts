@@ -61,6 +61,7 @@ export async function buildApp(
       : { logger: { level: deps.config.logLevel, redact: REDACT_PATHS } }),
     bodyLimit: deps.config.maxBodyBytes,
     // Ingest parses bodies itself (hostile-input rules); see src/http/alerts.ts.
+    trustProxy: deps.config.trustProxy,
     return503OnClosing: true,
     forceCloseConnections: true,
     // One log line per request would dominate the ingest hot path; routes log what matters.

@@ -33,6 +33,7 @@ export interface Config {
   positionCheckMs: number;
   shutdownGraceMs: number;
   replayBatch: number;
+  trustProxy: boolean;
 }
 
 const INTEGER_VARS = new Set([
@@ -56,6 +57,8 @@ const INTEGER_VARS = new Set([
   'CORDON_REPLAY_BATCH',
 ]);
 
+const BOOLEAN_VARS = new Set(['CORDON_TRUST_PROXY']);
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -68,7 +71,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   const raw: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('CORDON_') || name.startsWith('CORDON_TEST_') || value === undefined || value === '') continue;
-    raw[name] = INTEGER_VARS.has(name) && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
+    const v = value.trim();
+    if (INTEGER_VARS.has(name) && /^-?\d+$/.test(v)) raw[name] = Number(v);
+    else if (BOOLEAN_VARS.has(name) && (v === 'true' || v === 'false')) raw[name] = v === 'true';
+    else raw[name] = value;
   }
   const validate = validator('config');
   if (!validate(raw)) {
@@ -105,5 +111,6 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     positionCheckMs: v.CORDON_POSITION_CHECK_MS,
     shutdownGraceMs: v.CORDON_SHUTDOWN_GRACE_MS,
     replayBatch: v.CORDON_REPLAY_BATCH,
+    trustProxy: v.CORDON_TRUST_PROXY,
   });
 }

@@ -100,7 +100,7 @@ export class Hub {
   private checking = false;
 
   constructor(opts: HubOptions) {
-    this.opts = { maxPending: 10_000, recent: 1024, ...opts };
+    this.opts = { maxPending: 10_000, recent: 256, ...opts };
   }
 
   /** Starts the periodic position check. */

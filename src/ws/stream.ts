@@ -66,6 +66,7 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
     positionCheckMs: config.positionCheckMs,
   });
   const sessions = new Set<DeskSession>();
+  const openSockets = new Set<WebSocket>();
   const tokens = new WeakMap<FastifyRequest, Token>();
   const deps: SessionDeps = {
     hub,
@@ -93,8 +94,9 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
     const sub = busSub;
     busSub = undefined;
     await sub?.unsubscribe().catch((err: unknown) => log.warn({ err }, 'bus unsubscribe failed'));
-    const sockets = [...sessions].map((s) => s.ws);
     for (const s of [...sessions]) s.close(CLOSE.SHUTTING_DOWN, 'shutting down');
+    // Every socket not yet closed, including those of sessions already ended mid-handshake.
+    const sockets = [...openSockets];
     // Wait for each desk's closing handshake (its close frame back), bounded by a grace period.
     const deadline = Date.now() + Math.min(config.shutdownGraceMs, 2000);
     while (Date.now() < deadline) {
@@ -148,6 +150,8 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
         .send(problemBody('QUERY_INVALID', 'GET /v1/stream must be a WebSocket upgrade'));
     },
     wsHandler: (socket: WebSocket, request: FastifyRequest) => {
+      openSockets.add(socket);
+      socket.once('close', () => openSockets.delete(socket));
       const token = tokens.get(request);
       if (!token) {
         socket.close(CLOSE.UNAUTHORISED, 'unauthorised');

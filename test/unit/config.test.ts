@@ -36,6 +36,7 @@ function sampleValue(name: string, p: PropertySchema): [string, unknown] {
     const v = p.enum.find((e) => e !== p.default)!;
     return [v, v];
   }
+  if (p.type === 'boolean') return [String(!p.default), !p.default];
   if (p.type === 'integer') {
     const base = typeof p.default === 'number' ? p.default + 1 : (p.minimum ?? 0) + 7;
     const v = p.maximum !== undefined ? Math.min(base, p.maximum) : base;
