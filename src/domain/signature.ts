@@ -1,6 +1,7 @@
-import { createHash, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createHash, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { CordonError } from '../errors';
 import { b64uDecode, b64uEncode } from './base64url';
+import { verifyEd25519 } from './ed25519';
 import { canonicalize } from './jcs';
 import { fieldErrors, validator } from './schemas';
 import type { TrustStore } from './trust-store';
@@ -65,14 +66,6 @@ export function decodeProtectedHeader(protectedB64: string): ProtectedHeader {
   return header as ProtectedHeader;
 }
 
-function verifyOnThreadpool(data: Buffer, key: KeyObject, sig: Buffer): Promise<boolean> {
-  // The callback form runs on the libuv threadpool: several verifications proceed in parallel
-  // while the event loop keeps parsing and validating.
-  return new Promise((resolve) => {
-    cryptoVerify(null, data, key, sig, (err, ok) => resolve(!err && ok));
-  });
-}
-
 /**
  * Verifies a submission against the trust store. Check order (and so the code a caller sees)
  * follows the contract: header, key, signature, key authorisation, iat window, key validity.
@@ -96,7 +89,7 @@ export async function verifySubmission(sub: Submission, store: TrustStore, opts:
   }
   if (sig.length !== 64) throw new CordonError('SIGNATURE_INVALID', 'an Ed25519 signature is 64 bytes');
   const signingInput = Buffer.from(sub.sig.protected + '.' + payload.toString('base64url'), 'ascii');
-  if (!(await verifyOnThreadpool(signingInput, key.key, sig))) {
+  if (!(await verifyEd25519(signingInput, key, sig))) {
     throw new CordonError('SIGNATURE_INVALID', 'signature does not verify over the JCS form of content');
   }
 

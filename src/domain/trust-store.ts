@@ -20,6 +20,8 @@ export interface TrustedKey {
   readonly state: string;
   readonly use: KeyUse;
   readonly key: KeyObject;
+  /** the 32 raw public-key bytes, for libsodium. */
+  readonly raw: Buffer;
   readonly regions?: ReadonlySet<string>;
   readonly nbfMs?: number;
   readonly expMs?: number;
@@ -93,6 +95,7 @@ export class TrustStore {
             state,
             use: k.use,
             key,
+            raw: Buffer.from(k.jwk.x, 'base64url'),
             regions: k.regions ? new Set(k.regions) : undefined,
             nbfMs,
             expMs,

@@ -46,7 +46,92 @@ function historyTrimmed(s: RegionState, detail: string): CordonError {
 }
 
 function visibleEntry(token: Token, e: LogEntry): boolean {
-  return isVisible(token, (JSON.parse(e.body) as { content: AlertContent }).content);
+  return isVisible(token, entitlementView(e.body) as AlertContent);
+}
+
+/**
+ * The members entitlement reads (issuer, audience, region) of a stored body, without building the
+ * whole alert: on an export, parsing every body (and collecting what that leaves behind) costs
+ * more than everything else the node does. One pass walks the body string by string; outside
+ * strings the next quote always opens one, so text inside strings can never pass for a key. A
+ * member of content counts when its name occurs as a key exactly once (content has all three, so
+ * that one is content's own); anything unexpected takes the full parse.
+ */
+export function entitlementView(body: string): Pick<AlertContent, 'issuer' | 'audience' | 'region'> {
+  let issuerAt = -1;
+  let audienceAt = -1;
+  let regionAt = -1;
+  let repeated = false;
+  for (let i = body.indexOf('"'); i !== -1; ) {
+    const end = stringEnd(body, i);
+    if (end === -1) break;
+    // A key: the string is followed by ':' (no whitespace in the stored form).
+    if (body.charCodeAt(end + 1) === 0x3a) {
+      const len = end - i - 1;
+      if (len === 6 && body.startsWith('issuer', i + 1)) {
+        repeated ||= issuerAt !== -1;
+        issuerAt = end + 2;
+      } else if (len === 8 && body.startsWith('audience', i + 1)) {
+        repeated ||= audienceAt !== -1;
+        audienceAt = end + 2;
+      } else if (len === 6 && body.startsWith('region', i + 1)) {
+        repeated ||= regionAt !== -1;
+        regionAt = end + 2;
+      }
+    }
+    i = body.indexOf('"', end + 1);
+  }
+  if (!repeated && issuerAt !== -1 && audienceAt !== -1 && regionAt !== -1) {
+    const issuer = objectJson(body, issuerAt);
+    const audience = objectJson(body, audienceAt);
+    const regionEnd = body.charCodeAt(regionAt) === 0x22 ? stringEnd(body, regionAt) : -1;
+    if (issuer !== undefined && audience !== undefined && regionEnd !== -1) {
+      try {
+        const view = {
+          issuer: JSON.parse(issuer) as AlertContent['issuer'],
+          audience: JSON.parse(audience) as AlertContent['audience'],
+          region: JSON.parse(body.slice(regionAt, regionEnd + 1)) as string,
+        };
+        if (typeof view.issuer.state === 'string' && Array.isArray(view.audience.states) && typeof view.audience.min_clearance === 'string') {
+          return view;
+        }
+      } catch {
+        /* take the full parse */
+      }
+    }
+  }
+  return (JSON.parse(body) as { content: AlertContent }).content;
+}
+
+/** Index of the quote closing the string that opens at `i` (-1 if none). */
+function stringEnd(text: string, i: number): number {
+  let j = text.indexOf('"', i + 1);
+  for (;;) {
+    if (j === -1) return -1;
+    let b = j - 1;
+    while (text.charCodeAt(b) === 0x5c) b--;
+    // An even run of backslashes before the quote escapes only themselves.
+    if ((j - 1 - b) % 2 === 0) return j;
+    j = text.indexOf('"', j + 1);
+  }
+}
+
+/** The JSON text of the object starting at `start`, or undefined when none starts there. */
+function objectJson(text: string, start: number): string | undefined {
+  if (text.charCodeAt(start) !== 0x7b) return undefined;
+  let depth = 0;
+  for (let k = start; k < text.length; k++) {
+    const c = text.charCodeAt(k);
+    if (c === 0x22) {
+      k = stringEnd(text, k);
+      if (k === -1) return undefined;
+    } else if (c === 0x7b || c === 0x5b) {
+      depth++;
+    } else if ((c === 0x7d || c === 0x5d) && --depth === 0) {
+      return text.slice(start, k + 1);
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -3,7 +3,8 @@ import { makeTestApp, type TestApp } from '../helpers/app';
 import { TEST_REDIS_URL } from '../helpers/env';
 import { validContent, timestamp } from '../fixtures/alerts';
 import { validator } from '../../src/domain/schemas';
-import { deliveredJson } from '../../src/ports/region-log';
+import { deliveredJson, type LogEntry } from '../../src/ports/region-log';
+import { entitlementView, writeDelivered } from '../../src/http/replay';
 import type { AlertContent, DeliveredAlert, Receipt, Region, Submission } from '../../src/domain/types';
 
 /** Three distinct test regions: A and C (KG, CN) and B (KZ, KG). */
@@ -450,5 +451,57 @@ describe('history on Redis: GET /v1/regions/{region}/alerts and GET /v1/alerts/{
     expect(got.length).toBeLessThan(count);
     // What did arrive is gapless from the start.
     expect(got).toEqual(got.map((_, i) => base + 1 + i));
+  });
+});
+
+describe('building export lines from stored bodies (no I/O)', () => {
+  const stored = (content: unknown) => `{"content":${JSON.stringify(content)},"sig":{"protected":"eyJhbGciOiJFZDI1NTE5In0","signature":"c2ln"}}`;
+  const viewOf = (body: string) => {
+    const c = (JSON.parse(body) as { content: AlertContent }).content;
+    return { issuer: c.issuer, audience: c.audience, region: c.region };
+  };
+  /** Strings made to look like JSON structure and keys, with escapes and non-ASCII text. */
+  const tricky = [
+    '"issuer":{"state":"KZ"}',
+    '\\"audience\\":{"states":["CN"],"min_clearance":"unclassified"}',
+    'ends with a backslash \\',
+    '\\',
+    '"',
+    'region":"ZZ-ZZ-99',
+    '{"region":"ZZ-ZZ-99","issuer":',
+    'Тюргарт 🚚 ‘quoted’ \u2028',
+    'issuer',
+  ];
+
+  test('writeDelivered writes exactly deliveredJson(entry) and a newline', () => {
+    for (const title of tricky) {
+      const e: LogEntry = { region: 'KG-CN-01', seq: 42, epoch: 'e-1', receivedAt: '2026-03-01T10:00:00.123Z', body: stored(validContent({ title })) };
+      const buf = Buffer.alloc(3 * e.body.length + 200);
+      const n = writeDelivered(buf, 7, e);
+      expect(buf.subarray(7, 7 + n).toString('utf8')).toBe(deliveredJson(e) + '\n');
+    }
+  });
+
+  test('the entitlement view of a body equals what parsing the whole body gives, whatever its strings hold', () => {
+    const bodies: string[] = [];
+    for (const text of tricky) {
+      bodies.push(stored(validContent({ title: text })));
+      bodies.push(stored(validContent({ description: text, external_refs: [{ system: 'national', ref: text }] })));
+      bodies.push(stored(validContent({ subjects: [{ kind: 'other', value: text, subject_category: 'other', basis: 'fact' }] })));
+    }
+    // Keys in another order, whitespace, and (outside the schema) a nested key of the same name.
+    const c = validContent({ audience: { states: ['KG'], min_clearance: 'secret' } });
+    const { issuer, audience, region, ...rest } = c;
+    bodies.push(stored({ ...rest, region, audience, issuer }));
+    bodies.push(JSON.stringify({ content: c, sig: { protected: 'p', signature: 's' } }, null, 2));
+    bodies.push(stored({ location: { issuer: { state: 'KZ' }, audience: { states: ['KZ'], min_clearance: 'unclassified' } }, ...c }));
+    bodies.push(stored({ ...c, location: { region: 'ZZ-ZZ-99', audience: { states: ['KZ'], min_clearance: 'unclassified' } } }));
+    // Random strings over an alphabet of JSON punctuation.
+    const alphabet = ['"', '\\', '{', '}', '[', ']', ':', ',', 'issuer', 'audience', 'region', 'a', ' ', '\n'];
+    for (let i = 0; i < 300; i++) {
+      const s = Array.from({ length: 1 + Math.floor(Math.random() * 12) }, () => alphabet[Math.floor(Math.random() * alphabet.length)]).join('');
+      bodies.push(stored(validContent({ title: s.replace(/\n/g, ' ') || 'x', description: s })));
+    }
+    for (const body of bodies) expect(entitlementView(body)).toEqual(viewOf(body));
   });
 });
