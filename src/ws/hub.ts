@@ -46,31 +46,57 @@ export interface StreamMetrics {
   repairs: Counter<'region'>;
 }
 
+/**
+ * The stream's metrics on the app's registry. A metric already registered there (two apps built
+ * on one registry) is reused rather than registered twice.
+ */
 export function createStreamMetrics(registry: Registry): StreamMetrics {
   const registers = [registry];
+  const once = <M>(name: string, make: () => M): M => (registry.getSingleMetric(name) as M | undefined) ?? make();
   return {
-    desks: new Gauge({ name: 'cordon_ws_desks', help: 'Desk sessions connected to this node', registers }),
-    deliveries: new Counter({ name: 'cordon_ws_deliveries_total', help: 'Alert frames queued to desks (live and replayed)', registers }),
-    resumes: new Counter({
-      name: 'cordon_ws_resumes_total',
-      help: 'Subscriptions with a from position, by whether everything after it was delivered without a gap',
-      labelNames: ['recovered'],
-      registers,
-    }),
-    gaps: new Counter({ name: 'cordon_ws_gaps_total', help: 'gap frames sent, by reason', labelNames: ['reason'], registers }),
-    slowCloses: new Counter({ name: 'cordon_ws_slow_closes_total', help: 'Desks closed with 4002 because their queue was full', registers }),
-    regionLag: new Gauge({
-      name: 'cordon_ws_region_lag',
-      help: "Per watched region: the log's newest seq minus the seq this node last delivered",
-      labelNames: ['region'],
-      registers,
-    }),
-    repairs: new Counter({
-      name: 'cordon_ws_repairs_total',
-      help: 'Alerts the hub read from the region log because the bus skipped or lost them',
-      labelNames: ['region'],
-      registers,
-    }),
+    desks: once('cordon_ws_desks', () => new Gauge({ name: 'cordon_ws_desks', help: 'Desk sessions connected to this node', registers })),
+    deliveries: once(
+      'cordon_ws_deliveries_total',
+      () => new Counter({ name: 'cordon_ws_deliveries_total', help: 'Alert frames queued to desks (live and replayed)', registers }),
+    ),
+    resumes: once(
+      'cordon_ws_resumes_total',
+      () =>
+        new Counter({
+          name: 'cordon_ws_resumes_total',
+          help: 'Subscriptions with a from position, by whether everything after it was delivered without a gap',
+          labelNames: ['recovered'] as const,
+          registers,
+        }),
+    ),
+    gaps: once(
+      'cordon_ws_gaps_total',
+      () => new Counter({ name: 'cordon_ws_gaps_total', help: 'gap frames sent, by reason', labelNames: ['reason'] as const, registers }),
+    ),
+    slowCloses: once(
+      'cordon_ws_slow_closes_total',
+      () => new Counter({ name: 'cordon_ws_slow_closes_total', help: 'Desks closed with 4002 because their queue was full', registers }),
+    ),
+    regionLag: once(
+      'cordon_ws_region_lag',
+      () =>
+        new Gauge({
+          name: 'cordon_ws_region_lag',
+          help: "Per watched region: the log's newest seq minus the seq this node last delivered",
+          labelNames: ['region'] as const,
+          registers,
+        }),
+    ),
+    repairs: once(
+      'cordon_ws_repairs_total',
+      () =>
+        new Counter({
+          name: 'cordon_ws_repairs_total',
+          help: 'Alerts the hub read from the region log because the bus skipped or lost them',
+          labelNames: ['region'] as const,
+          registers,
+        }),
+    ),
   };
 }
 

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildApp } from '../../src/app';
+import { createMetrics } from '../../src/metrics';
 import { tail, readState } from '../../src/cli/tail';
 import type { AlertContent, Receipt } from '../../src/domain/types';
 import { makeTestApp, type TestApp } from '../helpers/app';
@@ -30,11 +31,22 @@ function sink(): { stream: Writable; text(): string } {
 }
 
 /** Runs `cordon tail` in process, as main() would. */
+const pending = new Set<Promise<number>>();
+
 function runTail(cwd: string, argv: string[]): Running {
   const out = sink();
   const err = sink();
   const done = tail.run(argv, { stdout: out.stream, stderr: err.stream, env: {}, cwd });
+  pending.add(done);
+  void done.finally(() => pending.delete(done));
   return { done, stdout: out.text, stderr: err.text };
+}
+
+/** A run a failed test left behind would reconnect forever: stop it as Ctrl-C does. */
+async function stopLeftovers(): Promise<void> {
+  if (pending.size === 0) return;
+  process.emit('SIGINT');
+  await Promise.allSettled([...pending]);
 }
 
 async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
@@ -65,7 +77,10 @@ describe('cordon tail against a listening app (memory backend)', () => {
     dir = mkdtempSync(join(tmpdir(), 'cordon-tail-'));
     stateFile = join(dir, 'state', 'tail.json');
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    await stopLeftovers();
+    rmSync(dir, { recursive: true, force: true });
+  });
   afterAll(() => t.close());
 
   const content = (over: Partial<AlertContent> = {}) => validContent({ region: R, ...over });
@@ -148,12 +163,13 @@ describe('cordon tail against a listening app (memory backend)', () => {
   });
 
   test('an alert whose signature does not verify is printed flagged, warned about, and the exit code is 3', async () => {
-    // Only the log can hold such an alert (ingest verifies): write one straight into it.
+    await t.publish(validContent({ region: R2 }));
     const run = runTail(dir, ['--url', url, '--token', t.token(), '--region', R2, '--state-file', stateFile, '--count', '2']);
     await until(() => run.stderr().includes(`subscribed to ${R2}`), 'subscribed');
-    const good = validContent({ region: R2 });
+    const goodEntry = await t.publish(validContent({ region: R2 }));
+    // Only the log can hold such an alert (ingest verifies): write one straight into it; the
+    // node's position check finds it there and delivers it.
     const forged = validContent({ region: R2 });
-    const [goodEntry] = await appendDirect(t.deps, (c) => t.sign(c), [good]);
     await appendDirect(t.deps, (c) => ({ ...t.sign(c), content: { ...c, title: 'Altered after signing' } }), [forged]);
     expect(await run.done).toBe(3);
     const out = lines(run.stdout());
@@ -195,14 +211,15 @@ describe('cordon tail across two nodes sharing one log and bus', () => {
     t = await makeTestApp({ backend: 'memory', config: { CORDON_POSITION_CHECK_MS: '100' } });
     R = t.regions.list()[0].code;
     // A second app on the same memory log and bus: two nodes of one deployment.
-    second = await buildApp(t.deps, { logger: pino({ level: 'silent' }) });
+    second = await buildApp({ ...t.deps, metrics: createMetrics({ defaultMetrics: false }) }, { logger: pino({ level: 'silent' }) });
     await t.app.listen({ port: 0, host: '127.0.0.1' });
     await second.listen({ port: 0, host: '127.0.0.1' });
     urls = [t.app, second].map((a) => `http://127.0.0.1:${(a.server.address() as AddressInfo).port}`);
     dir = mkdtempSync(join(tmpdir(), 'cordon-tail-'));
   });
   afterAll(async () => {
-    await second.close();
+    await stopLeftovers();
+    await second?.close();
     await t.close();
     rmSync(dir, { recursive: true, force: true });
   });
