@@ -10,7 +10,8 @@
  *
  *   npm run bench:resume-storm     (BENCH_DESKS=1000 BENCH_MISSED=100 BENCH_SPREAD_MS=1000 BENCH_LIVE_RATE=20)
  */
-import { cpus, loadavg } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { benchContent, makeFixture } from './lib/fixture';
 import { percentile } from './lib/node';
@@ -45,7 +46,8 @@ async function main(): Promise<void> {
 
   const bodies = Array.from({ length: HELD + MISSED + LIVE_RATE * 60 + 100 }, () => JSON.stringify(fx.sign(benchContent(fx.region))));
   let used = 0;
-  const cn = await startCordonNode(fx);
+  const logFile = process.env.BENCH_SERVER_LOG;
+  const cn = await startCordonNode(fx, { logFile, profileOut: process.env.BENCH_CPU_PROF === '1' ? join(tmpdir(), `cordon-storm-${Date.now()}.cpuprofile`) : undefined });
   const publisher = new HttpPublisher(cn.node.url, () => bodies[used++] ?? JSON.stringify(fx.sign(benchContent(fx.region))));
   const pid = cn.node.proc.pid ?? 0;
   const wsUrl = `ws://127.0.0.1:${cn.node.port}/v1/stream`;

@@ -66,6 +66,11 @@ export class ConfigError extends Error {
   }
 }
 
+/** The process environment, for the CLI, which reads a few CORDON_* defaults of its own. */
+export function processEnvironment(): Readonly<Record<string, string | undefined>> {
+  return process.env;
+}
+
 /** Builds the configuration from an environment-like record (process.env in the server). */
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Readonly<Config> {
   const raw: Record<string, unknown> = {};

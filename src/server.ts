@@ -9,7 +9,7 @@ import { buildApp, REDACT_PATHS } from './app';
  * 4001 (the stream plugin's preClose hook), drain NATS, quit Redis, exit — bounded by a grace timer.
  */
 async function main(): Promise<void> {
-  const config = loadConfig(process.env);
+  const config = loadConfig();
   const logger = pino({ level: config.logLevel, redact: REDACT_PATHS });
   const composition = await compose(config, logger);
   const app = await buildApp(composition.deps, { logger });

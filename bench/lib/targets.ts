@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import Redis from 'ioredis';
@@ -64,6 +65,8 @@ export interface CordonNodeOptions {
   env?: Record<string, string>;
   /** run under bench/lib/profiled-server.js: SIGUSR2 starts / stops a CPU profile written here */
   profileOut?: string;
+  /** append the node's log lines (level CORDON_LOG_LEVEL, default warn) to this file */
+  logFile?: string;
 }
 
 /**
@@ -86,6 +89,12 @@ export async function startCordonNode(fx: BenchFixture, opts: CordonNodeOptions 
     ...(opts.profileOut ? { BENCH_PROFILE_OUT: opts.profileOut } : {}),
     ...opts.env,
   });
+  if (opts.logFile) {
+    // startScript keeps only a tail for its own errors: keep every line for the reader too.
+    const file = createWriteStream(opts.logFile, { flags: 'a' });
+    node.proc.stdout?.pipe(file);
+    node.proc.stderr?.pipe(file);
+  }
   return {
     node,
     prefix,

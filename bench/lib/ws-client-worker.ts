@@ -130,6 +130,15 @@ function startsWith(buf: Buffer, prefix: Buffer): boolean {
   return buf.length >= prefix.length && buf.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
 }
 
+/** The subscribe frame again, from `lastSeq` (keeping the epoch the original named). */
+function resubscribe(subscribe: string, lastSeq: number): string {
+  const f = JSON.parse(subscribe) as { regions: string[]; from?: Record<string, { seq: number; epoch?: string }> };
+  if (lastSeq === 0 && !f.from) return subscribe;
+  const from: Record<string, { seq: number; epoch?: string }> = {};
+  for (const r of f.regions) from[r] = { ...(f.from?.[r] ?? {}), seq: lastSeq };
+  return JSON.stringify({ ...f, from });
+}
+
 function countOther(type: string): void {
   other[type] = (other[type] ?? 0) + 1;
 }
@@ -176,9 +185,15 @@ function openDesk(c: ConnectCommand, regionsToConfirm: number): Promise<void> {
         countOther('unparsable');
         return;
       }
-      countOther(frame.type ?? 'untyped');
+      countOther(frame.type === 'error' ? `error:${frame.code}` : (frame.type ?? 'untyped'));
       if (frame.type === 'subscribed' && --pending === 0) done();
-      if (frame.type === 'error' && !settled) done(new Error(`error frame ${frame.code}: ${frame.message}`));
+      if (frame.type === 'error') {
+        // What a real desk does when the node could not read the log: subscribe again from the
+        // last seq it holds (the subscription was dropped, the session stays open).
+        if (frame.code === 'LOG_UNAVAILABLE' && c.subscribe) {
+          setTimeout(() => ws.send(resubscribe(c.subscribe!, desk.lastSeq)), 100 + Math.random() * 200);
+        } else if (!settled) done(new Error(`error frame ${frame.code}: ${frame.message}`));
+      }
     });
     ws.on('unexpected-response', (_req, res) => done(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
     ws.on('error', (err) => done(err));

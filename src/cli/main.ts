@@ -1,3 +1,4 @@
+import { processEnvironment } from '../config';
 import type { CliIo, Command } from './command';
 import { keygen } from './keygen';
 import { publish } from './publish';
@@ -12,7 +13,7 @@ import { tail } from './tail';
 export const COMMANDS: readonly Command[] = [keygen, sign, publish, token, verify, tail, replay, audit];
 
 function processIo(): CliIo {
-  return { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };
+  return { stdout: process.stdout, stderr: process.stderr, env: processEnvironment(), cwd: process.cwd() };
 }
 
 function help(): string {
