@@ -130,9 +130,9 @@ async function measure(make: () => Promise<BroadcastTarget>, profileOut?: string
     out(`RSS ${(rssIdle / 2 ** 20).toFixed(1)} MiB idle, ${(rssDesks / 2 ** 20).toFixed(1)} MiB with ${DESKS} idle desks`);
 
     await phase(target, pool, WARMUP_S, WINDOW);
-    if (profileOut) target.proc?.kill('SIGUSR2');
+    if (profileOut) target.proc?.kill('SIGWINCH');
     const throughput = await phase(target, pool, DURATION_S, WINDOW);
-    if (profileOut) target.proc?.kill('SIGUSR2');
+    if (profileOut) target.proc?.kill('SIGWINCH');
     out(row('throughput', throughput));
     const paced = await phase(target, pool, PACED_S, Math.max(WINDOW, RATE), RATE);
     out(row(`paced ${RATE}/s`, paced));

@@ -16,6 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { benchContent, makeFixture } from './lib/fixture';
 import { percentile } from './lib/node';
 import { DeskPool } from './lib/desk-pool';
+import { summariseProfile } from './lib/profile-summary';
 import { HttpPublisher } from './lib/publisher';
 import { cpuMsOf, machineCpu, startCordonNode } from './lib/targets';
 
@@ -47,7 +48,8 @@ async function main(): Promise<void> {
   const bodies = Array.from({ length: HELD + MISSED + LIVE_RATE * 60 + 100 }, () => JSON.stringify(fx.sign(benchContent(fx.region))));
   let used = 0;
   const logFile = process.env.BENCH_SERVER_LOG;
-  const cn = await startCordonNode(fx, { logFile, profileOut: process.env.BENCH_CPU_PROF === '1' ? join(tmpdir(), `cordon-storm-${Date.now()}.cpuprofile`) : undefined });
+  const profileOut = process.env.BENCH_CPU_PROF === '1' ? join(tmpdir(), `cordon-storm-${Date.now()}.cpuprofile`) : undefined;
+  const cn = await startCordonNode(fx, { logFile, profileOut });
   const publisher = new HttpPublisher(cn.node.url, () => bodies[used++] ?? JSON.stringify(fx.sign(benchContent(fx.region))));
   const pid = cn.node.proc.pid ?? 0;
   const wsUrl = `ws://127.0.0.1:${cn.node.port}/v1/stream`;
@@ -73,6 +75,7 @@ async function main(): Promise<void> {
 
     // The storm: every desk reconnects within SPREAD_MS with its position; live alerts continue.
     pool = await DeskPool.start(WORKERS);
+    if (profileOut) cn.node.proc.kill('SIGWINCH');
     const cpu0 = await cpuMsOf(pid);
     const m0 = await machineCpu();
     const t0 = performance.now();
@@ -97,6 +100,7 @@ async function main(): Promise<void> {
     const allMs = performance.now() - t0;
     const cpu1 = await cpuMsOf(pid);
     const m1 = await machineCpu();
+    if (profileOut) cn.node.proc.kill('SIGWINCH');
     live = false;
     clearInterval(liveTimer);
     await publisher.settled();
@@ -115,6 +119,11 @@ async function main(): Promise<void> {
     out(`live alerts during the storm: ${top - HELD - MISSED}; every desk holds seq ${HELD + 1}..${top}: ${drained && report.deliveries === DESKS * (top - HELD) && report.outOfOrder === 0 ? 'yes' : 'NO'}`);
     out(`storm: server CPU ${(((cpu1 - cpu0) / allMs) * 100).toFixed(0)}%, machine ${(((m1.busy - m0.busy) / (m1.total - m0.total)) * 100).toFixed(0)}% busy`);
     out(`other frames: ${JSON.stringify(report.other)}`);
+    if (profileOut) {
+      await sleep(500);
+      out('');
+      out(summariseProfile(profileOut).join('\n'));
+    }
   } finally {
     await pool?.close();
     await publisher.settled();

@@ -30,6 +30,7 @@ export interface Config {
   wsMaxFrameBytes: number;
   wsMaxFramesPerS: number;
   wsReplayBatch: number;
+  wsPingMs: number;
   positionCheckMs: number;
   shutdownGraceMs: number;
   replayBatch: number;
@@ -52,6 +53,7 @@ const INTEGER_VARS = new Set([
   'CORDON_WS_MAX_FRAME_BYTES',
   'CORDON_WS_MAX_FRAMES_PER_S',
   'CORDON_WS_REPLAY_BATCH',
+  'CORDON_WS_PING_MS',
   'CORDON_POSITION_CHECK_MS',
   'CORDON_SHUTDOWN_GRACE_MS',
   'CORDON_REPLAY_BATCH',
@@ -113,6 +115,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     wsMaxFrameBytes: v.CORDON_WS_MAX_FRAME_BYTES,
     wsMaxFramesPerS: v.CORDON_WS_MAX_FRAMES_PER_S,
     wsReplayBatch: v.CORDON_WS_REPLAY_BATCH,
+    wsPingMs: v.CORDON_WS_PING_MS,
     positionCheckMs: v.CORDON_POSITION_CHECK_MS,
     shutdownGraceMs: v.CORDON_SHUTDOWN_GRACE_MS,
     replayBatch: v.CORDON_REPLAY_BATCH,

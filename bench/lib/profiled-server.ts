@@ -1,8 +1,9 @@
 /*
  * Runs dist/src/server.js with an in-process CPU profiler that the bench switches on and off:
- * the first SIGUSR2 starts sampling, the second stops it and writes the profile (Chrome
+ * the first SIGWINCH starts sampling, the second stops it and writes the profile (Chrome
  * .cpuprofile JSON) to BENCH_PROFILE_OUT. `--cpu-prof` cannot go through NODE_OPTIONS, and this
- * way the profile covers exactly the measured phase, not start-up and shutdown.
+ * way the profile covers exactly the measured phase, not start-up and shutdown. SIGWINCH because
+ * close-with-grace shuts the server down on SIGUSR2 and Node reserves SIGUSR1 for the inspector.
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -12,7 +13,7 @@ const session = new Session();
 session.connect();
 let running = false;
 
-process.on('SIGUSR2', () => {
+process.on('SIGWINCH', () => {
   if (!running) {
     running = true;
     session.post('Profiler.enable', () =>

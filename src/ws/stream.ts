@@ -67,6 +67,8 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
   });
   const sessions = new Set<DeskSession>();
   const openSockets = new Set<WebSocket>();
+  /** Sockets pinged since their last pong. */
+  const unanswered = new WeakSet<WebSocket>();
   const tokens = new WeakMap<FastifyRequest, Token>();
   const deps: SessionDeps = {
     hub,
@@ -152,6 +154,7 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
     wsHandler: (socket: WebSocket, request: FastifyRequest) => {
       openSockets.add(socket);
       socket.once('close', () => openSockets.delete(socket));
+      socket.on('pong', () => unanswered.delete(socket));
       const token = tokens.get(request);
       if (!token) {
         socket.close(CLOSE.UNAUTHORISED, 'unauthorised');
@@ -175,11 +178,27 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
   app.decorate('streamHub', hub);
   app.decorate('deskSessions', sessions as ReadonlySet<DeskSession>);
 
+  // Heartbeat: a connection that died silently (laptop lid, NAT timeout) answers no ping; cut it so
+  // its queue and subscriptions are freed. The desk resumes from its own position when it returns.
+  const heartbeat = setInterval(() => {
+    for (const ws of openSockets) {
+      if (unanswered.has(ws)) {
+        log.debug('desk did not answer a ping; cutting the connection');
+        ws.terminate();
+        continue;
+      }
+      unanswered.add(ws);
+      ws.ping();
+    }
+  }, config.wsPingMs);
+  heartbeat.unref();
+
   app.addHook('onReady', async () => {
     busSub = await ctx.bus.subscribeAlerts((json) => hub.onDelivered(json));
     hub.start();
   });
   app.addHook('onClose', async () => {
+    clearInterval(heartbeat);
     hub.stop();
     await busSub?.unsubscribe().catch(() => undefined);
     busSub = undefined;

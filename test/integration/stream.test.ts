@@ -429,4 +429,25 @@ describe('desk lifecycle on real sockets', () => {
     expect(ca.code).toBe(4001);
     expect(cb.code).toBe(4001);
   });
+
+  test('a desk that stops answering pings is cut; one that answers stays connected', async () => {
+    const t = await makeTestApp({ backend: 'memory', config: { CORDON_WS_PING_MS: '1000' } });
+    try {
+      await t.app.listen({ port: 0, host: '127.0.0.1' });
+      const url = `ws://127.0.0.1:${(t.app.server.address() as { port: number }).port}/v1/stream`;
+      const alive = await socketDesk(url, t.token());
+      const WebSocket = (await import('ws')).default;
+      const deaf = new WebSocket(url, { headers: { authorization: `Bearer ${t.token()}` }, autoPong: false });
+      const deafClosed = new Promise<number>((resolve) => deaf.on('close', (code) => resolve(code)));
+      await new Promise((resolve) => deaf.once('open', resolve));
+      const started = Date.now();
+      // Cut without a close frame (1006 on the client side) after at most two ping periods.
+      expect(await deafClosed).toBe(1006);
+      expect(Date.now() - started).toBeLessThan(3500);
+      expect(alive.closeCode).toBeUndefined();
+      alive.ws.close();
+    } finally {
+      await t.close();
+    }
+  });
 });
