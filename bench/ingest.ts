@@ -7,6 +7,7 @@
  */
 import autocannon from 'autocannon';
 import Redis from 'ioredis';
+import { deleteKeysWithPrefix } from '../src/adapters/redis/client';
 import { makeFixture, benchContent } from './lib/fixture';
 import { startScript, type RunningProcess } from './lib/node';
 
@@ -102,12 +103,7 @@ async function main(): Promise<void> {
     await node?.stop();
     await bare?.stop();
     // Remove this run's keys (never flush the database).
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length) await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteKeysWithPrefix(redis, prefix);
     await redis.quit();
   }
 }

@@ -10,7 +10,7 @@ import { MemoryAuditLog } from './adapters/memory/audit-log';
 import { MemoryBus } from './adapters/memory/bus';
 import { RedisRegionLog } from './adapters/redis/region-log';
 import { RedisAuditLog } from './adapters/redis/audit-log';
-import { createRedisClient } from './adapters/redis/client';
+import { createRedisClient, quitClient } from './adapters/redis/client';
 import { NatsBus } from './adapters/nats/bus';
 import { ensureDevTrustStore } from './dev/dev-trust-store';
 
@@ -53,9 +53,7 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
     const redis = createRedisClient(config.redisUrl, { log: log.child({ component: 'redis' }) as never });
     regionLog = new RedisRegionLog(redis, { prefix: config.redisKeyPrefix });
     audit = new RedisAuditLog(redis, { prefix: config.redisKeyPrefix });
-    closers.push(async () => {
-      await redis.quit().catch(() => redis.disconnect());
-    });
+    closers.push(() => quitClient(redis));
   } else {
     regionLog = new MemoryRegionLog();
     audit = new MemoryAuditLog();

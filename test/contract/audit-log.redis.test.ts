@@ -3,16 +3,9 @@ import { createRedisClient } from '../../src/adapters/redis/client';
 import { RedisAuditLog } from '../../src/adapters/redis/audit-log';
 import { TEST_REDIS_URL, uniqueKeyPrefix } from '../helpers/env';
 import { describeAuditLogContract } from './audit-log.contract';
+import { deleteKeysWithPrefix } from '../../src/adapters/redis/client';
 
 /** Deletes this test's keys only (the database is shared: never flush). */
-async function deletePrefix(client: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await client.del(...keys);
-  } while (cursor !== '0');
-}
 
 describeAuditLogContract('redis', async () => {
   const prefix = uniqueKeyPrefix();
@@ -21,7 +14,7 @@ describeAuditLogContract('redis', async () => {
     log,
     async cleanup() {
       const admin = new Redis(TEST_REDIS_URL);
-      await deletePrefix(admin, prefix);
+      await deleteKeysWithPrefix(admin, prefix);
       await admin.quit();
       await log.close();
     },
@@ -40,7 +33,7 @@ describe('RedisAuditLog (Redis specifics)', () => {
     expect(await second.read(0, 10)).toEqual({ items: [a, b], next: null });
     await second.close();
     const admin = new Redis(TEST_REDIS_URL);
-    await deletePrefix(admin, prefix);
+    await deleteKeysWithPrefix(admin, prefix);
     await admin.quit();
   });
 });

@@ -3,16 +3,9 @@ import { createRedisClient } from '../../src/adapters/redis/client';
 import { RedisRegionLog } from '../../src/adapters/redis/region-log';
 import { TEST_REDIS_URL, uniqueKeyPrefix, uniqueRegion } from '../helpers/env';
 import { alertInput, describeRegionLogContract } from './region-log.contract';
+import { deleteKeysWithPrefix } from '../../src/adapters/redis/client';
 
 /** Deletes this test's keys only (the database is shared: never flush). */
-async function deletePrefix(client: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await client.del(...keys);
-  } while (cursor !== '0');
-}
 
 describeRegionLogContract('redis', async () => {
   const prefix = uniqueKeyPrefix();
@@ -23,7 +16,7 @@ describeRegionLogContract('redis', async () => {
     peer,
     async cleanup() {
       const admin = new Redis(TEST_REDIS_URL);
-      await deletePrefix(admin, prefix);
+      await deleteKeysWithPrefix(admin, prefix);
       await admin.quit();
       await Promise.all([log.close(), peer.close()]);
     },
@@ -44,7 +37,7 @@ describe('RedisRegionLog (Redis specifics)', () => {
   });
 
   afterEach(async () => {
-    await deletePrefix(admin, prefix);
+    await deleteKeysWithPrefix(admin, prefix);
     await Promise.all([log.close(), admin.quit()]);
   });
 
@@ -65,7 +58,7 @@ describe('RedisRegionLog (Redis specifics)', () => {
   it('gives a log lost from Redis a new epoch and restarts seq at 1', async () => {
     const first = await log.append(alertInput(region));
     if (first.outcome !== 'appended') throw new Error('not appended');
-    await deletePrefix(admin, `${prefix}{${region}}`);
+    await deleteKeysWithPrefix(admin, `${prefix}{${region}}`);
     const second = await log.append(alertInput(region));
     if (second.outcome !== 'appended') throw new Error('not appended');
     expect(second.entry.seq).toBe(1);

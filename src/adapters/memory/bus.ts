@@ -8,6 +8,7 @@ import {
   type IngestHandler,
   type IngestReply,
 } from '../../ports/bus';
+import { InFlight } from '../in-flight';
 
 /**
  * The in-process bus of the embedded single-node mode. It keeps the NATS adapter's semantics so
@@ -211,28 +212,5 @@ async function answerIngest(r: Responder, region: string, payload: Uint8Array): 
     return JSON.stringify(toProblem(err));
   } finally {
     r.inFlight.end();
-  }
-}
-
-/** Counts running handlers so shutdown can wait for their replies. */
-class InFlight {
-  private count = 0;
-  private waiters: Array<() => void> = [];
-
-  start(): void {
-    this.count++;
-  }
-
-  end(): void {
-    if (--this.count === 0 && this.waiters.length > 0) {
-      const waiters = this.waiters;
-      this.waiters = [];
-      for (const w of waiters) w();
-    }
-  }
-
-  idle(): Promise<void> {
-    if (this.count === 0) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push(resolve));
   }
 }

@@ -11,6 +11,7 @@ import {
   type IngestHandler,
   type IngestReply,
 } from '../../ports/bus';
+import { InFlight } from '../in-flight';
 
 export interface NatsBusOptions {
   servers: string | string[];
@@ -308,29 +309,6 @@ class Responder {
     } finally {
       this.inFlight.end();
     }
-  }
-}
-
-/** Counts running handlers so shutdown can wait for their replies. */
-class InFlight {
-  private count = 0;
-  private waiters: Array<() => void> = [];
-
-  start(): void {
-    this.count++;
-  }
-
-  end(): void {
-    if (--this.count === 0 && this.waiters.length > 0) {
-      const waiters = this.waiters;
-      this.waiters = [];
-      for (const w of waiters) w();
-    }
-  }
-
-  idle(): Promise<void> {
-    if (this.count === 0) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push(resolve));
   }
 }
 

@@ -1,6 +1,6 @@
 import type Redis from 'ioredis';
 import type { AuditInput, AuditLog, AuditPage, AuditRecord } from '../../ports/audit-log';
-import { LogUnavailableError } from '../../ports/region-log';
+import { logCall, quitClient } from './client';
 import { AUDIT_APPEND_LUA, AUDIT_READ_LUA } from './scripts';
 
 export interface RedisAuditLogOptions {
@@ -67,20 +67,11 @@ export class RedisAuditLog implements AuditLog {
   }
 
   async close(): Promise<void> {
-    if (!this.ownsClient) return;
-    try {
-      await this.redis.quit();
-    } catch {
-      this.redis.disconnect();
-    }
+    if (this.ownsClient) await quitClient(this.redis);
   }
 
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw new LogUnavailableError('audit log unavailable', { cause: err });
-    }
+  private call<T>(fn: () => Promise<T>): Promise<T> {
+    return logCall('audit log', fn);
   }
 }
 

@@ -1,4 +1,5 @@
 import Redis from 'ioredis';
+import { LogUnavailableError } from '../../ports/region-log';
 
 export interface RedisClientOptions {
   /** bound on one TCP connect attempt. */
@@ -48,4 +49,34 @@ export function createRedisClient(url: string, opts: RedisClientOptions = {}): R
     lastError = '';
   });
   return client;
+}
+
+/** Quits politely; a client that cannot (already disconnected) is closed at once. */
+export async function quitClient(redis: Redis): Promise<void> {
+  try {
+    await redis.quit();
+  } catch {
+    redis.disconnect();
+  }
+}
+
+/** Runs a Redis call; any failure becomes LogUnavailableError naming `what`, with the cause. */
+export async function logCall<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw new LogUnavailableError(`${what} unavailable`, { cause: err });
+  }
+}
+
+/** Deletes every key under `prefix` with SCAN + UNLINK (tests and benchmarks; never FLUSHDB). */
+export async function deleteKeysWithPrefix(redis: Redis, prefix: string): Promise<number> {
+  let cursor = '0';
+  let deleted = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    if (keys.length > 0) deleted += await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  return deleted;
 }

@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
-import {
-  LogUnavailableError,
-  type AppendInput,
-  type AppendOutcome,
-  type AppendRejection,
-  type LogEntry,
-  type ReadResult,
-  type RegionLog,
-  type RegionState,
-  type TrimPolicy,
+import type {
+  AppendInput,
+  AppendOutcome,
+  AppendRejection,
+  LogEntry,
+  ReadResult,
+  RegionLog,
+  RegionState,
+  TrimPolicy,
 } from '../../ports/region-log';
+import { logCall, quitClient } from './client';
 import { APPEND_LUA, READ_LUA, SEQ_AT_OR_AFTER_LUA, TRIM_LUA, VERSIONS_LUA } from './scripts';
 
 export interface RedisRegionLogOptions {
@@ -139,20 +139,11 @@ export class RedisRegionLog implements RegionLog {
   }
 
   async close(): Promise<void> {
-    if (!this.ownsClient) return;
-    try {
-      await this.redis.quit();
-    } catch {
-      this.redis.disconnect();
-    }
+    if (this.ownsClient) await quitClient(this.redis);
   }
 
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw new LogUnavailableError('region log unavailable', { cause: err });
-    }
+  private call<T>(fn: () => Promise<T>): Promise<T> {
+    return logCall('region log', fn);
   }
 }
 
