@@ -80,6 +80,21 @@ async function rawXrange(redis: Redis, key: string): Promise<Pass> {
   return { alerts, bytes, ms: Number(process.hrtime.bigint() - started) / 1e6 };
 }
 
+/** The same range through the RegionLog adapter (what the node reads with), 1,000 per call. */
+async function adapterRead(log: RedisRegionLog, region: string): Promise<Pass> {
+  const started = process.hrtime.bigint();
+  let alerts = 0;
+  let bytes = 0;
+  for (let after = 0; ; ) {
+    const { entries } = await log.read(region, after, XRANGE_BATCH);
+    if (entries.length === 0) break;
+    alerts += entries.length;
+    for (const e of entries) bytes += e.body.length + e.receivedAt.length;
+    after = entries[entries.length - 1].seq;
+  }
+  return { alerts, bytes, ms: Number(process.hrtime.bigint() - started) / 1e6 };
+}
+
 /** GET .../alerts with Accept: application/x-ndjson, reading and counting every line. */
 async function exportNdjson(node: RunningProcess, region: string, token: string, onTick: () => void): Promise<Pass> {
   const started = process.hrtime.bigint();
@@ -126,7 +141,9 @@ async function main(): Promise<void> {
     const token = fx.token({ role: 'ops', sub: 'bench-ops', clearance: 'secret' });
 
     const key = `${prefix}{${fx.region}}:log`;
+    const reader = new RedisRegionLog(redis, { prefix });
     const raws: Pass[] = [];
+    const adapter: Pass[] = [];
     const exports: Pass[] = [];
     let baseline = 0;
     let peak = 0;
@@ -138,6 +155,7 @@ async function main(): Promise<void> {
     for (let run = 0; run <= RUNS; run++) {
       // Run 0 warms up both sides (JIT, script cache, connections) and is not counted.
       const raw = await rawXrange(redis, key);
+      const viaLog = await adapterRead(reader, fx.region);
       if (run === 0) {
         await new Promise((r) => setTimeout(r, 200));
         baseline = await rssOf(pid);
@@ -153,21 +171,26 @@ async function main(): Promise<void> {
       const label = run === 0 ? 'warm-up' : `run ${run}`;
       process.stdout.write(
         `${label.padEnd(8)} XRANGE ${rate(raw).perS.toFixed(0).padStart(7)} alerts/s ${rate(raw).mbPerS.toFixed(1).padStart(6)} MB/s` +
+          `   RegionLog.read ${rate(viaLog).perS.toFixed(0).padStart(7)} alerts/s` +
           `   export ${rate(exp).perS.toFixed(0).padStart(7)} alerts/s ${rate(exp).mbPerS.toFixed(1).padStart(6)} MB/s\n`,
       );
       if (run > 0) {
         raws.push(raw);
+        adapter.push(viaLog);
         exports.push(exp);
       }
     }
     await new Promise((r) => setTimeout(r, 50));
     const r = rate(best(raws));
+    const a = rate(best(adapter));
     const e = rate(best(exports));
     const growth = (peak - baseline) / MB;
     process.stdout.write(`\nreplay export of ${ALERTS} alerts (best of ${RUNS})\n`);
     process.stdout.write(`raw XRANGE (batches of ${XRANGE_BATCH})  ${r.perS.toFixed(0)} alerts/s  ${r.mbPerS.toFixed(1)} MB/s\n`);
+    process.stdout.write(`RegionLog.read (Lua, 1000/call)  ${a.perS.toFixed(0)} alerts/s  ${a.mbPerS.toFixed(1)} MB/s\n`);
     process.stdout.write(`NDJSON export over HTTP         ${e.perS.toFixed(0)} alerts/s  ${e.mbPerS.toFixed(1)} MB/s\n`);
     process.stdout.write(`ratio export / XRANGE: ${((e.perS / r.perS) * 100).toFixed(1)}% (target >= 50%)\n`);
+    process.stdout.write(`ratio export / RegionLog.read: ${((e.perS / a.perS) * 100).toFixed(1)}%\n`);
     process.stdout.write(
       `node RSS: ${(baseline / MB).toFixed(0)} MB before, peak ${(peak / MB).toFixed(0)} MB, growth ${growth.toFixed(1)} MB (target < 100 MB)\n`,
     );

@@ -104,7 +104,9 @@ async function main(): Promise<void> {
     live = false;
     clearInterval(liveTimer);
     await publisher.settled();
-    const top = publisher.issued;
+    // A refused publish (e.g. 503 while Redis is saturated) has no seq: the top is what was accepted.
+    const top = publisher.issued - publisher.failures;
+    if (publisher.failures) out(`WARNING: ${publisher.failures} live publishes refused during the storm (last: ${publisher.lastFailure})`);
     const drained = await until(() => pool!.minSeq() >= top, 30_000);
     const report = await pool.report();
 
@@ -116,7 +118,10 @@ async function main(): Promise<void> {
       `per desk, reconnect → holding seq ${HELD + MISSED}: p50 ${percentile(per, 50)} ms  p99 ${percentile(per, 99)} ms  max ${per[per.length - 1]} ms  (${per.length}/${DESKS} desks)`,
     );
     out(`replayed + live deliveries: ${report.deliveries} (expected ${DESKS * (top - HELD)}); out of order ${report.outOfOrder}; closes ${JSON.stringify(report.closes)}`);
-    out(`live alerts during the storm: ${top - HELD - MISSED}; every desk holds seq ${HELD + 1}..${top}: ${drained && report.deliveries === DESKS * (top - HELD) && report.outOfOrder === 0 ? 'yes' : 'NO'}`);
+    out(
+      `live alerts during the storm: ${top - HELD - MISSED}; every desk holds seq ${HELD + 1}..${top}: ` +
+        `${drained && report.deliveries === DESKS * (top - HELD) && report.outOfOrder === 0 ? 'yes' : `NO (desks hold up to seq ${report.minSeq}..${report.maxSeq}, ${report.open} open)`}`,
+    );
     out(`storm: server CPU ${(((cpu1 - cpu0) / allMs) * 100).toFixed(0)}%, machine ${(((m1.busy - m0.busy) / (m1.total - m0.total)) * 100).toFixed(0)}% busy`);
     out(`other frames: ${JSON.stringify(report.other)}`);
     if (profileOut) {

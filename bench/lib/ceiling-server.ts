@@ -7,13 +7,13 @@
  * latency the same way for all three.
  *
  * IPC: parent → { cmd: 'template', region, epoch, body } once, then { cmd: 'publish', upTo } (send
- * every seq up to upTo now); child → { type: 'listening', port } and { type: 'published', seq }.
+ * every seq up to upTo now), { cmd: 'gc' } (a full collection, when run with --expose-gc); child → { type: 'listening', port } and { type: 'published', seq }.
  */
 import { createServer } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Server as SocketIoServer } from 'socket.io';
 
-type Msg = { cmd: 'template'; region: string; epoch: string; body: string } | { cmd: 'publish'; upTo: number };
+type Msg = { cmd: 'template'; region: string; epoch: string; body: string } | { cmd: 'publish'; upTo: number } | { cmd: 'gc' };
 
 const kind = process.argv[2];
 if (kind !== 'ws' && kind !== 'socketio') {
@@ -65,6 +65,10 @@ process.on('message', (msg: Msg) => {
   } else if (msg.cmd === 'publish') {
     while (seq < msg.upTo) publishOne();
     process.send?.({ type: 'published', seq });
+  } else if (msg.cmd === 'gc') {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    gc?.();
   }
 });
 process.on('disconnect', () => process.exit(0));

@@ -41,12 +41,15 @@ export function histogramPercentile(hist: Map<number, number>, p: number): numbe
 export class DeskPool {
   private readonly progress: number[];
   private readonly delivered: number[];
+  /** desks per worker: a worker without desks does not hold the window back */
+  private readonly counts: number[];
   private waiters: Array<{ type: WorkerMessage['type']; left: number; got: WorkerMessage[]; resolve: (m: WorkerMessage[]) => void }> = [];
   private progressListener?: () => void;
 
   private constructor(private readonly workers: ChildProcess[]) {
     this.progress = workers.map(() => 0);
     this.delivered = workers.map(() => 0);
+    this.counts = workers.map(() => 0);
     workers.forEach((w, i) => {
       w.on('message', (msg: WorkerMessage) => {
         if (msg.type === 'progress') {
@@ -82,7 +85,11 @@ export class DeskPool {
 
   /** The lowest seq that every desk holds (per the workers' latest progress messages). */
   minSeq(): number {
-    return Math.min(...this.progress);
+    let min = Infinity;
+    this.progress.forEach((p, i) => {
+      if (this.counts[i] > 0 && p < min) min = p;
+    });
+    return min === Infinity ? 0 : min;
   }
 
   /** Alert frames received since the last reset (per the latest progress messages). */
@@ -107,12 +114,11 @@ export class DeskPool {
     perWorker: (i: number) => Partial<ConnectCommand> = () => ({}),
   ): Promise<{ ok: number; failed: number; errors: string[]; ms: number }> {
     const n = this.workers.length;
-    const res = (await this.all('connected', (i) => ({
-      cmd: 'connect',
-      ...base,
-      count: Math.floor(total / n) + (i < total % n ? 1 : 0),
-      ...perWorker(i),
-    }))) as Array<Extract<WorkerMessage, { type: 'connected' }>>;
+    const share = (i: number) => Math.floor(total / n) + (i < total % n ? 1 : 0);
+    this.workers.forEach((_, i) => (this.counts[i] += share(i)));
+    const res = (await this.all('connected', (i) => ({ cmd: 'connect', ...base, count: share(i), ...perWorker(i) }))) as Array<
+      Extract<WorkerMessage, { type: 'connected' }>
+    >;
     this.progress.fill(base.fromSeq ?? 0);
     return {
       ok: res.reduce((a, r) => a + r.ok, 0),

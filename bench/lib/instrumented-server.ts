@@ -1,31 +1,41 @@
 /*
- * Runs dist/src/server.js with an in-process CPU profiler that the bench switches on and off:
- * the first SIGWINCH starts sampling, the second stops it and writes the profile (Chrome
- * .cpuprofile JSON) to BENCH_PROFILE_OUT. `--cpu-prof` cannot go through NODE_OPTIONS, and this
- * way the profile covers exactly the measured phase, not start-up and shutdown. SIGWINCH because
- * close-with-grace shuts the server down on SIGUSR2 and Node reserves SIGUSR1 for the inspector.
+ * Runs dist/src/server.js unchanged, with two switches the benches pull by signal:
+ *   SIGWINCH  first: start a CPU profile; second: stop it and write it (Chrome .cpuprofile JSON)
+ *             to BENCH_PROFILE_OUT. `--cpu-prof` cannot go through NODE_OPTIONS, and this way the
+ *             profile covers exactly the measured phase, not start-up and shutdown.
+ *   SIGURG    a full garbage collection (when started with --expose-gc), so that memory per desk
+ *             can be read without the garbage of 1,000 handshakes in it.
+ * Not SIGUSR1/2: Node reserves SIGUSR1 for the inspector and close-with-grace shuts down on SIGUSR2.
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 
 const out = process.env.BENCH_PROFILE_OUT ?? `cordon-${process.pid}.cpuprofile`;
-const session = new Session();
-session.connect();
+let session: Session | undefined;
 let running = false;
 
 process.on('SIGWINCH', () => {
+  if (!session) {
+    session = new Session();
+    session.connect();
+  }
+  const s = session;
   if (!running) {
     running = true;
-    session.post('Profiler.enable', () =>
-      session.post('Profiler.setSamplingInterval', { interval: 200 }, () => session.post('Profiler.start')),
-    );
+    s.post('Profiler.enable', () => s.post('Profiler.setSamplingInterval', { interval: 200 }, () => s.post('Profiler.start')));
     return;
   }
   running = false;
-  session.post('Profiler.stop', (err, res) => {
+  s.post('Profiler.stop', (err, res) => {
     if (err) process.stderr.write(`profiler: ${err.message}\n`);
     else writeFileSync(out, JSON.stringify(res.profile));
   });
+});
+
+process.on('SIGURG', () => {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  gc?.();
 });
 
 require('../../src/server');

@@ -16,6 +16,8 @@ export interface BroadcastTarget {
   label: string;
   pid: number;
   proc?: ChildProcess;
+  /** a full garbage collection in the server, then a moment to settle */
+  gc(): Promise<void>;
   /** what the workers need to open a desk (everything but count) */
   connect: Omit<ConnectCommand, 'cmd' | 'count'>;
   /** extra per-worker connect fields (e.g. a token per worker) */
@@ -63,7 +65,7 @@ export interface CordonNode {
 
 export interface CordonNodeOptions {
   env?: Record<string, string>;
-  /** run under bench/lib/profiled-server.js: SIGUSR2 starts / stops a CPU profile written here */
+  /** SIGWINCH to the node starts / stops a CPU profile written here (bench/lib/instrumented-server.ts) */
   profileOut?: string;
   /** append the node's log lines (level CORDON_LOG_LEVEL, default warn) to this file */
   logFile?: string;
@@ -76,8 +78,9 @@ export interface CordonNodeOptions {
 export async function startCordonNode(fx: BenchFixture, opts: CordonNodeOptions = {}): Promise<CordonNode> {
   const stamp = `${Date.now()}${Math.floor(Math.random() * 1000)}`;
   const prefix = `cordon-bench-${stamp}:`;
-  const script = opts.profileOut ? 'dist/bench/lib/profiled-server.js' : 'dist/src/server.js';
-  const node = await startScript(script, {
+  // dist/src/server.js as is, under a launcher that can profile and collect garbage on a signal.
+  const node = await startScript('dist/bench/lib/instrumented-server.js', {
+    NODE_OPTIONS: '--expose-gc',
     CORDON_REDIS_URL: REDIS_URL,
     CORDON_NATS_URL: NATS_URL,
     CORDON_TRUST_STORE: fx.trustPath,
@@ -117,6 +120,10 @@ export async function cordonTarget(fx: BenchFixture, nextBody: () => string, opt
     label: 'cordon (Redis + NATS)',
     pid: cn.node.proc.pid ?? 0,
     proc: cn.node.proc,
+    async gc() {
+      cn.node.proc.kill('SIGURG');
+      await new Promise((r) => setTimeout(r, 500));
+    },
     connect: {
       kind: 'cordon',
       url: `ws://127.0.0.1:${cn.node.port}/v1/stream`,
@@ -137,7 +144,7 @@ export async function cordonTarget(fx: BenchFixture, nextBody: () => string, opt
 
 /** A reference broadcaster (bench/lib/ceiling-server.js) in its own process. */
 export async function ceilingTarget(kind: 'ws' | 'socketio', region: string, body: string): Promise<BroadcastTarget> {
-  const child = fork(resolve(__dirname, 'ceiling-server.js'), [kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(resolve(__dirname, 'ceiling-server.js'), [kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--expose-gc'] });
   const port = await new Promise<number>((res, rej) => {
     child.once('message', (m: { type: string; port: number }) => res(m.port));
     child.once('exit', (code) => rej(new Error(`ceiling server ${kind} exited ${code}`)));
@@ -148,6 +155,10 @@ export async function ceilingTarget(kind: 'ws' | 'socketio', region: string, bod
     label: kind === 'ws' ? 'bare ws (ceiling)' : 'Socket.IO 4',
     pid: child.pid ?? 0,
     proc: child,
+    async gc() {
+      child.send({ cmd: 'gc' });
+      await new Promise((r) => setTimeout(r, 500));
+    },
     connect:
       kind === 'ws'
         ? { kind: 'ws', url: `ws://127.0.0.1:${port}/` }

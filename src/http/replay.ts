@@ -31,10 +31,10 @@ export const NDJSON_TYPE = 'application/x-ndjson; charset=utf-8';
 const JSON_TYPE = 'application/json; charset=utf-8';
 const ALERT_ID = /^alert--[0-9a-f]{8}-[0-9a-f]{4}-[47][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 /**
- * A page stops after this many batches even short of `limit`, so one request over a long run of
+ * A page stops after this many reads even short of `limit`, so one request over a long run of
  * alerts the caller may not see stays bounded; `next` lets the caller carry on.
  */
-const MAX_BATCHES_PER_PAGE = 100;
+const MAX_READS_PER_PAGE = 100;
 
 /** The oldest seq held, or latest + 1 when nothing is held: the held range is [earliest, latest]. */
 export function effectiveEarliest(s: RegionState): number {
@@ -262,7 +262,7 @@ async function readPage(
         if (items.length === limit) break;
       }
     }
-    if (items.length === limit || examined >= r.latest || batches >= MAX_BATCHES_PER_PAGE) break;
+    if (items.length === limit || examined >= r.latest || batches >= MAX_READS_PER_PAGE) break;
     r = await reader.read(batch);
     batches++;
   }
@@ -297,6 +297,8 @@ function lineBound(e: LogEntry): number {
   return 3 * (e.body.length + e.region.length + e.epoch.length + e.receivedAt.length) + 64;
 }
 
+const CHUNK_BYTES = 64 * 1024;
+
 /** NDJSON lines packed into chunk buffers of about CHUNK_BYTES each. */
 class LineChunks {
   private buf: Buffer | undefined;
@@ -320,7 +322,6 @@ class LineChunks {
   }
 }
 
-const CHUNK_BYTES = 256 * 1024;
 /**
  * What the export may hold ready beyond the socket's own buffer: enough that the next batch is
  * read and encoded while the last one drains, little enough that a million alerts never sit in
@@ -352,7 +353,12 @@ async function* ndjsonChunks(
       const ahead = reader.cursor < top ? reader.read(batch) : undefined;
       // Observed below; this only keeps a client leaving early from leaving a rejection unhandled.
       ahead?.catch(() => undefined);
-      for (const e of r.entries) {
+      const entries: (LogEntry | undefined)[] = r.entries;
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i]!;
+        // Drop each entry once written: held by the batch, bodies would outlive the next scavenge
+        // and be promoted, and the old generation (RSS) would grow with the export.
+        entries[i] = undefined;
         if (e.seq > top) break;
         if (visibleEntry(token, e)) {
           count++;

@@ -178,12 +178,13 @@ export class Hub {
    */
   wentLive(region: string, next: number, epoch: string | null): void {
     const feed = this.feeds.get(region);
-    if (!feed || epoch === null) return;
+    if (!feed) return;
     if (feed.last < 0) {
+      // An empty region (epoch null) starts at 0 too, so the position check can find a lost first alert.
       feed.epoch = epoch;
       feed.last = next - 1;
       feed.drainPending();
-    } else if (feed.epoch !== epoch) {
+    } else if (epoch !== null && feed.epoch !== epoch) {
       void feed.check();
     }
   }
@@ -244,10 +245,9 @@ class Feed {
       void this.check();
       return;
     }
-    if (this.last < 0) {
-      this.epoch = d.epoch;
-      this.last = d.seq - 1;
-    }
+    if (this.last < 0) this.last = d.seq - 1;
+    // The first alert of a region that was empty when it went live names the epoch.
+    if (this.epoch === null) this.epoch = d.epoch;
     if (d.seq <= this.last) return; // duplicate
     if (this.busy || d.seq !== this.last + 1) {
       if (this.pending.size < this.hub.opts.maxPending) this.pending.set(d.seq, d);

@@ -403,6 +403,30 @@ describe('history on Redis: GET /v1/regions/{region}/alerts and GET /v1/alerts/{
     });
   });
 
+  test('a page over a long run of alerts the token may not see stops after a bounded scan and says where to go on', async () => {
+    const base = (await t.deps.regionLog.state(C)).latest;
+    const body = JSON.stringify(t.sign(validContent({ region: C, audience: { states: ['KG'], min_clearance: 'restricted' } })));
+    await Promise.all(
+      Array.from({ length: 320 }, (_, i) =>
+        t.deps.regionLog.append({
+          region: C,
+          id: `alert--00000000-0000-4000-8000-${String(900000 + i).padStart(12, '0')}`,
+          modified: '2026-01-01T00:00:00.000Z',
+          created: '2026-01-01T00:00:00.000Z',
+          issuerState: 'KG',
+          revoked: false,
+          contentHash: `hidden${i}`,
+          body,
+        }),
+      ),
+    );
+    // 100 reads per request at most: the first sized to the page (1), then batches of 3.
+    const first = (await get(`/v1/regions/${C}/alerts?after=${base}&limit=1`, kz())).json();
+    expect(first).toMatchObject({ items: [], next: base + 1 + 99 * 3 });
+    const second = (await get(`/v1/regions/${C}/alerts?after=${first.next}&limit=1`, kz())).json();
+    expect(second).toMatchObject({ items: [], next: null, latest: base + 320 });
+  });
+
   test('a trim under a running export ends the response incomplete instead of skipping', async () => {
     // Enough data that the export cannot sit whole in socket buffers before the trim lands.
     const body = JSON.stringify(t.sign(validContent({ region: C })));

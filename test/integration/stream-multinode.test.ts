@@ -94,6 +94,18 @@ describe('the stream across two nodes on real NATS and Redis', () => {
     expect(metrics).toMatch(new RegExp(`cordon_ws_repairs_total\\{region="${R}"\\} [1-9]`));
   });
 
+  test('the first alert of an empty region, lost on the bus, is found by the position check (regression)', async () => {
+    // A region nobody has written yet: the feed goes live with no epoch and must still catch up.
+    const empty = a.regions.list()[1].code;
+    const d = await on(b);
+    d.subscribe([empty]);
+    await d.untilFrames('subscribed', 1);
+    expect(d.frames[0]).toMatchObject({ type: 'subscribed', region: empty, seq: 0 });
+    const [lost] = await appendDirect(a.deps, a.sign, [validContent({ region: empty, issuer: { state: 'KZ', agency: 'kz-border-service', gateway: 'kz-gw-1' } })]);
+    await d.until((x) => x.alerts(empty).some((f) => f.seq === lost.seq), 5000, 'the lost first alert');
+    expect(lost.seq).toBe(1);
+  });
+
   test('a seq jump on the bus makes the node read the missing range from the log before delivering', async () => {
     const d = await on(b);
     d.subscribe([R]);
