@@ -17,6 +17,7 @@ import {
   type FromPosition,
   type SubscribeFrame,
   type UnsubscribeFrame,
+  wsTextFrame,
 } from './frames';
 import type { Delivery, FeedListener, Hub, StreamMetrics } from './hub';
 import { recoveryStep, resumePoint } from './recovery';
@@ -62,6 +63,8 @@ export class FlushScheduler {
   private scheduled = false;
   private lastRun = 0;
   private lastWidth = 0;
+  private lastFrames: Buffer[] | undefined;
+  private lastJoined: Buffer | undefined;
   /** alert frames queued since the last flush (the deliveries counter is bumped once per flush) */
   delivered = 0;
 
@@ -79,6 +82,23 @@ export class FlushScheduler {
     else setImmediate(this.run);
   }
 
+  /**
+   * The frames as one buffer. Live fan-out queues the same alerts for every desk between two
+   * flushes, so the previous desk's join is reused: one copy per flush, not one per desk.
+   */
+  joined(frames: Buffer[]): Buffer {
+    const last = this.lastFrames;
+    if (last !== undefined && last.length === frames.length) {
+      let same = true;
+      for (let i = 0; i < frames.length && same; i++) same = last[i] === frames[i];
+      if (same) return this.lastJoined!;
+    }
+    const joined = Buffer.concat(frames);
+    this.lastFrames = frames;
+    this.lastJoined = joined;
+    return joined;
+  }
+
   private readonly run = (): void => {
     this.scheduled = false;
     const batch = this.dirty;
@@ -86,6 +106,8 @@ export class FlushScheduler {
     this.lastRun = Date.now();
     this.lastWidth = batch.length;
     for (let i = 0; i < batch.length; i++) batch[i].flush();
+    this.lastFrames = undefined;
+    this.lastJoined = undefined;
     if (this.delivered > 0) {
       this.metrics.deliveries.inc(this.delivered);
       this.delivered = 0;
@@ -93,21 +115,31 @@ export class FlushScheduler {
   };
 }
 
-/** Node's net.Socket / stream.Duplex members the session uses for batching and back-pressure. */
+/** Node's net.Socket members the session uses for batching and back-pressure. */
 interface RawSocket {
-  cork?: () => void;
-  uncork?: () => void;
-  writableNeedDrain?: boolean;
+  cork(): void;
+  uncork(): void;
+  write(chunk: Buffer): boolean;
+  destroyed: boolean;
+  writableNeedDrain: boolean;
   once(event: 'drain', fn: () => void): unknown;
 }
 
+/** The `ws` internals the session reads to write complete frames to the socket itself. */
+interface WsInternals {
+  _socket?: RawSocket;
+  /** 0 (DEFAULT) unless ws is compressing or reading a Blob (neither happens here), with nothing queued */
+  _sender?: { _state: number; _queue: unknown[] };
+}
+
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const SEND_TEXT = { binary: false } as const;
+const WS_OPEN = 1;
 
 export class DeskSession {
   readonly actor: string;
   private readonly subs = new Map<string, Subscription>();
-  private queue: (Buffer | string)[] = [];
+  /** complete WebSocket frames (wsTextFrame), written to the socket as they are */
+  private queue: Buffer[] = [];
   private queuedBytes = 0;
   private scheduled = false;
   private waitingDrain = false;
@@ -187,9 +219,9 @@ export class DeskSession {
   // ---- outbound queue ------------------------------------------------------------------------
 
   /** Queues a frame; false (and the session closed with 4002) when the queue bound is reached. */
-  enqueue(frame: Buffer | string): boolean {
+  private enqueue(frame: Buffer): boolean {
     if (this.closed) return false;
-    const bytes = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+    const bytes = frame.length;
     const { maxQueueBytes, maxQueueFrames } = this.deps.limits;
     if (this.queue.length >= maxQueueFrames || this.queuedBytes + bytes + this.ws.bufferedAmount > maxQueueBytes) {
       this.closeSlow();
@@ -204,6 +236,11 @@ export class DeskSession {
     return true;
   }
 
+  /** Queues a control frame (subscribed, gap, error): JSON text, framed here. */
+  enqueueText(json: string): boolean {
+    return this.enqueue(wsTextFrame(json));
+  }
+
   enqueueAlert(d: Delivery): boolean {
     if (!this.enqueue(d.frame)) return false;
     this.deps.scheduler.delivered++;
@@ -216,11 +253,16 @@ export class DeskSession {
     return Math.max(this.queue.length / maxQueueFrames, (this.queuedBytes + this.ws.bufferedAmount) / maxQueueBytes);
   }
 
-  /** Writes everything queued in one corked batch, unless the socket asks us to wait for 'drain'. */
+  /**
+   * Writes everything queued straight to the socket: the frames are complete WebSocket frames
+   * (ws would only re-frame them per send), and a batch every desk shares is joined once per
+   * flush, so a desk costs one write. Waits for 'drain' when the socket asks for it.
+   */
   flush(): void {
     this.scheduled = false;
     if (this.closed) return;
-    const sock = (this.ws as unknown as { _socket?: RawSocket })._socket;
+    const ws = this.ws as unknown as WsInternals;
+    const sock = ws._socket;
     if (sock?.writableNeedDrain) {
       if (!this.waitingDrain) {
         this.waitingDrain = true;
@@ -233,15 +275,19 @@ export class DeskSession {
     }
     const frames = this.queue;
     if (frames.length > 0) {
+      const sender = ws._sender;
+      if (sender && (sender._state !== 0 || sender._queue.length > 0)) {
+        // ws holds frames of its own (never with compression off): keep the order, try next turn.
+        this.flushSoon();
+        return;
+      }
       this.queue = [];
       this.queuedBytes = 0;
-      sock?.cork?.();
-      for (let i = 0; i < frames.length; i++) {
-        const f = frames[i];
-        if (typeof f === 'string') this.ws.send(f);
-        else this.ws.send(f, SEND_TEXT);
+      // Like ws.send once closing (close frame sent) or closed: the frames are dropped.
+      if (this.ws.readyState === WS_OPEN && sock && !sock.destroyed) {
+        if (frames.length === 1) sock.write(frames[0]);
+        else sock.write(this.deps.scheduler.joined(frames));
       }
-      sock?.uncork?.();
     }
     if (!sock?.writableNeedDrain) this.resolveWaiters(true);
     else if (this.waiters.length > 0) this.flushSoon();
@@ -284,7 +330,7 @@ export class DeskSession {
   }
 
   sendError(code: ErrorCode, message: string): void {
-    this.enqueue(errorFrame(code, message));
+    this.enqueueText(errorFrame(code, message));
   }
 
   // ---- client frames -------------------------------------------------------------------------
@@ -470,11 +516,11 @@ class Subscription implements FeedListener {
         return;
       }
       if (start.gap) {
-        this.session.enqueue(gapFrame(start.gap));
+        this.session.enqueueText(gapFrame(start.gap));
         metrics.gaps.inc({ reason: start.gap.reason });
       }
       if (initial) {
-        this.session.enqueue(subscribedFrame(this.region, state.epoch, state.latest, start.recovered));
+        this.session.enqueueText(subscribedFrame(this.region, state.epoch, state.latest, start.recovered));
         if (from) metrics.resumes.inc({ recovered: String(start.recovered) });
       }
       this.epoch = state.epoch;
@@ -496,7 +542,7 @@ class Subscription implements FeedListener {
           }
           this.epoch = r.epoch;
           if (at.gap) {
-            this.session.enqueue(gapFrame(at.gap));
+            this.session.enqueueText(gapFrame(at.gap));
             metrics.gaps.inc({ reason: at.gap.reason });
             this.next = at.next;
             if (at.gap.reason === 'epoch-changed') continue; // read the new log from its start

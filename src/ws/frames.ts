@@ -47,7 +47,8 @@ export interface GapFrame {
   from: number;
   to: number;
   reason: GapReason;
-  epoch: string;
+  /** the region's current epoch; null when its log is empty (lost and not yet written again). */
+  epoch: string | null;
 }
 
 /** Client frames nest shallowly; anything deeper is hostile. */
@@ -85,6 +86,33 @@ export function parseClientFrame(data: Buffer | string, maxBytes: number): Clien
     }
   }
   return frame;
+}
+
+/**
+ * A complete server-to-client WebSocket text frame (RFC 6455 §5.2: FIN + opcode 1, unmasked, then
+ * the 7-, 16- or 64-bit payload length): the same bytes `ws` would write for `send(payload)`.
+ * Built once per alert and written as is to every desk's socket, so fan-out neither frames nor
+ * converts the payload per desk.
+ */
+export function wsTextFrame(payload: string | Buffer): Buffer {
+  const len = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+  const head = len < 126 ? 2 : len < 65536 ? 4 : 10;
+  // Not from the shared pool: alert frames live on in the hub's ring and must not pin its slabs.
+  const out = Buffer.allocUnsafeSlow(head + len);
+  out[0] = 0x81;
+  if (len < 126) {
+    out[1] = len;
+  } else if (len < 65536) {
+    out[1] = 126;
+    out.writeUInt16BE(len, 2);
+  } else {
+    out[1] = 127;
+    out.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
+    out.writeUInt32BE(len >>> 0, 6);
+  }
+  if (typeof payload === 'string') out.write(payload, head, 'utf8');
+  else payload.copy(out, head);
+  return out;
 }
 
 /** The alert frame: `{"type":"alert",` + the delivered alert's members, built once per alert. */

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AlertContent } from '../domain/types';
 import { deliveredJson, type LogEntry, type RegionLog, type RegionState } from '../ports/region-log';
-import { alertFrame } from './frames';
+import { alertFrame, wsTextFrame } from './frames';
 import { firstHeld } from './recovery';
 
 /**
@@ -19,7 +19,7 @@ export interface Delivery {
   region: string;
   seq: number;
   epoch: string;
-  /** the `alert` frame, built once per alert and shared by every session */
+  /** the `alert` frame as complete WebSocket frame bytes, built once per alert and shared by every session */
   frame: Buffer;
   /** the fields entitlement and filters read (isVisible takes it as AlertContent) */
   key: AlertContent;
@@ -391,5 +391,5 @@ export function makeDelivery(region: string, seq: number, epoch: string, content
     urgency: content.urgency,
     category: content.category,
   } as AlertContent;
-  return { region, seq, epoch, frame: Buffer.from(alertFrame(delivered)), key, id: content.id, modified: content.modified };
+  return { region, seq, epoch, frame: wsTextFrame(alertFrame(delivered)), key, id: content.id, modified: content.modified };
 }

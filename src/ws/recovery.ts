@@ -42,7 +42,9 @@ export function firstHeld(log: LogBounds): number {
 export function resumePoint(region: string, from: FromPosition | undefined, log: LogBounds): ResumePoint {
   if (!from) return { kind: 'start', next: log.latest + 1, recovered: false };
   const first = firstHeld(log);
-  if (from.epoch !== undefined && log.epoch !== null && from.epoch !== log.epoch) {
+  // Another epoch, or no log at all where the desk held one (a log lost and not yet rewritten):
+  // the desk's position means nothing here.
+  if (from.epoch !== undefined && from.epoch !== log.epoch) {
     return {
       kind: 'start',
       next: first,

@@ -60,6 +60,16 @@ describe('resumePoint', () => {
     expect(resumePoint(R, { seq: 3, epoch: 'old' }, log(1, 5, 'new'))).toMatchObject({ gap: { reason: 'epoch-changed' } });
   });
 
+  test('a desk holding an epoch, on a region whose log is gone and not yet rewritten, gets an epoch-changed gap (regression)', () => {
+    // e.g. an embedded node restarted, or Redis lost the region: the log is empty, epoch null.
+    expect(resumePoint(R, { seq: 7, epoch: 'old' }, log(0, 0, null))).toEqual({
+      kind: 'start',
+      next: 1,
+      recovered: false,
+      gap: { region: R, from: 1, to: 0, reason: 'epoch-changed', epoch: null },
+    });
+  });
+
   test('a seq beyond the newest of the epoch is refused as ahead', () => {
     expect(resumePoint(R, { seq: 60, epoch: E }, log(1, 50))).toEqual({ kind: 'ahead', latest: 50 });
     expect(resumePoint(R, { seq: 1 }, log(0, 0, null))).toEqual({ kind: 'ahead', latest: 0 });
