@@ -10,7 +10,7 @@ import { MemoryAuditLog } from '../../src/adapters/memory/audit-log';
 import { MemoryBus } from '../../src/adapters/memory/bus';
 import { RedisRegionLog } from '../../src/adapters/redis/region-log';
 import { RedisAuditLog } from '../../src/adapters/redis/audit-log';
-import { createRedisClient, quitClient } from '../../src/adapters/redis/client';
+import { createRedisClient, deleteKeysWithPrefix, quitClient } from '../../src/adapters/redis/client';
 import { NatsBus } from '../../src/adapters/nats/bus';
 import type { Bus } from '../../src/ports/bus';
 import { makeTestTrust } from './keys';
@@ -87,6 +87,10 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
     });
     closers.push(
       () => bus.close(),
+      // An app that made its own prefix removes its keys; shared prefixes belong to the test.
+      async () => {
+        if (!opts.shared) await deleteKeysWithPrefix(redis, shared.keyPrefix);
+      },
       () => quitClient(redis),
     );
     deps = {

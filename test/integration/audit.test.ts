@@ -3,16 +3,6 @@ import { validContent } from '../fixtures/alerts';
 import { validator } from '../../src/domain/schemas';
 import type { AuditRecord } from '../../src/ports/audit-log';
 import type { Receipt } from '../../src/domain/types';
-import Redis from 'ioredis';
-import { TEST_REDIS_URL } from '../helpers/env';
-
-async function dropKeys(prefix: string): Promise<void> {
-  const redis = new Redis(TEST_REDIS_URL);
-  for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 }) as AsyncIterable<string[]>) {
-    if (keys.length > 0) await redis.del(...keys);
-  }
-  await redis.quit();
-}
 
 describe('GET /v1/audit on Redis', () => {
   let t: TestApp;
@@ -48,7 +38,6 @@ describe('GET /v1/audit on Redis', () => {
 
   afterAll(async () => {
     await t.close();
-    await dropKeys(t.deps.config.redisKeyPrefix);
   });
 
   test('shows the trail oldest first, n growing by one, with next for the following page', async () => {

@@ -1,17 +1,10 @@
 import Redis from 'ioredis';
+import { deleteKeysWithPrefix } from '../../src/adapters/redis/client';
 import { makeTestApp, sharedBackend, testRegions, type TestApp } from '../helpers/app';
 import { makeTestTrust } from '../helpers/keys';
 import { TEST_REDIS_URL } from '../helpers/env';
 import { startProxy } from '../helpers/tcp-proxy';
 import { validContent } from '../fixtures/alerts';
-
-async function dropKeys(prefix: string): Promise<void> {
-  const redis = new Redis(TEST_REDIS_URL);
-  for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 }) as AsyncIterable<string[]>) {
-    if (keys.length > 0) await redis.del(...keys);
-  }
-  await redis.quit();
-}
 
 async function until(check: () => Promise<boolean>, withinMs = 5000): Promise<void> {
   const deadline = Date.now() + withinMs;
@@ -48,7 +41,9 @@ describe('retention on Redis', () => {
 
   afterAll(async () => {
     for (const t of apps) await t.close();
-    await dropKeys(shared.keyPrefix);
+    const redis = new Redis(TEST_REDIS_URL);
+    await deleteKeysWithPrefix(redis, shared.keyPrefix);
+    await redis.quit();
   });
 
   test('each region is trimmed to CORDON_RETENTION_MAX_ALERTS; positions before it then answer 410', async () => {
