@@ -9,7 +9,7 @@ import autocannon from 'autocannon';
 import Redis from 'ioredis';
 import { deleteKeysWithPrefix } from '../src/adapters/redis/client';
 import { makeFixture, benchContent } from './lib/fixture';
-import { startScript, type RunningProcess } from './lib/node';
+import { cpuMsOf, startScript, type RunningProcess } from './lib/node';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 20);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
@@ -20,6 +20,8 @@ const MAX_RATE = Number(process.env.BENCH_MAX_RATE ?? 9000);
 
 interface Figures {
   label: string;
+  /** server CPU (all threads) per accepted request: robust to other load on the machine. */
+  cpuUsPerReq?: number;
   rps: number;
   ok: number;
   non2xx: number;
@@ -28,8 +30,9 @@ interface Figures {
   p99: number;
 }
 
-async function load(label: string, url: string, bodies: string[]): Promise<Figures> {
+async function load(label: string, url: string, bodies: string[], pid?: number): Promise<Figures> {
   let i = 0;
+  const cpuBefore = pid ? await cpuMsOf(pid) : 0;
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
@@ -43,8 +46,10 @@ async function load(label: string, url: string, bodies: string[]): Promise<Figur
       },
     ],
   });
+  const cpuMs = pid ? (await cpuMsOf(pid)) - cpuBefore : 0;
   return {
     label,
+    cpuUsPerReq: pid && result['2xx'] > 0 ? (cpuMs * 1000) / result['2xx'] : undefined,
     rps: result['2xx'] / DURATION_S,
     ok: result['2xx'],
     non2xx: result.non2xx,
@@ -81,7 +86,14 @@ async function main(): Promise<void> {
     if (probe.status !== 201) throw new Error(`a bench alert was rejected: ${probe.status} ${await probe.text()}`);
     // Warm-up (JIT, connections, scripts), then the measured run.
     await load('warm-up', node.url, bodies.slice(-5000, -1));
-    const cordon = await load('cordon (Redis + NATS)', node.url, bodies);
+    const redisCpuMs = async () => {
+      const info = await redis.info('cpu');
+      const num = (k: string) => Number(new RegExp(`${k}:([0-9.]+)`).exec(info)?.[1] ?? 0);
+      return (num('used_cpu_user') + num('used_cpu_sys')) * 1000;
+    };
+    const redisBefore = await redisCpuMs();
+    const cordon = await load('cordon (Redis + NATS)', node.url, bodies, node.proc.pid);
+    const redisUsPerReq = ((await redisCpuMs()) - redisBefore) * 1000 / Math.max(1, cordon.ok);
     const top = Number(await redis.hget(`${prefix}{${fx.region}}:meta`, 'seq'));
     await node.stop();
     node = undefined;
@@ -89,15 +101,19 @@ async function main(): Promise<void> {
     const x = (fx.publicKey.export({ format: 'jwk' }) as { x: string }).x;
     bare = await startScript('dist/bench/lib/bare-verify-server.js', { BENCH_PUBLIC_X: x });
     await load('warm-up', bare.url, bodies.slice(0, 5000));
-    const ceiling = await load('bare parse + verify route', bare.url, bodies);
+    const ceiling = await load('bare parse + verify route', bare.url, bodies, bare.proc.pid);
 
     const row = (f: Figures) =>
       `${f.label.padEnd(28)} ${f.rps.toFixed(0).padStart(7)} /s   p50 ${String(f.p50).padStart(4)} ms   p99 ${String(
         f.p99,
-      ).padStart(4)} ms   2xx ${f.ok}  non-2xx ${f.non2xx}  errors ${f.errors}`;
+      ).padStart(4)} ms   server CPU ${f.cpuUsPerReq?.toFixed(0) ?? '?'} µs/req   2xx ${f.ok}  non-2xx ${f.non2xx}  errors ${f.errors}`;
     process.stdout.write(`\ningest, ${CONNECTIONS} connections, ${DURATION_S} s each\n`);
     process.stdout.write(row(cordon) + '\n' + row(ceiling) + '\n');
     process.stdout.write(`ratio cordon / ceiling: ${((cordon.rps / ceiling.rps) * 100).toFixed(1)}% (target >= 80%)\n`);
+    process.stdout.write(
+      `server CPU per accepted alert: cordon ${cordon.cpuUsPerReq?.toFixed(0)} µs (+ Redis ${redisUsPerReq.toFixed(0)} µs), ` +
+        `ceiling ${ceiling.cpuUsPerReq?.toFixed(0)} µs (measured from /proc and INFO: independent of other load)\n`,
+    );
     process.stdout.write(`cordon p99 ${cordon.p99} ms (target < 50 ms); region log top seq ${top} (accepted ${cordon.ok + 0} + warm-up)\n`);
   } finally {
     await node?.stop();

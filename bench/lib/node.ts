@@ -68,6 +68,16 @@ export async function startScript(script: string, env: Record<string, string>, r
   };
 }
 
+/** CPU time (user + system, all threads) a process has used so far, in ms (Linux /proc). */
+export async function cpuMsOf(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
+  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
 /** Resident set size of a process in bytes (Linux /proc). */
 export async function rssOf(pid: number): Promise<number> {
   const { readFile } = await import('node:fs/promises');

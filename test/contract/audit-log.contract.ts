@@ -74,6 +74,15 @@ export function describeAuditLogContract(name: string, factory: () => Promise<Au
       for (const r of held) expect(recs.find((x) => x.n === r.n)).toEqual(r);
     });
 
+    it('keeps the order of appends made in one turn, across more records than one batch holds', async () => {
+      const recs = await Promise.all(
+        Array.from({ length: 600 }, (_, i) => log.append({ kind: 'published', actor: 'KG/k', i })),
+      );
+      // Called in order i = 0..599, so numbered in that order.
+      expect(recs.map((r) => r.n)).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
+      expect((await log.read(0, 1000)).items.map((r) => r.i)).toEqual(Array.from({ length: 600 }, (_, i) => i));
+    });
+
     it('does not let an input field override n or at', async () => {
       const r = await log.append({ kind: 'ack', actor: 'x', n: 999, at: 'bogus' });
       expect(r.n).toBe(1);

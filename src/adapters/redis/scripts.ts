@@ -75,7 +75,7 @@ end
 /**
  * Append one alert version, all or nothing.
  * KEYS: meta, log, versions-of-id. ARGV: candidate epoch, modified, created, issuer state,
- * revoked ('1'|'0'), content hash, body.
+ * revoked ('1'|'0'), content hash, body, visibility key ('' = none, then no `k` field).
  * Returns {'appended', seq, at, epoch} | {'duplicate', seq, at, epoch} | {'rejected', reason}.
  */
 export const APPEND_LUA = `${ISO_FN}
@@ -104,7 +104,11 @@ local at = iso(at_ms)
 if not m[1] then redis.call('HSET', meta, 'epoch', epoch) end
 local seq = redis.call('HINCRBY', meta, 'seq', 1)
 redis.call('HSET', meta, 'last_ms', at_ms)
-redis.call('XADD', log, seq .. '-0', 'at', at, 'b', ARGV[7])
+if ARGV[8] ~= '' then
+  redis.call('XADD', log, seq .. '-0', 'at', at, 'b', ARGV[7], 'k', ARGV[8])
+else
+  redis.call('XADD', log, seq .. '-0', 'at', at, 'b', ARGV[7])
+end
 if not v[1] then redis.call('HSET', vkey, 'created', created, 'state', state) end
 redis.call('HSET', vkey, 'latest', modified, mfield, hash .. '|' .. seq .. '|' .. at)
 if revoked == '1' then redis.call('HSET', vkey, 'revoked', '1') end
@@ -174,14 +178,19 @@ return {redis.call('HGET', KEYS[1], 'epoch'), out}
 `;
 
 /**
- * Append one audit record with the next n.
- * KEYS: stream, counter. ARGV: record JSON. Returns {n, at}.
+ * Append audit records with the next n's, in order, all or nothing. Appends that arrive in the same
+ * event-loop turn travel together (one script call instead of one per record).
+ * KEYS: stream, counter. ARGV: record JSON, one per record. Returns {first n, at}.
  */
 export const AUDIT_APPEND_LUA = `${ISO_FN}
-local n = redis.call('INCR', KEYS[2])
+local count = #ARGV
+local last = redis.call('INCRBY', KEYS[2], count)
+local first = last - count + 1
 local at = iso(now_ms())
-redis.call('XADD', KEYS[1], n .. '-0', 'at', at, 'r', ARGV[1])
-return {n, at}
+for i = 1, count do
+  redis.call('XADD', KEYS[1], (first + i - 1) .. '-0', 'at', at, 'r', ARGV[i])
+end
+return {first, at}
 `;
 
 /** KEYS: stream, counter. ARGV: first n wanted, limit. Returns {top, entries}. */
