@@ -442,6 +442,8 @@ class Subscription implements FeedListener {
   private next = 1;
   private readonly urgency: readonly string[] | undefined;
   private readonly category: readonly string[] | undefined;
+  /** the hub's mark of this watch: log reads it shares must be issued after it */
+  private since = 0;
 
   constructor(
     private readonly session: DeskSession,
@@ -455,7 +457,7 @@ class Subscription implements FeedListener {
 
   /** Subscribes: buffer live alerts from now, then recover from `from` (or from the top). */
   begin(from: FromPosition | undefined): void {
-    this.deps.hub.watch(this);
+    this.since = this.deps.hub.watch(this);
     void this.recover(from, true);
   }
 
@@ -502,9 +504,9 @@ class Subscription implements FeedListener {
   }
 
   private async recover(from: FromPosition | undefined, initial: boolean): Promise<void> {
-    const { regionLog, hub, metrics, limits } = this.deps;
+    const { hub, metrics, limits } = this.deps;
     try {
-      const state = await regionLog.state(this.region);
+      const state = await hub.readState(this.region, this.since);
       if (this.stopped) return;
       const start = resumePoint(this.region, from, state);
       if (start.kind === 'ahead') {
@@ -528,10 +530,10 @@ class Subscription implements FeedListener {
 
       let read = true;
       for (;;) {
-        let page: Delivery[] = [];
+        let page: readonly Delivery[] = [];
         let atTop = false;
         if (read) {
-          const r = await regionLog.read(this.region, this.next - 1, limits.replayBatch);
+          const { read: r, page: shared } = await hub.readPage(this.region, this.next - 1, limits.replayBatch, this.since);
           if (this.stopped) return;
           // History may have been trimmed, or the log replaced, while we paged.
           const at = resumePoint(this.region, { seq: this.next - 1, epoch: this.epoch ?? undefined }, r);
@@ -547,7 +549,7 @@ class Subscription implements FeedListener {
             this.next = at.next;
             if (at.gap.reason === 'epoch-changed') continue; // read the new log from its start
           }
-          page = r.entries.map((e) => hub.fromEntry(e));
+          page = shared;
           atTop = r.entries.length < limits.replayBatch;
         }
         const step = recoveryStep(this.next, this.epoch, page, atTop, this.buffer);

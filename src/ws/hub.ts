@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AlertContent } from '../domain/types';
-import { deliveredJson, type LogEntry, type RegionLog, type RegionState } from '../ports/region-log';
+import { deliveredJson, type LogEntry, type ReadResult, type RegionLog, type RegionState } from '../ports/region-log';
 import { alertFrame, wsTextFrame } from './frames';
 import { firstHeld } from './recovery';
 
@@ -25,6 +25,12 @@ export interface Delivery {
   key: AlertContent;
   id: string;
   modified: string;
+}
+
+/** A page of a region log with its entries as deliveries (shared, read-only). */
+export interface LogPage {
+  read: ReadResult;
+  page: readonly Delivery[];
 }
 
 /** A subscription of one desk session to one region. */
@@ -124,6 +130,9 @@ export class Hub {
   private readonly feeds = new Map<string, Feed>();
   private timer: NodeJS.Timeout | undefined;
   private checking = false;
+  /** orders watches and log reads: see `shared` */
+  private tick = 0;
+  private readonly inflight = new Map<string, { at: number; p: Promise<unknown> }>();
 
   constructor(opts: HubOptions) {
     this.opts = { maxPending: 10_000, recent: 256, ...opts };
@@ -153,13 +162,49 @@ export class Hub {
     this.feeds.get(d.region)?.receive(d);
   }
 
-  watch(l: FeedListener): void {
+  /** Starts delivering the region to `l`; returns its mark for readState / readPage. */
+  watch(l: FeedListener): number {
     let feed = this.feeds.get(l.region);
     if (!feed) {
       feed = new Feed(l.region, this);
       this.feeds.set(l.region, feed);
     }
     feed.listeners.add(l);
+    return ++this.tick;
+  }
+
+  /** The region log's state, shared with concurrent callers (see `shared`). */
+  readState(region: string, since: number): Promise<RegionState> {
+    return this.shared(`s\0${region}`, since, () => this.opts.regionLog.state(region));
+  }
+
+  /**
+   * Entries after `after` as deliveries, one Redis read and one parse shared by every recovery
+   * asking for the same page at the same time (a resume storm: every desk missed the same range).
+   */
+  readPage(region: string, after: number, limit: number, since: number): Promise<LogPage> {
+    return this.shared(`r\0${region}\0${after}\0${limit}`, since, async () => {
+      const read = await this.opts.regionLog.read(region, after, limit);
+      return { read, page: read.entries.map((e) => this.fromEntry(e)) };
+    });
+  }
+
+  /**
+   * Single flight: joins a read of the same key already in flight, but only one issued after the
+   * caller's watch (`since`). Such a read reaches the log after everything the hub delivered
+   * before the watch was appended, so it is as fresh as the caller's own would be; an older one
+   * could miss an alert delivered just before the watch and never buffered.
+   */
+  private shared<T>(key: string, since: number, make: () => Promise<T>): Promise<T> {
+    const f = this.inflight.get(key);
+    if (f && f.at > since) return f.p as Promise<T>;
+    const entry = { at: ++this.tick, p: make() };
+    this.inflight.set(key, entry);
+    const done = (): void => {
+      if (this.inflight.get(key) === entry) this.inflight.delete(key);
+    };
+    entry.p.then(done, done);
+    return entry.p;
   }
 
   unwatch(l: FeedListener): void {
@@ -196,10 +241,14 @@ export class Hub {
 
   /** A log entry as a Delivery, reusing the one the hub already built when it is recent. */
   fromEntry(e: LogEntry): Delivery {
-    const cached = this.feeds.get(e.region)?.recentAt(e.seq);
-    if (cached && cached.epoch === e.epoch) return cached;
+    const feed = this.feeds.get(e.region);
+    const cached = feed?.cachedAt(e.seq, e.epoch);
+    if (cached) return cached;
     const body = JSON.parse(e.body) as { content: AlertContent };
-    return makeDelivery(e.region, e.seq, e.epoch, body.content, deliveredJson(e));
+    const d = makeDelivery(e.region, e.seq, e.epoch, body.content, deliveredJson(e));
+    // The next recoveries reading the same history reuse it (an entry never changes in its epoch).
+    feed?.remember(d);
+    return d;
   }
 
   /** Compares each watched region's delivered position with its log's top; repairs what is missing. */
@@ -260,6 +309,21 @@ class Feed {
   recentAt(seq: number): Delivery | undefined {
     const d = this.ring[seq % this.ring.length];
     return d && d.seq === seq && d.epoch === this.epoch ? d : undefined;
+  }
+
+  /** The delivery of (seq, epoch) if the ring holds it, whatever the feed's own epoch. */
+  cachedAt(seq: number, epoch: string): Delivery | undefined {
+    const d = this.ring[seq % this.ring.length];
+    return d && d.seq === seq && d.epoch === epoch ? d : undefined;
+  }
+
+  /** Keeps a delivery built from the log in the ring unless the slot holds a newer one of its epoch. */
+  remember(d: Delivery): void {
+    if (this.epoch !== null && d.epoch !== this.epoch) return;
+    const i = d.seq % this.ring.length;
+    const cur = this.ring[i];
+    if (cur && cur.epoch === d.epoch && cur.seq >= d.seq) return;
+    this.ring[i] = d;
   }
 
   drainPending(): void {

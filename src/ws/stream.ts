@@ -125,6 +125,32 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
     },
   });
 
+  // Listeners shared by every socket (ws calls them with the socket as `this`): no closure per desk.
+  function onSocketClose(this: WebSocket): void {
+    openSockets.delete(this);
+  }
+  function onPong(this: WebSocket): void {
+    unanswered.delete(this);
+  }
+  function onSocketError(this: WebSocket, err: Error): void {
+    log.debug({ err }, 'desk socket error');
+    if (this.readyState === this.OPEN || this.readyState === this.CONNECTING) this.terminate();
+  }
+
+  /**
+   * Lets the upgrade request go once the socket is open: @fastify/websocket's per-socket error
+   * listener closes over the request and reply (headers with the token, a child logger), and the
+   * hijacked response stays attached to the TCP socket. Kept, they cost kilobytes per idle desk
+   * for the whole connection. The error listener is replaced by one that does the same.
+   */
+  function releaseRequest(socket: WebSocket): void {
+    socket.removeAllListeners('error');
+    socket.on('error', onSocketError);
+    const raw = (socket as unknown as { _socket?: { _httpMessage?: { detachSocket?(s: unknown): void } | null } })._socket;
+    const res = raw?._httpMessage;
+    if (raw && res && typeof res.detachSocket === 'function') res.detachSocket(raw);
+  }
+
   async function authenticate(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
     try {
       if (ctx.shuttingDown.value) throw new CordonError('SHUTTING_DOWN');
@@ -152,9 +178,10 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
         .send(problemBody('QUERY_INVALID', 'GET /v1/stream must be a WebSocket upgrade'));
     },
     wsHandler: (socket: WebSocket, request: FastifyRequest) => {
+      releaseRequest(socket);
       openSockets.add(socket);
-      socket.once('close', () => openSockets.delete(socket));
-      socket.on('pong', () => unanswered.delete(socket));
+      socket.on('close', onSocketClose);
+      socket.on('pong', onPong);
       const token = tokens.get(request);
       if (!token) {
         socket.close(CLOSE.UNAUTHORISED, 'unauthorised');

@@ -1,5 +1,9 @@
-import { Sender } from 'ws';
+import * as ws from 'ws';
 import { wsTextFrame } from '../../src/ws/frames';
+
+// ws exports its Sender at runtime; @types/ws does not declare it.
+type SenderLike = { send(data: string, opts: { binary: boolean; compress: boolean; fin: boolean; mask: boolean }): void };
+const { Sender } = ws as unknown as { Sender: new (socket: unknown) => SenderLike };
 
 /** The bytes ws's own Sender writes for a server text frame (unmasked, no compression). */
 function wsSends(payload: string): Buffer {
@@ -12,7 +16,7 @@ function wsSends(payload: string): Buffer {
       return true;
     },
   };
-  const sender = new Sender(socket as never);
+  const sender = new Sender(socket);
   sender.send(payload, { binary: false, compress: false, fin: true, mask: false });
   return Buffer.concat(written);
 }
