@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import Redis from 'ioredis';
 import { canonicalize } from '../src/domain/jcs';
+import { visibilityKey } from '../src/domain/entitlement';
 import { RedisRegionLog } from '../src/adapters/redis/region-log';
 import type { AppendInput } from '../src/ports/region-log';
 import { makeFixture, benchContent } from './lib/fixture';
@@ -53,6 +54,7 @@ async function fill(log: RedisRegionLog, fx: ReturnType<typeof makeFixture>): Pr
         revoked: false,
         contentHash: createHash('sha256').update(canonicalize(c), 'utf8').digest('base64url'),
         body,
+        visibility: visibilityKey(c),
       });
     }
     const outcomes = await Promise.all(inputs.map((inp) => log.append(inp)));

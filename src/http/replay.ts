@@ -2,16 +2,25 @@ import { Readable } from 'node:stream';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AppContext } from '../app';
 import { CordonError } from '../errors';
-import { isVisible, mayWatch } from '../domain/entitlement';
+import { isVisible, isVisibleKey, mayWatch } from '../domain/entitlement';
 import type { AlertContent, Token } from '../domain/types';
-import { deliveredJson, type LogEntry, type ReadResult, type RegionLog, type RegionState } from '../ports/region-log';
+import {
+  deliveredJson,
+  type LogEntry,
+  type RawLogEntry,
+  type RawReadResult,
+  type ReadResult,
+  type RegionLog,
+  type RegionState,
+} from '../ports/region-log';
 import { authenticate } from './auth';
 import { negotiate, parseQuery, purposeOf, recordReplay, unavailable } from './ops';
 
 /**
  * History for desks and ops (contract §8): keyset pages of a region log, an NDJSON export of it,
  * and one alert's versions. Items are delivered alerts built around the stored body (never
- * re-serialised); of each body only what entitlement needs is parsed.
+ * re-serialised). Entitlement is decided from the visibility key stored beside each body; only
+ * entries without one (written before it existed) have the needed members parsed from the body.
  */
 
 interface ReplayQuery {
@@ -47,6 +56,35 @@ function historyTrimmed(s: RegionState, detail: string): CordonError {
 
 function visibleEntry(token: Token, e: LogEntry): boolean {
   return isVisible(token, entitlementView(e.body) as AlertContent);
+}
+
+/** Distinct keys seen per request before the cache starts over (a region has few audiences). */
+const MAX_CACHED_KEYS = 1024;
+
+/**
+ * Visibility of raw entries for one token. An export meets the same few keys over and over, so
+ * each key is decided once; an entry without a usable key decodes its body and takes the view.
+ */
+export class RawVisibility {
+  private readonly byKey = new Map<string, boolean>();
+
+  constructor(private readonly token: Token) {}
+
+  visible(e: RawLogEntry): boolean {
+    const key = e.visibility;
+    if (key !== undefined) {
+      let v = this.byKey.get(key);
+      if (v === undefined) {
+        v = isVisibleKey(this.token, key);
+        if (v !== undefined) {
+          if (this.byKey.size >= MAX_CACHED_KEYS) this.byKey.clear();
+          this.byKey.set(key, v);
+        }
+      }
+      if (v !== undefined) return v;
+    }
+    return isVisible(this.token, entitlementView(e.body.toString('utf8')) as AlertContent);
+  }
 }
 
 /**
@@ -143,11 +181,16 @@ function objectJson(text: string, start: number): string | undefined {
   return undefined;
 }
 
+/** One page of a region log as text (`read`) or as bytes (`readRaw`). */
+type Page = ReadResult | RawReadResult;
+/** Reads the page after a seq: `read` or `readRaw` of one region. */
+type PageFetch<R extends Page> = (after: number, limit: number) => Promise<R>;
+
 /**
  * Reads one region log forward in bounded batches and never skips: a hole (history trimmed under
  * the reader, or before the position asked for) or a change of epoch is a HISTORY_TRIMMED error.
  */
-class LogReader {
+class LogReader<R extends Page> {
   /** the last seq read (or the position asked for, before the first read). */
   cursor: number;
   /** the position the reading really started after, once first() has run. */
@@ -155,14 +198,13 @@ class LogReader {
   private epoch: string | null = null;
 
   constructor(
-    private readonly log: RegionLog,
-    private readonly region: string,
+    private readonly page: PageFetch<R>,
     private readonly from: { after: number; fromOldest?: boolean; sinceSeq?: number; epoch?: string },
   ) {
     this.cursor = from.after;
   }
 
-  async first(limit: number): Promise<ReadResult> {
+  async first(limit: number): Promise<R> {
     let r = await this.fetch(limit);
     const { epoch, fromOldest, sinceSeq } = this.from;
     if (epoch !== undefined && r.epoch !== epoch) {
@@ -189,7 +231,7 @@ class LogReader {
     return r;
   }
 
-  async read(limit: number): Promise<ReadResult> {
+  async read(limit: number): Promise<R> {
     const r = await this.fetch(limit);
     if (this.epoch !== null && r.epoch !== this.epoch) {
       throw historyTrimmed(r, 'The region log was replaced (new epoch) while it was being read; start again from earliest');
@@ -200,28 +242,28 @@ class LogReader {
     return r;
   }
 
-  private async fetch(limit: number): Promise<ReadResult> {
+  private async fetch(limit: number): Promise<R> {
     try {
-      return await this.log.read(this.region, this.cursor, limit);
+      return await this.page(this.cursor, limit);
     } catch (err) {
       return unavailable(err);
     }
   }
 
-  private hasGap(r: ReadResult): boolean {
+  private hasGap(r: R): boolean {
     const want = this.cursor + 1;
     return want <= r.latest && (r.entries.length === 0 || r.entries[0].seq !== want);
   }
 
-  private advance(r: ReadResult): void {
+  private advance(r: R): void {
     if (r.entries.length > 0) this.cursor = r.entries[r.entries.length - 1].seq;
   }
 }
 
 /** Where reading starts: `after`, the first alert at or after `since`, or the oldest held. */
-async function startOf(log: RegionLog, region: string, q: ReplayQuery): Promise<LogReader> {
+async function startOf<R extends Page>(log: RegionLog, region: string, q: ReplayQuery, page: PageFetch<R>): Promise<LogReader<R>> {
   if (q.since === undefined) {
-    return new LogReader(log, region, { after: q.after ?? 0, fromOldest: q.after === undefined, epoch: q.epoch });
+    return new LogReader(page, { after: q.after ?? 0, fromOldest: q.after === undefined, epoch: q.epoch });
   }
   const sinceMs = Date.parse(q.since);
   let before: RegionState;
@@ -237,14 +279,14 @@ async function startOf(log: RegionLog, region: string, q: ReplayQuery): Promise<
     if (before.earliest === 0 && before.latest > 0) {
       throw historyTrimmed(before, 'Every alert of this region was trimmed; some may have been received after since');
     }
-    return new LogReader(log, region, { after: before.latest, epoch: q.epoch });
+    return new LogReader(page, { after: before.latest, epoch: q.epoch });
   }
-  return new LogReader(log, region, { after: seq - 1, sinceSeq: seq, epoch: q.epoch });
+  return new LogReader(page, { after: seq - 1, sinceSeq: seq, epoch: q.epoch });
 }
 
 /** The JSON page (contract §8), concatenated from the stored bodies. */
 async function readPage(
-  reader: LogReader,
+  reader: LogReader<ReadResult>,
   token: Token,
   limit: number,
   batch: number,
@@ -274,43 +316,71 @@ async function readPage(
 }
 
 /**
- * Writes `deliveredJson(e) + "\n"` into `buf` at `at` and returns the bytes written (the caller
- * leaves room for 3 bytes per UTF-16 unit). Building the string and encoding it afterwards costs
- * about three times as much on an export: a rope to flatten, then a copy. The stored body starts
- * with its own `{`, which becomes the `,` after received_at.
+ * The NDJSON lines of one export: `deliveredJson(entry) + "\n"` written straight from the stored
+ * bytes. Decoding each body into a string and encoding it back cost most of an export's CPU; here
+ * the constant parts of a line are encoded once and nothing per line is allocated. The stored body
+ * starts with its own `{`, which becomes the `,` after received_at.
  */
-export function writeDelivered(buf: Buffer, at: number, e: LogEntry): number {
-  let o = at;
-  o += buf.write(
-    `{"region":${JSON.stringify(e.region)},"seq":${e.seq},"epoch":${JSON.stringify(e.epoch)},"received_at":${JSON.stringify(e.receivedAt)}`,
-    o,
-  );
-  const open = o;
-  o += buf.write(e.body, o);
-  buf[open] = 0x2c;
-  buf[o++] = 0x0a;
-  return o - at;
+export class DeliveredLines {
+  /** `{"region":R,"seq":` */
+  private readonly head: Buffer;
+  /** `,"epoch":E,"received_at":` */
+  private readonly mid: Buffer;
+
+  /** `epoch` as `read` reports it in entries (`''` for a log without one). */
+  constructor(region: string, epoch: string) {
+    this.head = Buffer.from(`{"region":${JSON.stringify(region)},"seq":`, 'utf8');
+    this.mid = Buffer.from(`,"epoch":${JSON.stringify(epoch)},"received_at":`, 'utf8');
+  }
+
+  /** Upper bound of the bytes `write` takes for `e`. */
+  bound(e: RawLogEntry): number {
+    return this.head.length + this.mid.length + 6 * e.receivedAt.length + e.body.length + 40;
+  }
+
+  /** Writes the line of `e` at `at` (room: `bound(e)`); returns the bytes written. */
+  write(buf: Buffer, at: number, e: RawLogEntry): number {
+    buf.set(this.head, at);
+    let o = at + this.head.length;
+    o += buf.write(String(e.seq), o, 'latin1');
+    buf.set(this.mid, o);
+    o += this.mid.length;
+    const t = e.receivedAt;
+    if (PLAIN.test(t)) {
+      // What JSON.stringify gives for a string with nothing to escape (always, for received_at).
+      buf[o++] = 0x22;
+      o += buf.write(t, o, 'latin1');
+      buf[o++] = 0x22;
+    } else {
+      o += buf.write(JSON.stringify(t), o, 'utf8');
+    }
+    buf.set(e.body, o);
+    buf[o] = 0x2c;
+    o += Math.max(1, e.body.length);
+    buf[o++] = 0x0a;
+    return o - at;
+  }
 }
 
-/** Upper bound of the UTF-8 size of one NDJSON line of `e`. */
-function lineBound(e: LogEntry): number {
-  return 3 * (e.body.length + e.region.length + e.epoch.length + e.receivedAt.length) + 64;
-}
+/** Printable ASCII without `"` and `\\`: JSON.stringify only adds the quotes. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
-const CHUNK_BYTES = 64 * 1024;
+const CHUNK_BYTES = 256 * 1024;
 
 /** NDJSON lines packed into chunk buffers of about CHUNK_BYTES each. */
 class LineChunks {
   private buf: Buffer | undefined;
   private used = 0;
 
+  constructor(private readonly lines: DeliveredLines) {}
+
   /** Adds a line; returns the previous chunk when it had no room left for this one. */
-  add(e: LogEntry): Buffer | undefined {
-    const need = lineBound(e);
+  add(e: RawLogEntry): Buffer | undefined {
+    const need = this.lines.bound(e);
     let full: Buffer | undefined;
     if (this.buf && this.used + need > this.buf.length) full = this.take();
     this.buf ??= Buffer.allocUnsafe(Math.max(CHUNK_BYTES, need));
-    this.used += writeDelivered(this.buf, this.used, e);
+    this.used += this.lines.write(this.buf, this.used, e);
     return full;
   }
 
@@ -336,15 +406,16 @@ const STREAM_HIGH_WATER_BYTES = 1024 * 1024;
  * terminating chunk, so a client sees an incomplete export, never a silent gap.
  */
 async function* ndjsonChunks(
-  reader: LogReader,
-  first: ReadResult,
+  reader: LogReader<RawReadResult>,
+  first: RawReadResult,
   top: number,
   token: Token,
   batch: number,
   ctx: AppContext,
   log: FastifyBaseLogger,
 ): AsyncGenerator<Buffer> {
-  const lines = new LineChunks();
+  const lines = new LineChunks(new DeliveredLines(first.region, first.epoch ?? ''));
+  const visibility = new RawVisibility(token);
   let r = first;
   let count = 0;
   let complete = false;
@@ -353,14 +424,14 @@ async function* ndjsonChunks(
       const ahead = reader.cursor < top ? reader.read(batch) : undefined;
       // Observed below; this only keeps a client leaving early from leaving a rejection unhandled.
       ahead?.catch(() => undefined);
-      const entries: (LogEntry | undefined)[] = r.entries;
+      const entries: (RawLogEntry | undefined)[] = r.entries;
       for (let i = 0; i < entries.length; i++) {
         const e = entries[i]!;
         // Drop each entry once written: held by the batch, bodies would outlive the next scavenge
         // and be promoted, and the old generation (RSS) would grow with the export.
         entries[i] = undefined;
         if (e.seq > top) break;
-        if (visibleEntry(token, e)) {
+        if (visibility.visible(e)) {
           count++;
           const full = lines.add(e);
           if (full) yield full;
@@ -400,9 +471,9 @@ export async function replayRoutes(app: FastifyInstance, ctx: AppContext): Promi
     const region = ctx.regions.get(request.params.region);
     if (!region || !mayWatch(token, region)) throw new CordonError('REGION_NOT_FOUND');
 
-    const reader = await startOf(ctx.regionLog, region.code, q);
-
+    const log = ctx.regionLog;
     if (format === 'json') {
+      const reader = await startOf(log, region.code, q, (after, limit) => log.read(region.code, after, limit));
       const page = await readPage(reader, token, q.limit, batch);
       if (purpose !== undefined) {
         await recordReplay(ctx.audit, token, purpose, {
@@ -418,6 +489,7 @@ export async function replayRoutes(app: FastifyInstance, ctx: AppContext): Promi
       return reply.type(JSON_TYPE).send(page.body);
     }
 
+    const reader = await startOf(log, region.code, q, (after, limit) => log.readRaw(region.code, after, limit));
     // Errors up to the first read still answer as problems; the top is fixed now.
     const first = await reader.first(batch);
     const top = Math.max(first.latest, reader.start);

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { CordonError, toProblem, type ErrorCode, type ProblemBody } from '../errors';
+import { visibilityKey } from '../domain/entitlement';
 import { parseJson } from '../domain/json';
 import { validateSubmission } from '../domain/validate';
 import { decodeProtectedHeader, verifySubmission } from '../domain/signature';
@@ -59,6 +60,7 @@ export function createIngest(deps: AppDeps, log: FastifyBaseLogger): Ingest {
         contentHash: verified.contentHash,
         // content and sig exactly as verified; JSON.stringify of the parsed value keeps every value.
         body: `{"content":${JSON.stringify(content)},"sig":${JSON.stringify(submission.sig)}}`,
+        visibility: visibilityKey(content),
       });
     } catch (err) {
       if (err instanceof LogUnavailableError) {

@@ -23,6 +23,11 @@ export interface AppendInput {
   /** base64url SHA-256 of the JCS payload: equal hashes mean an identical version. */
   contentHash: string;
   body: string;
+  /**
+   * visibilityKey(content), stored beside the body so replays decide entitlement without decoding
+   * it. Optional because entries written before it existed have none; readers then parse the body.
+   */
+  visibility?: string;
 }
 
 export type AppendRejection =
@@ -52,6 +57,21 @@ export interface ReadResult extends RegionState {
   entries: LogEntry[];
 }
 
+/** One stored entry as bytes, for readers that copy bodies through without decoding them. */
+export interface RawLogEntry {
+  seq: number;
+  receivedAt: string;
+  /** the visibility key stored at append (undefined for entries written without one). */
+  visibility: string | undefined;
+  /** the stored body's UTF-8 bytes, exactly as `LogEntry.body` encodes. */
+  body: Buffer;
+}
+
+export interface RawReadResult extends RegionState {
+  /** what `read` returns for the same arguments, as bytes. */
+  entries: RawLogEntry[];
+}
+
 export interface TrimPolicy {
   maxAlerts?: number;
   maxAgeMs?: number;
@@ -66,6 +86,8 @@ export interface TrimPolicy {
 export interface RegionLog {
   append(input: AppendInput): Promise<AppendOutcome>;
   read(region: string, after: number, limit: number): Promise<ReadResult>;
+  /** `read` as bytes, with each entry's visibility key: the export path. */
+  readRaw(region: string, after: number, limit: number): Promise<RawReadResult>;
   state(region: string): Promise<RegionState>;
   /** The first seq received at or after `timeMs` (null if none). */
   seqAtOrAfter(region: string, timeMs: number): Promise<number | null>;

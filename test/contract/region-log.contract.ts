@@ -4,6 +4,8 @@ import {
   type AppendInput,
   type AppendOutcome,
   type LogEntry,
+  type RawReadResult,
+  type ReadResult,
   type RegionLog,
 } from '../../src/ports/region-log';
 import { uniqueRegion } from '../helpers/env';
@@ -320,6 +322,61 @@ export function describeRegionLogContract(name: string, factory: () => Promise<R
       expect(held.map((e) => e.body)).toEqual([b1, b2]);
       expect(Buffer.from(held[0].body, 'utf8').equals(Buffer.from(b1, 'utf8'))).toBe(true);
       expect(held).toEqual([e1, e2]);
+    });
+
+    /** readRaw's answer as read would give it: the same state, the same entries decoded. */
+    function decoded(raw: RawReadResult): ReadResult {
+      const { entries, ...state } = raw;
+      return {
+        ...state,
+        entries: entries.map((e) => ({ region: raw.region, seq: e.seq, epoch: raw.epoch ?? '', receivedAt: e.receivedAt, body: e.body.toString('utf8') })),
+      };
+    }
+
+    it('reads raw: the same state and entries as read, bodies as their exact UTF-8 bytes', async () => {
+      const text = 'Torugart 🚚 пограничный пост 边境 \u00e9\u0301 "quoted" \\ back\\slash \u2028\u2029 \t';
+      const body = `{"content":{"title":${JSON.stringify(text)}},"sig":{"protected":"p","signature":"s"}}`;
+      await appendMany(2);
+      await log.append(alertInput(region, { body }));
+      await appendMany(2);
+      const raw = await log.readRaw(region, 0, 10);
+      expect(raw.entries.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+      expect(Buffer.isBuffer(raw.entries[2].body)).toBe(true);
+      expect(raw.entries[2].body.equals(Buffer.from(body, 'utf8'))).toBe(true);
+      expect(decoded(raw)).toEqual(await log.read(region, 0, 10));
+    });
+
+    it('reads raw with the visibility key stored at append, and none for an entry written without one', async () => {
+      await log.append(alertInput(region, { visibility: 'KG|KG,CN,KZ|restricted|KG-CN-01' }));
+      await log.append(alertInput(region));
+      await log.append(alertInput(region, { visibility: 'CN|KZ|secret|KG-CN-01' }));
+      const raw = await log.readRaw(region, 0, 10);
+      expect(raw.entries.map((e) => e.visibility)).toEqual(['KG|KG,CN,KZ|restricted|KG-CN-01', undefined, 'CN|KZ|secret|KG-CN-01']);
+      // the key is stored beside the body, never inside it
+      expect((await log.read(region, 0, 10)).entries.map((e) => e.body)).toEqual(raw.entries.map((e) => e.body.toString('utf8')));
+    });
+
+    it('pages raw exactly as read: after, limit, the top and limit 0', async () => {
+      await appendMany(7);
+      for (const [after, limit] of [[0, 3], [3, 3], [6, 3], [7, 3], [2, 1000], [0, 0], [9, 5]]) {
+        expect(decoded(await log.readRaw(region, after, limit))).toEqual(await log.read(region, after, limit));
+      }
+    });
+
+    it('reads raw across a trimmed hole from the oldest held, with earliest and latest as read reports them', async () => {
+      await appendMany(10);
+      await log.trim(region, { maxAlerts: 4, nowMs: Date.now() });
+      const raw = await log.readRaw(region, 3, 2);
+      expect(raw).toMatchObject({ region, earliest: 7, latest: 10 });
+      expect(raw.entries.map((e) => e.seq)).toEqual([7, 8]);
+      expect(decoded(raw)).toEqual(await log.read(region, 3, 2));
+      await log.trim(region, { maxAlerts: 0, nowMs: Date.now() });
+      expect(decoded(await log.readRaw(region, 0, 10))).toEqual(await log.read(region, 0, 10));
+      expect(await log.readRaw(region, 0, 10)).toMatchObject({ earliest: 0, latest: 10, entries: [] });
+    });
+
+    it('reads raw an empty, never-written region as read does', async () => {
+      expect(await log.readRaw(region, 0, 10)).toEqual({ region, epoch: null, latest: 0, earliest: 0, entries: [] });
     });
 
     it('answers ping', async () => {

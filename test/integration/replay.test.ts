@@ -4,7 +4,8 @@ import { TEST_REDIS_URL } from '../helpers/env';
 import { validContent, timestamp } from '../fixtures/alerts';
 import { validator } from '../../src/domain/schemas';
 import { deliveredJson, type LogEntry } from '../../src/ports/region-log';
-import { entitlementView, writeDelivered } from '../../src/http/replay';
+import { DeliveredLines, RawVisibility, entitlementView } from '../../src/http/replay';
+import { isVisible, visibilityKey } from '../../src/domain/entitlement';
 import type { AlertContent, DeliveredAlert, Receipt, Region, Submission } from '../../src/domain/types';
 
 /** Three distinct test regions: A and C (KG, CN) and B (KZ, KG). */
@@ -159,6 +160,11 @@ describe('history on Redis: GET /v1/regions/{region}/alerts and GET /v1/alerts/{
     const lines = ndjson(res.body);
     expect(lines).toEqual([0, 11, 12, 13].map((i) => asDelivered(subs[i], receipts[i])));
     for (const l of lines) expect(validator('delivered-alert')(l)).toBe(true);
+    // Byte for byte what deliveredJson gives for the stored entries, decided from the keys ingest stored.
+    const { entries } = await t.deps.regionLog.read(A, 0, 100);
+    expect(res.rawPayload.equals(Buffer.from([0, 11, 12, 13].map((i) => deliveredJson(entries[i]) + '\n').join(''), 'utf8'))).toBe(true);
+    const raw = await t.deps.regionLog.readRaw(A, 0, 100);
+    expect(raw.entries.map((e) => e.visibility)).toEqual(subs.map((sub) => visibilityKey(sub.content)));
 
     const fromSix = ndjson((await get(`/v1/regions/${A}/alerts?after=5&limit=1`, kg(), { accept: 'application/x-ndjson' })).body);
     expect(seqs(fromSix)).toEqual([6, 7, 8, 9, 10, 11, 12, 13, 14]);
@@ -497,12 +503,43 @@ describe('building export lines from stored bodies (no I/O)', () => {
     'issuer',
   ];
 
-  test('writeDelivered writes exactly deliveredJson(entry) and a newline', () => {
-    for (const title of tricky) {
-      const e: LogEntry = { region: 'KG-CN-01', seq: 42, epoch: 'e-1', receivedAt: '2026-03-01T10:00:00.123Z', body: stored(validContent({ title })) };
-      const buf = Buffer.alloc(3 * e.body.length + 200);
-      const n = writeDelivered(buf, 7, e);
-      expect(buf.subarray(7, 7 + n).toString('utf8')).toBe(deliveredJson(e) + '\n');
+  test('export lines written from stored bytes are exactly deliveredJson(entry) and a newline', () => {
+    const lines = new DeliveredLines('KG-CN-01', 'e-1');
+    for (const [i, title] of tricky.entries()) {
+      const e: LogEntry = { region: 'KG-CN-01', seq: 42 + i * 1000, epoch: 'e-1', receivedAt: '2026-03-01T10:00:00.123Z', body: stored(validContent({ title })) };
+      const raw = { seq: e.seq, receivedAt: e.receivedAt, visibility: undefined, body: Buffer.from(e.body, 'utf8') };
+      const buf = Buffer.alloc(7 + lines.bound(raw));
+      const n = lines.write(buf, 7, raw);
+      expect(buf.subarray(7, 7 + n).equals(Buffer.from(deliveredJson(e) + '\n', 'utf8'))).toBe(true);
+    }
+    // Any region, epoch and received_at text, escaped as JSON.stringify escapes it.
+    const odd = new DeliveredLines('KG-"CN"-01', 'é\\poch');
+    for (const receivedAt of ['2026-03-01T10:00:00.123Z', 'a"b\\c', 'Тюр 🚚\n', '']) {
+      const e: LogEntry = { region: 'KG-"CN"-01', seq: 7, epoch: 'é\\poch', receivedAt, body: stored(validContent({ title: 'Тюргарт 🚚' })) };
+      const raw = { seq: e.seq, receivedAt, visibility: undefined, body: Buffer.from(e.body, 'utf8') };
+      const buf = Buffer.alloc(odd.bound(raw));
+      const n = odd.write(buf, 0, raw);
+      expect(buf.subarray(0, n).toString('utf8')).toBe(deliveredJson(e) + '\n');
+    }
+  });
+
+  test('raw visibility decides from the stored key as from the body, and from the body without a usable key', () => {
+    const tokenOf = (iss: string, clearance: 'restricted' | 'secret', regions?: string[]) =>
+      ({ iss, sub: 'd', aud: 'cordon', iat: 0, exp: 1, role: 'desk', clearance, ...(regions ? { regions } : {}) }) as const;
+    const contents = [
+      validContent(),
+      validContent({ audience: { states: ['KZ'], min_clearance: 'secret' } }),
+      validContent({ audience: { states: ['CN', 'KZ'], min_clearance: 'restricted' } }),
+    ];
+    for (const token of [tokenOf('KG', 'restricted'), tokenOf('KZ', 'secret'), tokenOf('CN', 'restricted'), tokenOf('KZ', 'secret', ['ZZ-ZZ-01'])]) {
+      const v = new RawVisibility(token);
+      for (const c of contents) {
+        const body = Buffer.from(stored(c), 'utf8');
+        const expected = isVisible(token, c);
+        for (const visibility of [visibilityKey(c), undefined, 'not a key']) {
+          expect(v.visible({ seq: 1, receivedAt: '', visibility, body })).toBe(expected);
+        }
+      }
     }
   });
 

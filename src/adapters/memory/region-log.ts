@@ -3,6 +3,8 @@ import type {
   AppendInput,
   AppendOutcome,
   LogEntry,
+  RawLogEntry,
+  RawReadResult,
   ReadResult,
   RegionLog,
   RegionState,
@@ -23,12 +25,18 @@ interface AlertRecord {
   versions: Map<string, Version>;
 }
 
+interface Held {
+  entry: LogEntry;
+  /** the body's bytes and visibility key, as readRaw hands them out. */
+  raw: RawLogEntry;
+}
+
 interface RegionData {
   epoch: string;
   seq: number;
   lastMs: number;
-  /** held entries, contiguous: entries[i].seq === entries[0].seq + i. */
-  entries: LogEntry[];
+  /** held entries, contiguous: entries[i].entry.seq === entries[0].entry.seq + i. */
+  entries: Held[];
   alerts: Map<string, AlertRecord>;
 }
 
@@ -66,7 +74,10 @@ export class MemoryRegionLog implements RegionLog {
     const receivedAt = new Date(ms).toISOString();
     const seq = ++d.seq;
     const entry: LogEntry = { region, seq, epoch: d.epoch, receivedAt, body: input.body };
-    d.entries.push(entry);
+    d.entries.push({
+      entry,
+      raw: { seq, receivedAt, visibility: input.visibility, body: Buffer.from(input.body, 'utf8') },
+    });
     const rec: AlertRecord = alert ?? {
       created: input.created,
       state: input.issuerState,
@@ -87,14 +98,11 @@ export class MemoryRegionLog implements RegionLog {
   }
 
   async read(region: string, after: number, limit: number): Promise<ReadResult> {
-    const state = this.stateOf(region);
-    const d = this.regions.get(region);
-    let entries: LogEntry[] = [];
-    if (d && d.entries.length > 0 && limit > 0) {
-      const start = Math.max(0, Math.floor(after) + 1 - d.entries[0].seq);
-      entries = d.entries.slice(start, start + limit);
-    }
-    return { ...state, entries };
+    return { ...this.stateOf(region), entries: this.range(region, after, limit).map((h) => h.entry) };
+  }
+
+  async readRaw(region: string, after: number, limit: number): Promise<RawReadResult> {
+    return { ...this.stateOf(region), entries: this.range(region, after, limit).map((h) => h.raw) };
   }
 
   async state(region: string): Promise<RegionState> {
@@ -105,7 +113,7 @@ export class MemoryRegionLog implements RegionLog {
     const d = this.regions.get(region);
     if (!d) return null;
     const i = firstAtOrAfter(d.entries, new Date(timeMs).toISOString());
-    return i < d.entries.length ? d.entries[i].seq : null;
+    return i < d.entries.length ? d.entries[i].entry.seq : null;
   }
 
   async versions(id: string): Promise<LogEntry[]> {
@@ -113,18 +121,18 @@ export class MemoryRegionLog implements RegionLog {
     const d = region === undefined ? undefined : this.regions.get(region);
     const alert = d?.alerts.get(id);
     if (!d || !alert || d.entries.length === 0) return [];
-    const earliest = d.entries[0].seq;
+    const earliest = d.entries[0].entry.seq;
     return [...alert.versions.values()]
       .map((v) => v.seq)
       .filter((s) => s >= earliest)
       .sort((a, b) => a - b)
-      .map((s) => d.entries[s - earliest]);
+      .map((s) => d.entries[s - earliest].entry);
   }
 
   async trim(region: string, policy: TrimPolicy): Promise<number> {
     const d = this.regions.get(region);
     if (!d || d.entries.length === 0) return 0;
-    const earliest = d.entries[0].seq;
+    const earliest = d.entries[0].entry.seq;
     let cut = 0;
     if (policy.maxAlerts !== undefined) cut = d.seq - Math.max(0, Math.floor(policy.maxAlerts)) + 1;
     if (policy.maxAgeMs !== undefined) {
@@ -156,17 +164,25 @@ export class MemoryRegionLog implements RegionLog {
   private stateOf(region: string): RegionState {
     const d = this.regions.get(region);
     if (!d) return { region, epoch: null, latest: 0, earliest: 0 };
-    return { region, epoch: d.epoch, latest: d.seq, earliest: d.entries.length > 0 ? d.entries[0].seq : 0 };
+    return { region, epoch: d.epoch, latest: d.seq, earliest: d.entries.length > 0 ? d.entries[0].entry.seq : 0 };
+  }
+
+  /** Held entries with seq > after, ascending, at most `limit`. */
+  private range(region: string, after: number, limit: number): Held[] {
+    const d = this.regions.get(region);
+    if (!d || d.entries.length === 0 || limit <= 0) return [];
+    const start = Math.max(0, Math.floor(after) + 1 - d.entries[0].entry.seq);
+    return d.entries.slice(start, start + limit);
   }
 }
 
 /** Index of the first entry received at or after `iso` (entries.length if none); received_at is monotonic. */
-function firstAtOrAfter(entries: LogEntry[], iso: string): number {
+function firstAtOrAfter(entries: Held[], iso: string): number {
   let lo = 0;
   let hi = entries.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (entries[mid].receivedAt >= iso) hi = mid;
+    if (entries[mid].entry.receivedAt >= iso) hi = mid;
     else lo = mid + 1;
   }
   return lo;

@@ -104,7 +104,7 @@ local at = iso(at_ms)
 if not m[1] then redis.call('HSET', meta, 'epoch', epoch) end
 local seq = redis.call('HINCRBY', meta, 'seq', 1)
 redis.call('HSET', meta, 'last_ms', at_ms)
-if ARGV[8] ~= '' then
+if ARGV[8] and ARGV[8] ~= '' then
   redis.call('XADD', log, seq .. '-0', 'at', at, 'b', ARGV[7], 'k', ARGV[8])
 else
   redis.call('XADD', log, seq .. '-0', 'at', at, 'b', ARGV[7])
