@@ -16,6 +16,7 @@ import { RedisRegionLog } from '../src/adapters/redis/region-log';
 import type { AppendInput } from '../src/ports/region-log';
 import { makeFixture, benchContent } from './lib/fixture';
 import { rssOf, startScript, type RunningProcess } from './lib/node';
+import { deleteKeysWithPrefix } from '../src/adapters/redis/client';
 
 const ALERTS = Number(process.env.BENCH_ALERTS ?? 100_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -199,12 +200,7 @@ async function main(): Promise<void> {
   } finally {
     await node?.stop();
     // Remove this run's keys (never flush the database).
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length) await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteKeysWithPrefix(redis, prefix);
     await redis.quit();
     await writer.quit();
     rmSync(fx.dir, { recursive: true, force: true });

@@ -7,6 +7,7 @@ import type { BenchFixture } from './fixture';
 import { startScript, type RunningProcess } from './node';
 import { HttpPublisher } from './publisher';
 import type { ConnectCommand } from './ws-client-worker';
+import { deleteKeysWithPrefix } from '../../src/adapters/redis/client';
 
 export const REDIS_URL = process.env.CORDON_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const NATS_URL = process.env.CORDON_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -48,12 +49,7 @@ export async function machineCpu(): Promise<{ busy: number; total: number }> {
 
 /** Removes every key under a prefix (never flush the database). */
 export async function removeKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    if (keys.length) await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+  await deleteKeysWithPrefix(redis, prefix);
 }
 
 export interface CordonNode {

@@ -5,6 +5,7 @@ import Redis from 'ioredis';
 import { DeskStream, type DeskEvent } from '../../src/cli/tail';
 import { TEST_NATS_URL, TEST_REDIS_URL, uniqueKeyPrefix, uniqueRegion, uniqueSubjectPrefix } from '../helpers/env';
 import { makeTestTrust } from '../helpers/keys';
+import { deleteKeysWithPrefix } from '../../src/adapters/redis/client';
 
 /** Shared by the end-to-end tests: production-mode config files, recording desks, clean-up. */
 
@@ -47,12 +48,7 @@ export async function until(cond: () => boolean, what: string, ms: number): Prom
 export async function removeKeys(prefix: string): Promise<void> {
   const redis = new Redis(TEST_REDIS_URL);
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length) await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteKeysWithPrefix(redis, prefix);
   } finally {
     await redis.quit();
   }

@@ -2,21 +2,11 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import Redis from 'ioredis';
 import { makeTestApp, type TestApp } from '../helpers/app';
-import { TEST_REDIS_URL } from '../helpers/env';
 import { validContent } from '../fixtures/alerts';
 import { main } from '../../src/cli/main';
 import { resumePoint } from '../../src/cli/replay';
 import type { DeliveredAlert, Receipt } from '../../src/domain/types';
-
-async function dropKeys(prefix: string): Promise<void> {
-  const redis = new Redis(TEST_REDIS_URL);
-  for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 }) as AsyncIterable<string[]>) {
-    if (keys.length > 0) await redis.del(...keys);
-  }
-  await redis.quit();
-}
 
 function sink(tty = false): { stream: Writable; text: () => string } {
   const chunks: string[] = [];
@@ -77,7 +67,6 @@ describe('cordon replay and cordon audit against a listening node on Redis', () 
 
   afterAll(async () => {
     await t.close();
-    await dropKeys(t.deps.config.redisKeyPrefix);
     rmSync(dir, { recursive: true, force: true });
   });
 

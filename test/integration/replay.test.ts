@@ -1,6 +1,4 @@
-import Redis from 'ioredis';
 import { makeTestApp, type TestApp } from '../helpers/app';
-import { TEST_REDIS_URL } from '../helpers/env';
 import { validContent, timestamp } from '../fixtures/alerts';
 import { validator } from '../../src/domain/schemas';
 import { deliveredJson, type LogEntry } from '../../src/ports/region-log';
@@ -16,14 +14,6 @@ function threeRegions(): Region[] {
     { code: `KZ-KG-${nn[1]}`, name: 'B', states: ['KZ', 'KG'] },
     { code: `KG-CN-${nn[2]}`, name: 'C', states: ['KG', 'CN'] },
   ];
-}
-
-async function dropKeys(prefix: string): Promise<void> {
-  const redis = new Redis(TEST_REDIS_URL);
-  for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 }) as AsyncIterable<string[]>) {
-    if (keys.length > 0) await redis.del(...keys);
-  }
-  await redis.quit();
 }
 
 const asDelivered = (sub: Submission, r: Receipt): DeliveredAlert => ({
@@ -99,7 +89,6 @@ describe('history on Redis: GET /v1/regions/{region}/alerts and GET /v1/alerts/{
 
   afterAll(async () => {
     await t.close();
-    await dropKeys(t.deps.config.redisKeyPrefix);
   });
 
   test('a desk pages the log oldest first; each item is the delivered alert exactly as signed', async () => {
