@@ -423,9 +423,10 @@ describe('history on Redis: GET /v1/regions/{region}/alerts and GET /v1/alerts/{
   });
 
   test('a trim under a running export ends the response incomplete instead of skipping', async () => {
-    // Enough data that the export cannot sit whole in socket buffers before the trim lands.
-    const body = JSON.stringify(t.sign(validContent({ region: C })));
-    const count = 3000;
+    // Enough data (about 30 MB) that the export cannot sit whole in socket buffers before the trim
+    // lands: loopback buffers grow to several MB, and the export is fast.
+    const body = JSON.stringify(t.sign(validContent({ region: C, description: 'x'.repeat(30_000) })));
+    const count = 1000;
     const base = (await t.deps.regionLog.state(C)).latest;
     for (let i = 0; i < count; i += 1000) {
       await Promise.all(
