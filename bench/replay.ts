@@ -7,16 +7,16 @@
  *
  * Targets: export >= 50% of the raw XRANGE rate; RSS growth < 100 MB.
  */
-import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import Redis from 'ioredis';
 import { canonicalize } from '../src/domain/jcs';
-import { visibilityKey } from '../src/domain/entitlement';
 import { RedisRegionLog } from '../src/adapters/redis/region-log';
 import type { AppendInput } from '../src/ports/region-log';
 import { makeFixture, benchContent } from './lib/fixture';
 import { rssOf, startScript, type RunningProcess } from './lib/node';
 import { deleteKeysWithPrefix } from '../src/adapters/redis/client';
+import { appendInputOf } from '../src/ingest/pipeline';
+import { contentHashOf } from '../src/domain/signature';
 
 const ALERTS = Number(process.env.BENCH_ALERTS ?? 100_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -43,20 +43,9 @@ async function fill(log: RedisRegionLog, fx: ReturnType<typeof makeFixture>): Pr
     const inputs: AppendInput[] = [];
     for (let i = n; i < Math.min(ALERTS, n + group); i++) {
       const sub = fx.sign(benchContent(fx.region));
-      const body = JSON.stringify(sub);
-      bytes += body.length;
-      const c = sub.content;
-      inputs.push({
-        region: fx.region,
-        id: c.id,
-        modified: c.modified,
-        created: c.created,
-        issuerState: c.issuer.state,
-        revoked: false,
-        contentHash: createHash('sha256').update(canonicalize(c), 'utf8').digest('base64url'),
-        body,
-        visibility: visibilityKey(c),
-      });
+      const input = appendInputOf(sub, contentHashOf(canonicalize(sub.content)));
+      bytes += input.body.length;
+      inputs.push(input);
     }
     const outcomes = await Promise.all(inputs.map((inp) => log.append(inp)));
     if (outcomes.some((o) => o.outcome !== 'appended')) throw new Error('an append was not accepted');

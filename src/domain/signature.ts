@@ -124,8 +124,13 @@ export async function verifySubmission(sub: Submission, store: TrustStore, opts:
     iat,
     state: key.state,
     payload,
-    contentHash: createHash('sha256').update(payload).digest('base64url'),
+    contentHash: contentHashOf(payload),
   };
+}
+
+/** The identity of a version's content: base64url SHA-256 of its JCS bytes (equal hash = identical version). */
+export function contentHashOf(jcsPayload: Buffer | string): string {
+  return createHash('sha256').update(jcsPayload).digest('base64url');
 }
 
 /** Signs content as a gateway does (the CLI and tests use it). */

@@ -5,7 +5,7 @@ import { parseJson } from '../domain/json';
 import { validateSubmission } from '../domain/validate';
 import { decodeProtectedHeader, verifySubmission } from '../domain/signature';
 import type { Receipt, Submission } from '../domain/types';
-import { LogUnavailableError, deliveredJson, type AppendRejection } from '../ports/region-log';
+import { LogUnavailableError, deliveredJson, type AppendInput, type AppendRejection } from '../ports/region-log';
 import type { AppDeps } from '../app';
 
 export type Door = 'http' | 'nats';
@@ -34,6 +34,27 @@ const SIGNED_REJECTIONS = new Set<ErrorCode>([
   ...Object.values(REJECTION_CODES),
 ]);
 
+/**
+ * What the log stores for a verified submission: content and sig exactly as verified (JSON.stringify
+ * of the parsed value keeps every value), the version fields the append rules need, and the
+ * visibility key replays decide entitlement by. Tests and benches that write the log directly use
+ * it too, so their entries are what ingest would have written.
+ */
+export function appendInputOf(submission: Submission, contentHash: string): AppendInput {
+  const { content } = submission;
+  return {
+    region: content.region,
+    id: content.id,
+    modified: content.modified,
+    created: content.created,
+    issuerState: content.issuer.state,
+    revoked: content.revoked === true,
+    contentHash,
+    body: `{"content":${JSON.stringify(content)},"sig":${JSON.stringify(submission.sig)}}`,
+    visibility: visibilityKey(content),
+  };
+}
+
 export function createIngest(deps: AppDeps, log: FastifyBaseLogger): Ingest {
   const { config, regionLog, bus, audit, trust, regions, metrics, now } = deps;
   const memberStates: ReadonlySet<string> = new Set(regions.list().flatMap((r) => r.states));
@@ -50,18 +71,7 @@ export function createIngest(deps: AppDeps, log: FastifyBaseLogger): Ingest {
     const actor = `${verified.state}/${verified.kid}`;
     let outcome;
     try {
-      outcome = await regionLog.append({
-        region: content.region,
-        id: content.id,
-        modified: content.modified,
-        created: content.created,
-        issuerState: content.issuer.state,
-        revoked: content.revoked === true,
-        contentHash: verified.contentHash,
-        // content and sig exactly as verified; JSON.stringify of the parsed value keeps every value.
-        body: `{"content":${JSON.stringify(content)},"sig":${JSON.stringify(submission.sig)}}`,
-        visibility: visibilityKey(content),
-      });
+      outcome = await regionLog.append(appendInputOf(submission, verified.contentHash));
     } catch (err) {
       if (err instanceof LogUnavailableError) {
         log.error({ err, region: content.region }, 'region log unavailable; submission not accepted');

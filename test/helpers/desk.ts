@@ -1,9 +1,11 @@
 import WebSocket from 'ws';
 import type { FastifyInstance } from 'fastify';
-import { createHash } from 'node:crypto';
 import type { AppDeps } from '../../src/app';
 import { deliveredJson, type LogEntry } from '../../src/ports/region-log';
 import type { AlertContent, Submission } from '../../src/domain/types';
+import { appendInputOf } from '../../src/ingest/pipeline';
+import { contentHashOf } from '../../src/domain/signature';
+import { canonicalize } from '../../src/domain/jcs';
 
 /**
  * A desk client for stream tests: collects every frame a server sends and waits for conditions.
@@ -140,17 +142,7 @@ export async function appendDirect(
   const out: LogEntry[] = [];
   for (const content of contents) {
     const sub = sign(content);
-    const body = JSON.stringify(sub);
-    const res = await deps.regionLog.append({
-      region: content.region,
-      id: content.id,
-      modified: content.modified,
-      created: content.created,
-      issuerState: content.issuer.state,
-      revoked: content.revoked === true,
-      contentHash: createHash('sha256').update(body).digest('base64url'),
-      body,
-    });
+    const res = await deps.regionLog.append(appendInputOf(sub, contentHashOf(canonicalize(sub.content))));
     if (res.outcome !== 'appended') throw new Error(`append failed: ${res.outcome}`);
     out.push(res.entry);
   }
