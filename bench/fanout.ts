@@ -25,8 +25,9 @@ import { performance } from 'node:perf_hooks';
 import { benchContent, makeFixture, type BenchFixture } from './lib/fixture';
 import { rssOf } from './lib/node';
 import { DeskPool, type PoolReport } from './lib/desk-pool';
-import { ceilingTarget, cordonTarget, cpuMsOf, machineCpu, type BroadcastTarget } from './lib/targets';
+import { ceilingTarget, cordonTarget, machineCpu, type BroadcastTarget } from './lib/targets';
 import { summariseProfile } from './lib/profile-summary';
+import { cpuMsOf } from './lib/node';
 
 const DESKS = Number(process.env.BENCH_DESKS ?? 1000);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);

@@ -10,11 +10,10 @@ import Redis from 'ioredis';
 import { deleteKeysWithPrefix } from '../src/adapters/redis/client';
 import { makeFixture, benchContent } from './lib/fixture';
 import { cpuMsOf, startScript, type RunningProcess } from './lib/node';
+import { REDIS_URL, productionEnv } from './lib/targets';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 20);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-const REDIS_URL = process.env.CORDON_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const NATS_URL = process.env.CORDON_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 /** Enough distinct signed alerts that none is resubmitted at up to this rate. */
 const MAX_RATE = Number(process.env.BENCH_MAX_RATE ?? 9000);
 
@@ -72,16 +71,7 @@ async function main(): Promise<void> {
   let bare: RunningProcess | undefined;
   const redis = new Redis(REDIS_URL);
   try {
-    node = await startScript('dist/src/server.js', {
-      CORDON_REDIS_URL: REDIS_URL,
-      CORDON_NATS_URL: NATS_URL,
-      CORDON_TRUST_STORE: fx.trustPath,
-      CORDON_REGIONS: fx.regionsPath,
-      CORDON_REDIS_KEY_PREFIX: prefix,
-      CORDON_NATS_SUBJECT_PREFIX: `bench${Date.now()}`,
-      CORDON_LOG_LEVEL: 'warn',
-      CORDON_RATE_LIMIT_MAX: '0',
-    });
+    node = await startScript('dist/src/server.js', productionEnv(fx, prefix, `bench${Date.now()}`));
     const probe = await fetch(node.url + '/v1/alerts', { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[bodies.length - 1] });
     if (probe.status !== 201) throw new Error(`a bench alert was rejected: ${probe.status} ${await probe.text()}`);
     // Warm-up (JIT, connections, scripts), then the measured run.

@@ -14,14 +14,13 @@ import { RedisRegionLog } from '../src/adapters/redis/region-log';
 import type { AppendInput } from '../src/ports/region-log';
 import { makeFixture, benchContent } from './lib/fixture';
 import { rssOf, startScript, type RunningProcess } from './lib/node';
+import { REDIS_URL, productionEnv } from './lib/targets';
 import { deleteKeysWithPrefix } from '../src/adapters/redis/client';
 import { appendInputOf } from '../src/ingest/pipeline';
 import { contentHashOf } from '../src/domain/signature';
 
 const ALERTS = Number(process.env.BENCH_ALERTS ?? 100_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const REDIS_URL = process.env.CORDON_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const NATS_URL = process.env.CORDON_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 const XRANGE_BATCH = 1000;
 
 interface Pass {
@@ -120,15 +119,7 @@ async function main(): Promise<void> {
     const avg = await fill(log, fx);
     process.stdout.write(`average stored body ${avg.toFixed(0)} bytes\n`);
 
-    node = await startScript('dist/src/server.js', {
-      CORDON_REDIS_URL: REDIS_URL,
-      CORDON_NATS_URL: NATS_URL,
-      CORDON_TRUST_STORE: fx.trustPath,
-      CORDON_REGIONS: fx.regionsPath,
-      CORDON_REDIS_KEY_PREFIX: prefix,
-      CORDON_NATS_SUBJECT_PREFIX: `benchreplay${Date.now()}`,
-      CORDON_LOG_LEVEL: 'warn',
-    });
+    node = await startScript('dist/src/server.js', productionEnv(fx, prefix, `benchreplay${Date.now()}`));
     const pid = node.proc.pid!;
     const token = fx.token({ role: 'ops', sub: 'bench-ops', clearance: 'secret' });
 

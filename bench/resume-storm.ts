@@ -18,7 +18,8 @@ import { percentile } from './lib/node';
 import { DeskPool } from './lib/desk-pool';
 import { summariseProfile } from './lib/profile-summary';
 import { HttpPublisher } from './lib/publisher';
-import { cpuMsOf, machineCpu, startCordonNode } from './lib/targets';
+import { machineCpu, startCordonNode } from './lib/targets';
+import { cpuMsOf } from './lib/node';
 
 const DESKS = Number(process.env.BENCH_DESKS ?? 1000);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);

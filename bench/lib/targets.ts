@@ -31,13 +31,6 @@ export interface BroadcastTarget {
   stop(): Promise<void>;
 }
 
-/** CPU time (user + system) of a process so far, in ms (Linux /proc; clock ticks of 10 ms). */
-export async function cpuMsOf(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
 /** Whole-machine CPU jiffies so far (busy, total), to show how loaded the machine was in a phase. */
 export async function machineCpu(): Promise<{ busy: number; total: number }> {
   const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0];
@@ -47,9 +40,18 @@ export async function machineCpu(): Promise<{ busy: number; total: number }> {
   return { busy: total - idle, total };
 }
 
-/** Removes every key under a prefix (never flush the database). */
-export async function removeKeys(redis: Redis, prefix: string): Promise<void> {
-  await deleteKeysWithPrefix(redis, prefix);
+/** The environment of a production-mode node (local Redis + NATS) on a benchmark fixture, isolated by prefixes. */
+export function productionEnv(fx: BenchFixture, keyPrefix: string, subjectPrefix: string): Record<string, string> {
+  return {
+    CORDON_REDIS_URL: REDIS_URL,
+    CORDON_NATS_URL: NATS_URL,
+    CORDON_TRUST_STORE: fx.trustPath,
+    CORDON_REGIONS: fx.regionsPath,
+    CORDON_REDIS_KEY_PREFIX: keyPrefix,
+    CORDON_NATS_SUBJECT_PREFIX: subjectPrefix,
+    CORDON_LOG_LEVEL: 'warn',
+    CORDON_RATE_LIMIT_MAX: '0',
+  };
 }
 
 export interface CordonNode {
@@ -77,14 +79,7 @@ export async function startCordonNode(fx: BenchFixture, opts: CordonNodeOptions 
   // dist/src/server.js as is, under a launcher that can profile and collect garbage on a signal.
   const node = await startScript('dist/bench/lib/instrumented-server.js', {
     NODE_OPTIONS: '--expose-gc',
-    CORDON_REDIS_URL: REDIS_URL,
-    CORDON_NATS_URL: NATS_URL,
-    CORDON_TRUST_STORE: fx.trustPath,
-    CORDON_REGIONS: fx.regionsPath,
-    CORDON_REDIS_KEY_PREFIX: prefix,
-    CORDON_NATS_SUBJECT_PREFIX: `bench${stamp}`,
-    CORDON_LOG_LEVEL: 'warn',
-    CORDON_RATE_LIMIT_MAX: '0',
+    ...productionEnv(fx, prefix, `bench${stamp}`),
     ...(opts.profileOut ? { BENCH_PROFILE_OUT: opts.profileOut } : {}),
     ...opts.env,
   });
@@ -100,7 +95,7 @@ export async function startCordonNode(fx: BenchFixture, opts: CordonNodeOptions 
     async cleanup() {
       const redis = new Redis(REDIS_URL);
       try {
-        await removeKeys(redis, prefix);
+        await deleteKeysWithPrefix(redis, prefix);
       } finally {
         await redis.quit();
       }
