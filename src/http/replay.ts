@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import type { ServerResponse } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AppContext } from '../app';
 import { CordonError } from '../errors';
@@ -6,9 +6,10 @@ import { isVisible, isVisibleKey, mayWatch } from '../domain/entitlement';
 import type { AlertContent, Token } from '../domain/types';
 import {
   deliveredJson,
+  LogUnavailableError,
   type LogEntry,
-  type RawLogEntry,
-  type RawReadResult,
+  type RawEntryView,
+  type RawScanSink,
   type ReadResult,
   type RegionLog,
   type RegionState,
@@ -63,16 +64,24 @@ const MAX_CACHED_KEYS = 1024;
 
 /**
  * Visibility of raw entries for one token. An export meets the same few keys over and over, so
- * each key is decided once; an entry without a usable key decodes its body and takes the view.
+ * each key is decided once, and a run of entries with the key of the entry before costs one byte
+ * comparison; an entry without a usable key decodes its body and takes the view.
  */
 export class RawVisibility {
   private readonly byKey = new Map<string, boolean>();
+  /** the key of the last entry decided by key, and its answer */
+  private lastKey = Buffer.alloc(0);
+  private lastVisible: boolean | undefined;
 
   constructor(private readonly token: Token) {}
 
-  visible(e: RawLogEntry): boolean {
-    const key = e.visibility;
-    if (key !== undefined) {
+  visible(e: RawEntryView): boolean {
+    if (e.visStart >= 0) {
+      const len = e.visEnd - e.visStart;
+      if (this.lastVisible !== undefined && len === this.lastKey.length && e.buf.compare(this.lastKey, 0, len, e.visStart, e.visEnd) === 0) {
+        return this.lastVisible;
+      }
+      const key = e.buf.toString('utf8', e.visStart, e.visEnd);
       let v = this.byKey.get(key);
       if (v === undefined) {
         v = isVisibleKey(this.token, key);
@@ -81,9 +90,13 @@ export class RawVisibility {
           this.byKey.set(key, v);
         }
       }
-      if (v !== undefined) return v;
+      if (v !== undefined) {
+        this.lastKey = Buffer.from(key, 'utf8');
+        this.lastVisible = v;
+        return v;
+      }
     }
-    return isVisible(this.token, entitlementView(e.body.toString('utf8')) as AlertContent);
+    return isVisible(this.token, entitlementView(e.buf.toString('utf8', e.bodyStart, e.bodyEnd)) as AlertContent);
   }
 }
 
@@ -181,9 +194,8 @@ function objectJson(text: string, start: number): string | undefined {
   return undefined;
 }
 
-/** One page of a region log as text (`read`) or as bytes (`readRaw`). */
-type Page = ReadResult | RawReadResult;
-/** Reads the page after a seq: `read` or `readRaw` of one region. */
+type Page = ReadResult;
+/** Reads the page after a seq of one region. */
 type PageFetch<R extends Page> = (after: number, limit: number) => Promise<R>;
 
 /**
@@ -334,119 +346,164 @@ export class DeliveredLines {
   }
 
   /** Upper bound of the bytes `write` takes for `e`. */
-  bound(e: RawLogEntry): number {
-    return this.head.length + this.mid.length + 6 * e.receivedAt.length + e.body.length + 40;
+  bound(e: RawEntryView): number {
+    return this.head.length + this.mid.length + 6 * (e.atEnd - e.atStart) + (e.bodyEnd - e.bodyStart) + 40;
   }
 
   /** Writes the line of `e` at `at` (room: `bound(e)`); returns the bytes written. */
-  write(buf: Buffer, at: number, e: RawLogEntry): number {
+  write(buf: Buffer, at: number, e: RawEntryView): number {
     buf.set(this.head, at);
     let o = at + this.head.length;
     o += buf.write(String(e.seq), o, 'latin1');
     buf.set(this.mid, o);
     o += this.mid.length;
-    const t = e.receivedAt;
-    if (PLAIN.test(t)) {
+    if (plain(e.buf, e.atStart, e.atEnd)) {
       // What JSON.stringify gives for a string with nothing to escape (always, for received_at).
       buf[o++] = 0x22;
-      o += buf.write(t, o, 'latin1');
+      o += e.buf.copy(buf, o, e.atStart, e.atEnd);
       buf[o++] = 0x22;
     } else {
-      o += buf.write(JSON.stringify(t), o, 'utf8');
+      o += buf.write(JSON.stringify(e.buf.toString('utf8', e.atStart, e.atEnd)), o, 'utf8');
     }
-    buf.set(e.body, o);
+    const bodyLen = e.bodyEnd - e.bodyStart;
+    e.buf.copy(buf, o, e.bodyStart, e.bodyEnd);
     buf[o] = 0x2c;
-    o += Math.max(1, e.body.length);
+    o += Math.max(1, bodyLen);
     buf[o++] = 0x0a;
     return o - at;
   }
 }
 
-/** Printable ASCII without `"` and `\\`: JSON.stringify only adds the quotes. */
-const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+/** Printable ASCII without `"` and `\\` only: JSON.stringify would just add the quotes. */
+function plain(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
+  }
+  return true;
+}
 
 const CHUNK_BYTES = 256 * 1024;
+/** Written chunks kept for reuse: an export never has more than a few in flight. */
+const POOLED_CHUNKS = 4;
 
-/** NDJSON lines packed into chunk buffers of about CHUNK_BYTES each. */
-class LineChunks {
+/**
+ * An export's NDJSON lines packed into chunks of about CHUNK_BYTES, written to the response as they
+ * fill. A chunk comes back for reuse when the socket is done with it, so a long export reuses the
+ * same few buffers instead of leaving a trail of them for the garbage collector (the node's RSS
+ * would grow with the export).
+ */
+class ExportWriter implements RawScanSink {
+  count = 0;
   private buf: Buffer | undefined;
   private used = 0;
+  private readonly pool: Buffer[] = [];
+  private blocked = false;
+  private gone: Error | undefined;
 
-  constructor(private readonly lines: DeliveredLines) {}
-
-  /** Adds a line; returns the previous chunk when it had no room left for this one. */
-  add(e: RawLogEntry): Buffer | undefined {
-    const need = this.lines.bound(e);
-    let full: Buffer | undefined;
-    if (this.buf && this.used + need > this.buf.length) full = this.take();
-    this.buf ??= Buffer.allocUnsafe(Math.max(CHUNK_BYTES, need));
-    this.used += this.lines.write(this.buf, this.used, e);
-    return full;
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly lines: DeliveredLines,
+    private readonly visibility: RawVisibility,
+    private readonly shuttingDown: { value: boolean },
+  ) {
+    res.once('close', () => {
+      if (!res.writableFinished) this.gone ??= new Error('the client went away');
+    });
   }
 
-  take(): Buffer | undefined {
-    const out = this.buf && this.used > 0 ? this.buf.subarray(0, this.used) : undefined;
+  entry(e: RawEntryView): void {
+    if (this.gone || !this.visibility.visible(e)) return;
+    this.count++;
+    const need = this.lines.bound(e);
+    if (this.buf && this.used + need > this.buf.length) this.send();
+    this.buf ??= this.chunk(need);
+    this.used += this.lines.write(this.buf, this.used, e);
+  }
+
+  /** A line built elsewhere (the first entry, read as text). */
+  text(line: string): void {
+    this.count++;
+    this.send();
+    this.res.write(line);
+  }
+
+  flush(): Promise<void> | undefined {
+    if (this.shuttingDown.value) this.gone ??= new CordonError('SHUTTING_DOWN', 'This node is shutting down; resume on another node');
+    if (this.gone) return Promise.reject(this.gone);
+    if (!this.blocked) return undefined;
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        this.res.off('drain', done);
+        this.res.off('close', done);
+        this.blocked = false;
+        if (this.gone) reject(this.gone);
+        else resolve();
+      };
+      this.res.on('drain', done);
+      this.res.on('close', done);
+    });
+  }
+
+  /** Writes the chunk being filled, if any. */
+  send(): void {
+    const full = this.buf;
+    if (!full || this.used === 0) return;
     this.buf = undefined;
+    const n = this.used;
     this.used = 0;
-    return out;
+    const ok = this.res.write(full.subarray(0, n), () => {
+      if (this.pool.length < POOLED_CHUNKS && full.length === CHUNK_BYTES) this.pool.push(full);
+    });
+    if (!ok) this.blocked = true;
+  }
+
+  private chunk(need: number): Buffer {
+    if (need <= CHUNK_BYTES) return this.pool.pop() ?? Buffer.allocUnsafe(CHUNK_BYTES);
+    return Buffer.allocUnsafe(need);
   }
 }
 
 /**
- * What the export may hold ready beyond the socket's own buffer: enough that the next batch is
- * read and encoded while the last one drains, little enough that a million alerts never sit in
- * memory.
+ * Every visible alert after the reader's start up to `top`, one per line, as the response body:
+ * the first read (already made, as text) and then a raw scan of the log under the socket's
+ * backpressure. A hole met mid-stream (history trimmed under the reader, another epoch) or a
+ * failure ends the response without its terminating chunk, so a client sees an incomplete export,
+ * never a silent gap.
  */
-const STREAM_HIGH_WATER_BYTES = 1024 * 1024;
-
-/**
- * Every visible alert from the first read to `top`, one per line. The stream pulls chunks only
- * while less than STREAM_HIGH_WATER_BYTES waits for the socket, and the next batch is read from
- * the log while the current one is encoded. A hole met mid-stream ends the response without its
- * terminating chunk, so a client sees an incomplete export, never a silent gap.
- */
-async function* ndjsonChunks(
-  reader: LogReader<RawReadResult>,
-  first: RawReadResult,
+async function streamExport(
+  res: ServerResponse,
+  log: RegionLog,
+  reader: LogReader<ReadResult>,
+  first: ReadResult,
   top: number,
   token: Token,
   batch: number,
   ctx: AppContext,
-  log: FastifyBaseLogger,
-): AsyncGenerator<Buffer> {
-  const lines = new LineChunks(new DeliveredLines(first.region, first.epoch ?? ''));
-  const visibility = new RawVisibility(token);
-  let r = first;
-  let count = 0;
+  logger: FastifyBaseLogger,
+): Promise<void> {
+  const epoch = first.epoch ?? '';
+  const writer = new ExportWriter(res, new DeliveredLines(first.region, epoch), new RawVisibility(token), ctx.shuttingDown);
   let complete = false;
+  let last = reader.start;
   try {
-    for (;;) {
-      const ahead = reader.cursor < top ? reader.read(batch) : undefined;
-      // Observed below; this only keeps a client leaving early from leaving a rejection unhandled.
-      ahead?.catch(() => undefined);
-      const entries: (RawLogEntry | undefined)[] = r.entries;
-      for (let i = 0; i < entries.length; i++) {
-        const e = entries[i]!;
-        // Drop each entry once written: held by the batch, bodies would outlive the next scavenge
-        // and be promoted, and the old generation (RSS) would grow with the export.
-        entries[i] = undefined;
-        if (e.seq > top) break;
-        if (visibility.visible(e)) {
-          count++;
-          const full = lines.add(e);
-          if (full) yield full;
-        }
-      }
-      if (!ahead) break;
-      if (ctx.shuttingDown.value) throw new CordonError('SHUTTING_DOWN', 'This node is shutting down; resume on another node');
-      r = await ahead;
+    for (const e of first.entries) {
+      if (e.seq > top) break;
+      if (visibleEntry(token, e)) writer.text(deliveredJson(e) + '\n');
+      last = e.seq;
     }
-    const last = lines.take();
-    if (last) yield last;
-    complete = true;
+    if (last < top) last = await log.scanRaw({ region: first.region, epoch, after: last, top, batch }, writer);
+    writer.send();
+    complete = last >= top;
+    if (!complete) logger.warn({ region: first.region, at: last, top }, 'replay stream ended early: history trimmed or replaced while read');
+  } catch (err) {
+    if (err instanceof LogUnavailableError) logger.warn({ err, region: first.region, at: last }, 'replay stream failed: region log unavailable');
+    else logger.info({ reason: (err as Error).message, region: first.region, at: last }, 'replay stream stopped');
   } finally {
-    log.info({ region: first.region, from: reader.start + 1, to: top, count, complete }, 'replay stream ended');
+    logger.info({ region: first.region, from: reader.start + 1, to: top, count: writer.count, complete }, 'replay stream ended');
   }
+  if (complete) res.end();
+  else res.destroy();
 }
 
 export async function replayRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
@@ -489,9 +546,9 @@ export async function replayRoutes(app: FastifyInstance, ctx: AppContext): Promi
       return reply.type(JSON_TYPE).send(page.body);
     }
 
-    const reader = await startOf(log, region.code, q, (after, limit) => log.readRaw(region.code, after, limit));
+    const reader = await startOf(log, region.code, q, (after, limit) => log.read(region.code, after, limit));
     // Errors up to the first read still answer as problems; the top is fixed now.
-    const first = await reader.first(batch);
+    const first = await reader.first(1);
     const top = Math.max(first.latest, reader.start);
     if (purpose !== undefined) {
       await recordReplay(ctx.audit, token, purpose, {
@@ -503,15 +560,18 @@ export async function replayRoutes(app: FastifyInstance, ctx: AppContext): Promi
         to: top,
       });
     }
-    const chunks = ndjsonChunks(reader, first, top, token, batch, ctx, request.log);
-    return reply
-      .type(NDJSON_TYPE)
-      .header('cache-control', 'no-store')
-      .header('cordon-epoch', first.epoch ?? '')
-      .header('cordon-earliest', String(effectiveEarliest(first)))
-      .header('cordon-latest', String(top))
-      .header('cordon-after', String(reader.start))
-      .send(Readable.from(chunks, { objectMode: false, highWaterMark: STREAM_HIGH_WATER_BYTES }));
+    // Written by hand: the body is streamed under the socket's own backpressure, in reused chunks.
+    reply.hijack();
+    reply.raw.writeHead(200, {
+      'content-type': NDJSON_TYPE,
+      'cache-control': 'no-store',
+      'cordon-epoch': first.epoch ?? '',
+      'cordon-earliest': String(effectiveEarliest(first)),
+      'cordon-latest': String(top),
+      'cordon-after': String(reader.start),
+    });
+    await streamExport(reply.raw, log, reader, first, top, token, batch, ctx, request.log);
+    return reply;
   });
 
   app.get<{ Params: { id: string } }>('/v1/alerts/:id', async (request, reply) => {

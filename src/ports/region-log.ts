@@ -57,19 +57,63 @@ export interface ReadResult extends RegionState {
   entries: LogEntry[];
 }
 
-/** One stored entry as bytes, for readers that copy bodies through without decoding them. */
-export interface RawLogEntry {
+/**
+ * One stored entry as bytes, for readers that copy bodies through without decoding them. A view
+ * is valid only during the `entry` call that hands it out: its buffer and the view itself are
+ * reused for the next entry, so nothing is allocated per entry.
+ */
+export interface RawEntryView {
   seq: number;
-  receivedAt: string;
-  /** the visibility key stored at append (undefined for entries written without one). */
-  visibility: string | undefined;
-  /** the stored body's UTF-8 bytes, exactly as `LogEntry.body` encodes. */
-  body: Buffer;
+  buf: Buffer;
+  /** received_at (UTF-8; ASCII as Redis stamps it) at buf[atStart, atEnd). */
+  atStart: number;
+  atEnd: number;
+  /** the visibility key stored at append (UTF-8) at buf[visStart, visEnd); visStart -1 when none. */
+  visStart: number;
+  visEnd: number;
+  /** the stored body's UTF-8 bytes (exactly as `LogEntry.body` encodes) at buf[bodyStart, bodyEnd). */
+  bodyStart: number;
+  bodyEnd: number;
 }
 
-export interface RawReadResult extends RegionState {
-  /** what `read` returns for the same arguments, as bytes. */
-  entries: RawLogEntry[];
+/** A view of one entry over a buffer of its own (the memory adapter's form, and tests'). */
+export function rawEntryView(seq: number, receivedAt: string, visibility: string | undefined, body: string): RawEntryView {
+  const at = Buffer.from(receivedAt, 'utf8');
+  const vis = Buffer.from(visibility ?? '', 'utf8');
+  const buf = Buffer.concat([at, vis, Buffer.from(body, 'utf8')]);
+  const bodyStart = at.length + vis.length;
+  return {
+    seq,
+    buf,
+    atStart: 0,
+    atEnd: at.length,
+    visStart: visibility === undefined ? -1 : at.length,
+    visEnd: visibility === undefined ? -1 : bodyStart,
+    bodyStart,
+    bodyEnd: buf.length,
+  };
+}
+
+/** The consumer of a raw scan. */
+export interface RawScanSink {
+  /** each entry, in seq order. */
+  entry(e: RawEntryView): void;
+  /**
+   * Called after each run of entries: a promise returned pauses reading until it settles (the
+   * consumer's backpressure); a rejected one ends the scan with that error.
+   */
+  flush(): Promise<void> | undefined;
+}
+
+export interface RawScanRange {
+  region: string;
+  /** the epoch the entries must belong to: a scan stops at the first read that finds another. */
+  epoch: string;
+  /** entries with after < seq <= top. */
+  after: number;
+  top: number;
+  /** entries per read from the backend. */
+  batch: number;
 }
 
 export interface TrimPolicy {
@@ -86,8 +130,13 @@ export interface TrimPolicy {
 export interface RegionLog {
   append(input: AppendInput): Promise<AppendOutcome>;
   read(region: string, after: number, limit: number): Promise<ReadResult>;
-  /** `read` as bytes, with each entry's visibility key: the export path. */
-  readRaw(region: string, after: number, limit: number): Promise<RawReadResult>;
+  /**
+   * The export path: streams the entries of `range` to `sink` as bytes, with each entry's
+   * visibility key, in bounded batches and under the sink's backpressure. Never skips: it resolves
+   * with the last seq handed out, which is below `top` when the range has a hole (trimmed while
+   * read) or the log's epoch is not `range.epoch`.
+   */
+  scanRaw(range: RawScanRange, sink: RawScanSink): Promise<number>;
   state(region: string): Promise<RegionState>;
   /** The first seq received at or after `timeMs` (null if none). */
   seqAtOrAfter(region: string, timeMs: number): Promise<number | null>;

@@ -4,11 +4,10 @@ import {
   type AppendInput,
   type AppendOutcome,
   type LogEntry,
-  type RawReadResult,
-  type ReadResult,
   type RegionLog,
 } from '../../src/ports/region-log';
 import { uniqueRegion } from '../helpers/env';
+import { scanAll, type ScannedEntry } from '../helpers/raw-scan';
 
 export interface RegionLogFixture {
   log: RegionLog;
@@ -324,59 +323,89 @@ export function describeRegionLogContract(name: string, factory: () => Promise<R
       expect(held).toEqual([e1, e2]);
     });
 
-    /** readRaw's answer as read would give it: the same state, the same entries decoded. */
-    function decoded(raw: RawReadResult): ReadResult {
-      const { entries, ...state } = raw;
-      return {
-        ...state,
-        entries: entries.map((e) => ({ region: raw.region, seq: e.seq, epoch: raw.epoch ?? '', receivedAt: e.receivedAt, body: e.body.toString('utf8') })),
-      };
+    /** What a raw scan handed out, decoded as read gives entries. */
+    function decoded(entries: ScannedEntry[], epoch: string): LogEntry[] {
+      return entries.map((e) => ({ region, seq: e.seq, epoch, receivedAt: e.receivedAt, body: e.body.toString('utf8') }));
     }
 
-    it('reads raw: the same state and entries as read, bodies as their exact UTF-8 bytes', async () => {
+    it('scans raw: the entries read gives, bodies as their exact UTF-8 bytes, in batches of any size', async () => {
       const text = 'Torugart 🚚 пограничный пост 边境 \u00e9\u0301 "quoted" \\ back\\slash \u2028\u2029 \t';
       const body = `{"content":{"title":${JSON.stringify(text)}},"sig":{"protected":"p","signature":"s"}}`;
       await appendMany(2);
       await log.append(alertInput(region, { body }));
-      await appendMany(2);
-      const raw = await log.readRaw(region, 0, 10);
-      expect(raw.entries.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
-      expect(Buffer.isBuffer(raw.entries[2].body)).toBe(true);
-      expect(raw.entries[2].body.equals(Buffer.from(body, 'utf8'))).toBe(true);
-      expect(decoded(raw)).toEqual(await log.read(region, 0, 10));
+      await appendMany(4);
+      const { epoch, entries } = await log.read(region, 0, 10);
+      for (const batch of [1, 2, 3, 7, 1000]) {
+        const scan = await scanAll(log, { region, epoch: epoch!, after: 0, top: 7, batch });
+        expect(scan.last).toBe(7);
+        expect(decoded(scan.entries, epoch!)).toEqual(entries);
+      }
+      const scan = await scanAll(log, { region, epoch: epoch!, after: 0, top: 7 });
+      expect(scan.entries[2].body.equals(Buffer.from(body, 'utf8'))).toBe(true);
     });
 
-    it('reads raw with the visibility key stored at append, and none for an entry written without one', async () => {
+    it('scans raw exactly the range after < seq <= top', async () => {
+      await appendMany(9);
+      const { epoch, entries } = await log.read(region, 0, 10);
+      for (const [after, top] of [[0, 3], [3, 6], [6, 9], [8, 9], [2, 4]]) {
+        const scan = await scanAll(log, { region, epoch: epoch!, after, top, batch: 2 });
+        expect(scan.last).toBe(top);
+        expect(scan.entries.map((e) => e.seq)).toEqual(entries.filter((e) => e.seq > after && e.seq <= top).map((e) => e.seq));
+      }
+      expect(await scanAll(log, { region, epoch: epoch!, after: 5, top: 5 })).toEqual({ last: 5, entries: [] });
+    });
+
+    it('scans raw with the visibility key stored at append, and none for an entry written without one', async () => {
       await log.append(alertInput(region, { visibility: 'KG|KG,CN,KZ|restricted|KG-CN-01' }));
       await log.append(alertInput(region));
       await log.append(alertInput(region, { visibility: 'CN|KZ|secret|KG-CN-01' }));
-      const raw = await log.readRaw(region, 0, 10);
-      expect(raw.entries.map((e) => e.visibility)).toEqual(['KG|KG,CN,KZ|restricted|KG-CN-01', undefined, 'CN|KZ|secret|KG-CN-01']);
+      const { epoch, entries } = await log.read(region, 0, 10);
+      const scan = await scanAll(log, { region, epoch: epoch!, after: 0, top: 3 });
+      expect(scan.entries.map((e) => e.visibility)).toEqual(['KG|KG,CN,KZ|restricted|KG-CN-01', undefined, 'CN|KZ|secret|KG-CN-01']);
       // the key is stored beside the body, never inside it
-      expect((await log.read(region, 0, 10)).entries.map((e) => e.body)).toEqual(raw.entries.map((e) => e.body.toString('utf8')));
+      expect(entries.map((e) => e.body)).toEqual(scan.entries.map((e) => e.body.toString('utf8')));
     });
 
-    it('pages raw exactly as read: after, limit, the top and limit 0', async () => {
-      await appendMany(7);
-      for (const [after, limit] of [[0, 3], [3, 3], [6, 3], [7, 3], [2, 1000], [0, 0], [9, 5]]) {
-        expect(decoded(await log.readRaw(region, after, limit))).toEqual(await log.read(region, after, limit));
-      }
-    });
-
-    it('reads raw across a trimmed hole from the oldest held, with earliest and latest as read reports them', async () => {
+    it('stops a raw scan at a hole, never skipping: trimmed before it starts or under it', async () => {
       await appendMany(10);
+      const { epoch } = await log.read(region, 0, 0);
       await log.trim(region, { maxAlerts: 4, nowMs: Date.now() });
-      const raw = await log.readRaw(region, 3, 2);
-      expect(raw).toMatchObject({ region, earliest: 7, latest: 10 });
-      expect(raw.entries.map((e) => e.seq)).toEqual([7, 8]);
-      expect(decoded(raw)).toEqual(await log.read(region, 3, 2));
-      await log.trim(region, { maxAlerts: 0, nowMs: Date.now() });
-      expect(decoded(await log.readRaw(region, 0, 10))).toEqual(await log.read(region, 0, 10));
-      expect(await log.readRaw(region, 0, 10)).toMatchObject({ earliest: 0, latest: 10, entries: [] });
+      // 4..6 are gone: nothing after 3 can be handed out without a gap.
+      expect(await scanAll(log, { region, epoch: epoch!, after: 3, top: 10, batch: 2 })).toEqual({ last: 3, entries: [] });
+      expect((await scanAll(log, { region, epoch: epoch!, after: 6, top: 10, batch: 2 })).last).toBe(10);
+
+      // Trimmed while the scan waits on its consumer: it stops where the hole starts.
+      await appendMany(10);
+      let trimmed = false;
+      const scan = await scanAll(log, { region, epoch: epoch!, after: 10, top: 20, batch: 2 }, () => {
+        if (trimmed) return undefined;
+        trimmed = true;
+        return log.trim(region, { maxAlerts: 3, nowMs: Date.now() }).then(() => undefined);
+      });
+      expect(scan.last).toBeLessThan(20);
+      expect(scan.entries.map((e) => e.seq)).toEqual(Array.from({ length: scan.last - 10 }, (_, i) => 11 + i));
     });
 
-    it('reads raw an empty, never-written region as read does', async () => {
-      expect(await log.readRaw(region, 0, 10)).toEqual({ region, epoch: null, latest: 0, earliest: 0, entries: [] });
+    it('hands out nothing from a raw scan of another epoch or a never-written region', async () => {
+      await appendMany(3);
+      expect(await scanAll(log, { region, epoch: 'another-epoch', after: 0, top: 3 })).toEqual({ last: 0, entries: [] });
+      expect(await scanAll(log, { region: uniqueRegion(), epoch: 'e', after: 0, top: 3 })).toEqual({ last: 0, entries: [] });
+    });
+
+    it('pauses a raw scan while its consumer holds it back, then hands out the rest in order', async () => {
+      await appendMany(30);
+      const { epoch } = await log.read(region, 0, 0);
+      let waits = 0;
+      const scan = await scanAll(log, { region, epoch: epoch!, after: 0, top: 30, batch: 4 }, () => {
+        waits++;
+        return sleep(5).then(() => undefined);
+      });
+      expect(waits).toBeGreaterThan(0);
+      expect(scan.entries.map((e) => e.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+      // The consumer's refusal ends the scan with its own error.
+      await expect(
+        log.scanRaw({ region, epoch: epoch!, after: 0, top: 30, batch: 4 }, { entry: () => undefined, flush: () => Promise.reject(new Error('client gone')) }),
+      ).rejects.toThrow('client gone');
     });
 
     it('answers ping', async () => {

@@ -1,7 +1,8 @@
 import { makeTestApp, type TestApp } from '../helpers/app';
 import { validContent, timestamp } from '../fixtures/alerts';
 import { validator } from '../../src/domain/schemas';
-import { deliveredJson, type LogEntry } from '../../src/ports/region-log';
+import { deliveredJson, rawEntryView, type LogEntry } from '../../src/ports/region-log';
+import { scanAll } from '../helpers/raw-scan';
 import { DeliveredLines, RawVisibility, entitlementView } from '../../src/http/replay';
 import { isVisible, visibilityKey } from '../../src/domain/entitlement';
 import type { AlertContent, DeliveredAlert, Receipt, Region, Submission } from '../../src/domain/types';
@@ -152,7 +153,7 @@ describe('history on Redis: GET /v1/regions/{region}/alerts and GET /v1/alerts/{
     // Byte for byte what deliveredJson gives for the stored entries, decided from the keys ingest stored.
     const { entries } = await t.deps.regionLog.read(A, 0, 100);
     expect(res.rawPayload.equals(Buffer.from([0, 11, 12, 13].map((i) => deliveredJson(entries[i]) + '\n').join(''), 'utf8'))).toBe(true);
-    const raw = await t.deps.regionLog.readRaw(A, 0, 100);
+    const raw = await scanAll(t.deps.regionLog, { region: A, epoch: receipts[0].epoch, after: 0, top: 14 });
     expect(raw.entries.map((e) => e.visibility)).toEqual(subs.map((sub) => visibilityKey(sub.content)));
 
     const fromSix = ndjson((await get(`/v1/regions/${A}/alerts?after=5&limit=1`, kg(), { accept: 'application/x-ndjson' })).body);
@@ -497,7 +498,7 @@ describe('building export lines from stored bodies (no I/O)', () => {
     const lines = new DeliveredLines('KG-CN-01', 'e-1');
     for (const [i, title] of tricky.entries()) {
       const e: LogEntry = { region: 'KG-CN-01', seq: 42 + i * 1000, epoch: 'e-1', receivedAt: '2026-03-01T10:00:00.123Z', body: stored(validContent({ title })) };
-      const raw = { seq: e.seq, receivedAt: e.receivedAt, visibility: undefined, body: Buffer.from(e.body, 'utf8') };
+      const raw = rawEntryView(e.seq, e.receivedAt, undefined, e.body);
       const buf = Buffer.alloc(7 + lines.bound(raw));
       const n = lines.write(buf, 7, raw);
       expect(buf.subarray(7, 7 + n).equals(Buffer.from(deliveredJson(e) + '\n', 'utf8'))).toBe(true);
@@ -506,7 +507,7 @@ describe('building export lines from stored bodies (no I/O)', () => {
     const odd = new DeliveredLines('KG-"CN"-01', 'é\\poch');
     for (const receivedAt of ['2026-03-01T10:00:00.123Z', 'a"b\\c', 'Тюр 🚚\n', '']) {
       const e: LogEntry = { region: 'KG-"CN"-01', seq: 7, epoch: 'é\\poch', receivedAt, body: stored(validContent({ title: 'Тюргарт 🚚' })) };
-      const raw = { seq: e.seq, receivedAt, visibility: undefined, body: Buffer.from(e.body, 'utf8') };
+      const raw = rawEntryView(e.seq, receivedAt, undefined, e.body);
       const buf = Buffer.alloc(odd.bound(raw));
       const n = odd.write(buf, 0, raw);
       expect(buf.subarray(0, n).toString('utf8')).toBe(deliveredJson(e) + '\n');
@@ -524,10 +525,9 @@ describe('building export lines from stored bodies (no I/O)', () => {
     for (const token of [tokenOf('KG', 'restricted'), tokenOf('KZ', 'secret'), tokenOf('CN', 'restricted'), tokenOf('KZ', 'secret', ['ZZ-ZZ-01'])]) {
       const v = new RawVisibility(token);
       for (const c of contents) {
-        const body = Buffer.from(stored(c), 'utf8');
         const expected = isVisible(token, c);
         for (const visibility of [visibilityKey(c), undefined, 'not a key']) {
-          expect(v.visible({ seq: 1, receivedAt: '', visibility, body })).toBe(expected);
+          expect(v.visible(rawEntryView(1, '', visibility, stored(c)))).toBe(expected);
         }
       }
     }

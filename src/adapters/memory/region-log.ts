@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import type {
-  AppendInput,
-  AppendOutcome,
-  LogEntry,
-  RawLogEntry,
-  RawReadResult,
-  ReadResult,
-  RegionLog,
-  RegionState,
-  TrimPolicy,
+import {
+  rawEntryView,
+  type AppendInput,
+  type AppendOutcome,
+  type LogEntry,
+  type RawEntryView,
+  type RawScanRange,
+  type RawScanSink,
+  type ReadResult,
+  type RegionLog,
+  type RegionState,
+  type TrimPolicy,
 } from '../../ports/region-log';
 
 interface Version {
@@ -27,8 +29,8 @@ interface AlertRecord {
 
 interface Held {
   entry: LogEntry;
-  /** the body's bytes and visibility key, as readRaw hands them out. */
-  raw: RawLogEntry;
+  /** received_at, the visibility key and the body as one buffer, and where each sits: what scanRaw hands out. */
+  raw: RawEntryView;
 }
 
 interface RegionData {
@@ -76,7 +78,7 @@ export class MemoryRegionLog implements RegionLog {
     const entry: LogEntry = { region, seq, epoch: d.epoch, receivedAt, body: input.body };
     d.entries.push({
       entry,
-      raw: { seq, receivedAt, visibility: input.visibility, body: Buffer.from(input.body, 'utf8') },
+      raw: rawEntryView(seq, receivedAt, input.visibility, input.body),
     });
     const rec: AlertRecord = alert ?? {
       created: input.created,
@@ -101,8 +103,22 @@ export class MemoryRegionLog implements RegionLog {
     return { ...this.stateOf(region), entries: this.range(region, after, limit).map((h) => h.entry) };
   }
 
-  async readRaw(region: string, after: number, limit: number): Promise<RawReadResult> {
-    return { ...this.stateOf(region), entries: this.range(region, after, limit).map((h) => h.raw) };
+  async scanRaw(range: RawScanRange, sink: RawScanSink): Promise<number> {
+    let last = range.after;
+    while (last < range.top) {
+      const d = this.regions.get(range.region);
+      if (!d || d.epoch !== range.epoch) break;
+      const held = this.range(range.region, last, Math.min(Math.max(1, range.batch), range.top - last));
+      for (const h of held) {
+        if (h.entry.seq !== last + 1) return last;
+        sink.entry(h.raw);
+        last++;
+      }
+      if (held.length === 0) break;
+      // Between batches, as the Redis adapter does: the sink may hold the scan back.
+      await sink.flush();
+    }
+    return last;
   }
 
   async state(region: string): Promise<RegionState> {

@@ -5,14 +5,15 @@ import type {
   AppendOutcome,
   AppendRejection,
   LogEntry,
-  RawLogEntry,
-  RawReadResult,
+  RawScanRange,
+  RawScanSink,
   ReadResult,
   RegionLog,
   RegionState,
   TrimPolicy,
 } from '../../ports/region-log';
 import { logCall, quitClient } from './client';
+import { scanRawRange, type RawConnectionOptions } from './raw-scan';
 import { APPEND_LUA, READ_LUA, SEQ_AT_OR_AFTER_LUA, TRIM_LUA, VERSIONS_LUA } from './scripts';
 
 export interface RedisRegionLogOptions {
@@ -110,30 +111,24 @@ export class RedisRegionLog implements RegionLog {
   }
 
   /**
-   * Without Lua: a script would copy every body into Lua strings and back, which costs Redis more
-   * than the XRANGE itself. MULTI keeps the state and the range one atomic snapshot.
+   * Over a connection of its own that parses replies in place (raw-scan.ts), not through ioredis:
+   * an export allocates nothing per entry. Plain XRANGE rather than a script, which would copy
+   * every body into Lua strings and back.
    */
-  async readRaw(region: string, after: number, limit: number): Promise<RawReadResult> {
-    const tag = this.tag(region);
-    const log = `${tag}:log`;
-    const n = Math.max(0, Math.floor(limit));
-    const res = await this.call(async () => {
-      const tx = this.redis.multi().hmget(`${tag}:meta`, 'epoch', 'seq').xrangeBuffer(log, '-', '+', 'COUNT', 1);
-      if (n > 0) tx.xrangeBuffer(log, `${Math.max(0, Math.floor(after)) + 1}-0`, '+', 'COUNT', n);
-      const replies = await tx.exec();
-      if (replies === null) throw new Error('transaction aborted');
-      for (const [err] of replies) if (err) throw err;
-      return replies.map(([, r]) => r);
-    });
-    const [epoch, latest] = res[0] as [string | null, string | null];
-    const [first] = res[1] as RawBufferEntry[];
-    return {
-      region,
-      epoch: epoch ?? null,
-      latest: latest === null ? 0 : Number(latest),
-      earliest: first === undefined ? 0 : seqOfId(first[0]),
-      entries: n > 0 ? (res[2] as RawBufferEntry[]).map(toRawEntry) : [],
+  scanRaw(range: RawScanRange, sink: RawScanSink): Promise<number> {
+    const tag = this.tag(range.region);
+    const o = this.redis.options;
+    const conn: RawConnectionOptions = {
+      host: o.host,
+      port: o.port,
+      path: o.path,
+      username: o.username,
+      password: o.password,
+      db: o.db,
+      tls: o.tls,
+      connectTimeout: o.connectTimeout,
     };
+    return scanRawRange(conn, { meta: `${tag}:meta`, log: `${tag}:log` }, range, sink);
   }
 
   async state(region: string): Promise<RegionState> {
@@ -187,31 +182,3 @@ function toEntry(region: string, epoch: string, [id, fields]: RawEntry): LogEntr
   }
   return { region, seq: parseInt(id, 10), epoch, receivedAt, body };
 }
-
-type RawBufferEntry = [id: Buffer, fields: Buffer[]];
-
-/** The seq of a stream entry ID `<seq>-0`, read from its ASCII digits. */
-function seqOfId(id: Buffer): number {
-  let seq = 0;
-  for (let i = 0; i < id.length; i++) {
-    const c = id[i];
-    if (c < 0x30 || c > 0x39) break;
-    seq = seq * 10 + (c - 0x30);
-  }
-  return seq;
-}
-
-function toRawEntry([id, fields]: RawBufferEntry): RawLogEntry {
-  let receivedAt = '';
-  let visibility: string | undefined;
-  let body: Buffer = EMPTY;
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    const name = fields[i];
-    if (name.length === 1 && name[0] === 0x62 /* b */) body = fields[i + 1];
-    else if (name.length === 1 && name[0] === 0x6b /* k */) visibility = fields[i + 1].toString('latin1');
-    else if (name.length === 2 && name[0] === 0x61 && name[1] === 0x74 /* at */) receivedAt = fields[i + 1].toString('latin1');
-  }
-  return { seq: seqOfId(id), receivedAt, visibility, body };
-}
-
-const EMPTY = Buffer.alloc(0);
