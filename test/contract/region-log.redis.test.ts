@@ -1,4 +1,7 @@
+import net from 'node:net';
 import Redis from 'ioredis';
+import { LogUnavailableError } from '../../src/ports/region-log';
+import { scanAll } from '../helpers/raw-scan';
 import { createRedisClient } from '../../src/adapters/redis/client';
 import { RedisRegionLog } from '../../src/adapters/redis/region-log';
 import { TEST_REDIS_URL, uniqueKeyPrefix, uniqueRegion } from '../helpers/env';
@@ -81,5 +84,86 @@ describe('RedisRegionLog (Redis specifics)', () => {
     const o = await log.append(alertInput(region));
     expect(o.outcome).toBe('appended');
     expect((await log.state(region)).latest).toBe(2);
+  });
+
+  /** A proxy to Redis that hands its replies back in pieces of 1..13 bytes or up to 4 KB, one piece per turn. */
+  async function tricklingProxy(): Promise<{ port: number; close(): Promise<void> }> {
+    const target = new URL(TEST_REDIS_URL);
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((client) => {
+      const upstream = net.connect({ host: target.hostname, port: Number(target.port || 6379) });
+      sockets.add(client).add(upstream);
+      client.pipe(upstream);
+      let queue = Promise.resolve();
+      upstream.on('data', (chunk: Buffer) => {
+        queue = queue.then(async () => {
+          for (let i = 0; i < chunk.length; ) {
+            const n = 1 + Math.floor(Math.random() * (Math.random() < 0.5 ? 13 : 4096));
+            client.write(chunk.subarray(i, i + n));
+            i += n;
+            await new Promise((r) => setImmediate(r));
+          }
+        });
+      });
+      for (const s of [client, upstream]) s.on('error', () => undefined).on('close', () => (client.destroy(), upstream.destroy()));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return {
+      port: (server.address() as net.AddressInfo).port,
+      close: () => {
+        for (const s of sockets) s.destroy();
+        return new Promise<void>((r) => server.close(() => r()));
+      },
+    };
+  }
+
+  it('scans raw byte-exact whatever the pieces the replies arrive in, entries larger than its read buffer included', async () => {
+    const sizes = [10, 3000, 1, 300_000, 70_000, 5, 600_000, 12];
+    for (const [i, n] of sizes.entries()) {
+      const body = `{"content":{"t":"${'éx🚚'.repeat(Math.ceil(n / 7)).slice(0, n)}"},"sig":{"protected":"p","signature":"s${i}"}}`;
+      await log.append(alertInput(region, { body, visibility: i % 2 ? `KG|CN|secret|${region}` : undefined }));
+    }
+    const { epoch, entries } = await log.read(region, 0, 100);
+    const proxy = await tricklingProxy();
+    const viaProxy = new RedisRegionLog(new Redis({ port: proxy.port, host: '127.0.0.1', lazyConnect: true }), { prefix });
+    try {
+      for (const batch of [1, 3, 100]) {
+        const scan = await scanAll(viaProxy, { region, epoch: epoch!, after: 0, top: sizes.length, batch });
+        expect(scan.last).toBe(sizes.length);
+        expect(scan.entries.map((e) => e.body.toString('utf8'))).toEqual(entries.map((e) => e.body));
+        expect(scan.entries.map((e) => e.receivedAt)).toEqual(entries.map((e) => e.receivedAt));
+        expect(scan.entries.map((e) => e.visibility)).toEqual(sizes.map((_, i) => (i % 2 ? `KG|CN|secret|${region}` : undefined)));
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('scans raw from the database the client selected', async () => {
+    const url = new URL(TEST_REDIS_URL);
+    url.pathname = '/5';
+    const other = new RedisRegionLog(createRedisClient(url.toString()), { prefix, ownsClient: true });
+    const otherAdmin = new Redis(url.toString());
+    try {
+      await other.append(alertInput(region));
+      await other.append(alertInput(region));
+      const { epoch } = await other.state(region);
+      expect((await scanAll(other, { region, epoch: epoch!, after: 0, top: 2 })).last).toBe(2);
+      // Nothing of it in the default database.
+      expect((await scanAll(log, { region, epoch: epoch!, after: 0, top: 2 })).last).toBe(0);
+    } finally {
+      await deleteKeysWithPrefix(otherAdmin, prefix);
+      await Promise.all([other.close(), otherAdmin.quit()]);
+    }
+  });
+
+  it('rejects a raw scan with LogUnavailableError when Redis cannot be reached', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const unreachable = new RedisRegionLog(new Redis({ port, host: '127.0.0.1', lazyConnect: true }), { prefix });
+    const scan = unreachable.scanRaw({ region, epoch: 'e', after: 0, top: 5, batch: 2 }, { entry: () => undefined, flush: () => undefined });
+    await expect(scan).rejects.toBeInstanceOf(LogUnavailableError);
   });
 });
