@@ -19,6 +19,8 @@ import { streamPlugin } from './ws/stream';
 import { retentionPlugin } from './retention';
 
 /** Everything the app needs, chosen by the composition root (src/compose.ts) or by a test. */
+import type { Ed25519Verifier } from './domain/verify-pool';
+
 export interface AppDeps {
   config: Readonly<Config>;
   regionLog: RegionLog;
@@ -29,6 +31,8 @@ export interface AppDeps {
   metrics: Metrics;
   /** Milliseconds since the epoch; tests may pin it. */
   now: () => number;
+  /** Ed25519 verification for ingest (default: on the event loop). */
+  verify?: Ed25519Verifier;
 }
 
 /** Shared across plugins of one app; set by buildApp. */

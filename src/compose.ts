@@ -12,6 +12,7 @@ import { RedisRegionLog } from './adapters/redis/region-log';
 import { RedisAuditLog } from './adapters/redis/audit-log';
 import { createRedisClient, quitClient } from './adapters/redis/client';
 import { NatsBus } from './adapters/nats/bus';
+import { createVerifyPool } from './domain/verify-pool';
 import { ensureDevTrustStore } from './dev/dev-trust-store';
 
 export interface Composition {
@@ -69,9 +70,11 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
     : new MemoryBus({ log: log.child({ component: 'bus' }) });
   // Bus first (drain), then the stores.
   closers.unshift(() => bus.close());
+  const verifier = createVerifyPool(config.verifyThreads, log.child({ component: 'verify' }));
+  closers.push(() => verifier.close());
 
   return {
-    deps: { config, regionLog, bus, audit, trust, regions, metrics: createMetrics(), now: Date.now },
+    deps: { config, regionLog, bus, audit, trust, regions, metrics: createMetrics(), now: Date.now, verify: verifier.verify },
     mode: { log: config.redisUrl ? 'redis' : 'memory', bus: config.natsUrl ? 'nats' : 'memory' },
     async close() {
       for (const close of closers) {

@@ -31,6 +31,7 @@ export interface Config {
   wsMaxFramesPerS: number;
   wsReplayBatch: number;
   wsPingMs: number;
+  verifyThreads: number;
   positionCheckMs: number;
   shutdownGraceMs: number;
   replayBatch: number;
@@ -54,6 +55,7 @@ const INTEGER_VARS = new Set([
   'CORDON_WS_MAX_FRAMES_PER_S',
   'CORDON_WS_REPLAY_BATCH',
   'CORDON_WS_PING_MS',
+  'CORDON_VERIFY_THREADS',
   'CORDON_POSITION_CHECK_MS',
   'CORDON_SHUTDOWN_GRACE_MS',
   'CORDON_REPLAY_BATCH',
@@ -116,6 +118,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     wsMaxFramesPerS: v.CORDON_WS_MAX_FRAMES_PER_S,
     wsReplayBatch: v.CORDON_WS_REPLAY_BATCH,
     wsPingMs: v.CORDON_WS_PING_MS,
+    verifyThreads: v.CORDON_VERIFY_THREADS,
     positionCheckMs: v.CORDON_POSITION_CHECK_MS,
     shutdownGraceMs: v.CORDON_SHUTDOWN_GRACE_MS,
     replayBatch: v.CORDON_REPLAY_BATCH,

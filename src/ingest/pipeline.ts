@@ -59,7 +59,7 @@ export function createIngest(deps: AppDeps, log: FastifyBaseLogger): Ingest {
   const { config, regionLog, bus, audit, trust, regions, metrics, now } = deps;
   const memberStates: ReadonlySet<string> = new Set(regions.list().flatMap((r) => r.states));
   const parseLimits = { maxBytes: config.maxBodyBytes, maxDepth: config.maxJsonDepth };
-  const window = { maxAgeS: config.sigMaxAgeS, maxSkewS: config.sigMaxSkewS };
+  const window = { maxAgeS: config.sigMaxAgeS, maxSkewS: config.sigMaxSkewS, verify: deps.verify };
 
   async function accept(raw: Buffer | string, door: Door, subjectRegion?: string): Promise<IngestResult> {
     const submission = validateSubmission(parseJson(raw, parseLimits), { regions, memberStates });

@@ -26,6 +26,23 @@ describeRegionLogContract('redis', async () => {
   };
 });
 
+// The same contract with the id index claimed by its own command, every script on one slot.
+describeRegionLogContract('redis, cluster-safe', async () => {
+  const prefix = uniqueKeyPrefix();
+  const log = new RedisRegionLog(createRedisClient(TEST_REDIS_URL), { prefix, ownsClient: true, cluster: true });
+  const peer = new RedisRegionLog(createRedisClient(TEST_REDIS_URL), { prefix, ownsClient: true, cluster: true });
+  return {
+    log,
+    peer,
+    async cleanup() {
+      const admin = new Redis(TEST_REDIS_URL);
+      await deleteKeysWithPrefix(admin, prefix);
+      await admin.quit();
+      await Promise.all([log.close(), peer.close()]);
+    },
+  };
+});
+
 describe('RedisRegionLog (Redis specifics)', () => {
   let admin: Redis;
   let prefix: string;

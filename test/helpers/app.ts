@@ -1,3 +1,4 @@
+import { createVerifyPool } from '../../src/domain/verify-pool';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildApp, type AppContext, type AppDeps } from '../../src/app';
@@ -85,8 +86,11 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
       subjectPrefix: shared.subjectPrefix,
       log: pino({ level: 'silent' }),
     });
+    // Production's verification: on a worker thread (config CORDON_VERIFY_THREADS, default 1).
+    const verifier = createVerifyPool(config.verifyThreads);
     closers.push(
       () => bus.close(),
+      () => verifier.close(),
       // An app that made its own prefix removes its keys; shared prefixes belong to the test.
       async () => {
         if (!opts.shared) await deleteKeysWithPrefix(redis, shared.keyPrefix);
@@ -102,6 +106,7 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
       regions,
       metrics: createMetrics({ defaultMetrics: false }),
       now: opts.now ?? Date.now,
+      verify: verifier.verify,
     };
   } else {
     deps = {

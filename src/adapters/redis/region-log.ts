@@ -21,6 +21,11 @@ export interface RedisRegionLogOptions {
   prefix?: string;
   /** quit the client on close() (set when the client is not shared). */
   ownsClient?: boolean;
+  /**
+   * Keep every script on one hash slot (Redis Cluster): the id index is then claimed by its own
+   * command before the append script instead of inside it, one more round trip per alert.
+   */
+  cluster?: boolean;
 }
 
 type RawEntry = [id: string, fields: string[]];
@@ -44,12 +49,14 @@ export class RedisRegionLog implements RegionLog {
   private readonly redis: Redis & LogScripts;
   private readonly prefix: string;
   private readonly ownsClient: boolean;
+  private readonly cluster: boolean;
 
   constructor(client: Redis, opts: RedisRegionLogOptions = {}) {
     this.prefix = opts.prefix ?? 'cordon:';
     this.ownsClient = opts.ownsClient ?? false;
+    this.cluster = opts.cluster ?? false;
     // ioredis sends EVALSHA once the script is known on the connection and falls back on NOSCRIPT.
-    client.defineCommand('cordonLogAppend', { numberOfKeys: 3, lua: APPEND_LUA });
+    client.defineCommand('cordonLogAppend', { lua: APPEND_LUA });
     client.defineCommand('cordonLogRead', { numberOfKeys: 2, lua: READ_LUA, readOnly: true });
     client.defineCommand('cordonLogSeqAt', { numberOfKeys: 1, lua: SEQ_AT_OR_AFTER_LUA, readOnly: true });
     client.defineCommand('cordonLogTrim', { numberOfKeys: 2, lua: TRIM_LUA });
@@ -65,14 +72,18 @@ export class RedisRegionLog implements RegionLog {
     const { region, id, modified } = input;
     const tag = this.tag(region);
     const res = await this.call(async () => {
-      // The id index lives outside the region's slot, so it is claimed before the script runs.
       const indexKey = `${this.prefix}alert:${id}`;
-      const prev = await this.redis.set(indexKey, region, 'NX', 'GET');
-      if (prev !== null && prev !== region) return null;
+      const keys = [`${tag}:meta`, `${tag}:log`, `${tag}:v:${id}`];
+      if (this.cluster) {
+        // The id index lives outside the region's slot: claimed before the script runs.
+        const prev = await this.redis.set(indexKey, region, 'NX', 'GET');
+        if (prev !== null && prev !== region) return null;
+      } else {
+        keys.push(indexKey);
+      }
       return this.redis.cordonLogAppend(
-        `${tag}:meta`,
-        `${tag}:log`,
-        `${tag}:v:${id}`,
+        keys.length,
+        ...keys,
         randomBytes(9).toString('base64url'),
         modified,
         input.created,
@@ -81,6 +92,7 @@ export class RedisRegionLog implements RegionLog {
         input.contentHash,
         input.body,
         input.visibility ?? '',
+        region,
       );
     });
     if (res === null) return { outcome: 'rejected', reason: 'field-changed' };
