@@ -47,6 +47,10 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
     trust = ensureDevTrustStore(config.dataDir, regions, log.child({ component: 'dev-trust-store' })).store;
   }
 
+  for (const finding of trust.mismatches((code) => regions.get(code))) {
+    log.warn({ component: 'trust-store' }, `trust store and region registry disagree: ${finding}`);
+  }
+
   const closers: Array<() => Promise<void>> = [];
   let regionLog: AppDeps['regionLog'];
   let audit: AppDeps['audit'];

@@ -127,6 +127,24 @@ export class TrustStore {
     return Object.keys(this.publicJson.states);
   }
 
+  /**
+   * What an operator most likely got wrong between this store and the region registry: alert keys
+   * naming a region the registry does not know (such a key signs nothing that is accepted), and
+   * alert keys of a state that is not a member of a region they name. One line per finding.
+   */
+  mismatches(region: (code: string) => { states: readonly string[] } | undefined): string[] {
+    const out: string[] = [];
+    for (const k of this.byKid.values()) {
+      if (k.use !== 'alert') continue;
+      for (const code of k.regions ?? []) {
+        const r = region(code);
+        if (!r) out.push(`alert key ${k.kid} of ${k.state} names region ${code}, which the region registry does not list`);
+        else if (!r.states.includes(k.state)) out.push(`alert key ${k.kid} of ${k.state} names region ${code}, whose member states are ${r.states.join(', ')}`);
+      }
+    }
+    return out;
+  }
+
   /** What GET /v1/trust returns: the whole store, rebuilt member by member from validated fields. */
   publicView(): TrustStoreJson {
     return this.publicJson;

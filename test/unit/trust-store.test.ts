@@ -36,6 +36,18 @@ describe('TrustStore.fromJson', () => {
     expect(store.states()).toEqual(['KZ']);
   });
 
+  test('names alert keys for regions the registry does not list or whose members exclude the key\'s state', () => {
+    const store = TrustStore.fromJson(valid());
+    const registry: Record<string, { states: string[] }> = { 'KZ-KG-01': { states: ['KZ', 'KG'] }, 'KZ-CN-01': { states: ['KZ', 'CN'] } };
+    expect(store.mismatches((c) => registry[c])).toEqual([]);
+    delete registry['KZ-CN-01'];
+    registry['KZ-KG-01'] = { states: ['KG', 'CN'] };
+    expect(store.mismatches((c) => registry[c])).toEqual([
+      `alert key ${a.kid} of KZ names region KZ-KG-01, whose member states are KG, CN`,
+      `alert key ${a.kid} of KZ names region KZ-CN-01, which the region registry does not list`,
+    ]);
+  });
+
   test('alertKey and tokenKey do not hand out a key of the other use', () => {
     const store = TrustStore.fromJson(valid());
     expect(store.alertKey(t.kid)).toBeUndefined();
