@@ -128,6 +128,8 @@ export function createVerifyPool(threads: number, log?: { warn(obj: object, msg:
     threads,
     verify(data, key, sig) {
       if (sig.length !== 64 || key.raw.length !== 32) return Promise.resolve(false);
+      // After close() (a shutdown still finishing requests), on the event loop.
+      if (closed) return verifyEd25519(data, key, sig);
       return new Promise<boolean>((resolve) => {
         pending.push({ data, key, sig, resolve });
         if (!scheduled) {
@@ -145,6 +147,8 @@ export function createVerifyPool(threads: number, log?: { warn(obj: object, msg:
           (t) =>
             new Promise<void>((resolve) => {
               const done = () => void t.worker.terminate().then(() => resolve(), () => resolve());
+              // A thread that dies meanwhile had its jobs verified on the event loop.
+              t.worker.once('exit', () => resolve());
               if (t.jobs === 0) return done();
               t.worker.on('message', () => t.jobs === 0 && done());
             }),

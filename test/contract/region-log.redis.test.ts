@@ -174,6 +174,31 @@ describe('RedisRegionLog (Redis specifics)', () => {
     }
   });
 
+  it('scans raw as the ACL user of the client, and refuses with LogUnavailableError on bad credentials', async () => {
+    const user = `cordon-test-${uniqueKeyPrefix().replace(/[^a-z0-9]/gi, '')}`;
+    const password = `pw-${Date.now()}`;
+    // A user of this test's own, removed afterwards; it may only touch this test's keys.
+    await admin.call('ACL', 'SETUSER', user, 'on', `>${password}`, `~${prefix}*`, '+@all');
+    const url = new URL(TEST_REDIS_URL);
+    url.username = user;
+    url.password = password;
+    const asUser = new RedisRegionLog(createRedisClient(url.toString()), { prefix, ownsClient: true });
+    url.password = 'wrong';
+    const wrong = new RedisRegionLog(new Redis(url.toString(), { lazyConnect: true }), { prefix });
+    try {
+      await asUser.append(alertInput(region));
+      await asUser.append(alertInput(region));
+      const { epoch } = await asUser.state(region);
+      expect((await scanAll(asUser, { region, epoch: epoch!, after: 0, top: 2 })).last).toBe(2);
+      await expect(
+        wrong.scanRaw({ region, epoch: epoch!, after: 0, top: 2, batch: 10 }, { entry: () => undefined, flush: () => undefined }),
+      ).rejects.toBeInstanceOf(LogUnavailableError);
+    } finally {
+      await asUser.close();
+      await admin.call('ACL', 'DELUSER', user);
+    }
+  });
+
   it('rejects a raw scan with LogUnavailableError when Redis cannot be reached', async () => {
     const closed = net.createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));

@@ -56,5 +56,8 @@ describe('verification pool (worker threads)', () => {
     const pending = Array.from({ length: 50 }, () => pool.verify(data, a.pub, a.signer(data)));
     await pool.close();
     await expect(Promise.all(pending)).resolves.toEqual(Array(50).fill(true));
+    // After close, still answered (on the event loop).
+    await expect(pool.verify(data, a.pub, a.signer(data))).resolves.toBe(true);
+    await expect(pool.verify(data, b.pub, a.signer(data))).resolves.toBe(false);
   });
 });
