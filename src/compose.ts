@@ -55,7 +55,11 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   let regionLog: AppDeps['regionLog'];
   let audit: AppDeps['audit'];
   if (config.redisUrl) {
-    const redis = createRedisClient(config.redisUrl, { log: log.child({ component: 'redis' }) as never });
+    const redis = createRedisClient(config.redisUrl, {
+      log: log.child({ component: 'redis' }) as never,
+      sentinels: config.redisSentinels,
+      sentinelName: config.redisSentinelName,
+    });
     regionLog = new RedisRegionLog(redis, { prefix: config.redisKeyPrefix });
     audit = new RedisAuditLog(redis, { prefix: config.redisKeyPrefix });
     closers.push(() => quitClient(redis));

@@ -9,6 +9,9 @@ export interface Config {
   host: string;
   natsUrl?: string;
   redisUrl?: string;
+  /** Redis Sentinels (host, port) to find the primary through; CORDON_REDIS_URL gives credentials and db. */
+  redisSentinels?: Array<{ host: string; port: number }>;
+  redisSentinelName: string;
   trustStorePath?: string;
   regionsPath?: string;
   logLevel: string;
@@ -96,6 +99,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     host: v.CORDON_HOST,
     natsUrl: v.CORDON_NATS_URL,
     redisUrl: v.CORDON_REDIS_URL,
+    redisSentinels: (v.CORDON_REDIS_SENTINELS as string | undefined)?.split(',').map((hp) => {
+      const i = hp.lastIndexOf(':');
+      return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) };
+    }),
+    redisSentinelName: v.CORDON_REDIS_SENTINEL_NAME,
     trustStorePath: v.CORDON_TRUST_STORE,
     regionsPath: v.CORDON_REGIONS,
     logLevel: v.CORDON_LOG_LEVEL,

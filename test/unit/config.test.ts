@@ -43,6 +43,9 @@ function sampleValue(name: string, p: PropertySchema): [string, unknown] {
     return [String(v), v];
   }
   if (name === 'CORDON_NATS_SUBJECT_PREFIX') return ['cordon_b', 'cordon_b'];
+  if (name === 'CORDON_REDIS_SENTINELS') {
+    return ['sentinel-1:26379,10.0.0.2:26380', [{ host: 'sentinel-1', port: 26379 }, { host: '10.0.0.2', port: 26380 }]];
+  }
   return [`value-of-${name.toLowerCase()}`, `value-of-${name.toLowerCase()}`];
 }
 
@@ -98,7 +101,9 @@ describe('loadConfig values', () => {
   it('carries every variable of the schema into its typed field', () => {
     for (const v of VARIABLES) {
       const [text, parsed] = sampleValue(v, schema.properties[v]);
-      const c = loadConfig({ [v]: text }) as unknown as Record<string, unknown>;
+      // Sentinels name where to find the primary of CORDON_REDIS_URL: never without it.
+      const needs = v === 'CORDON_REDIS_SENTINELS' ? { CORDON_REDIS_URL: 'redis://:pw@x/2' } : {};
+      const c = loadConfig({ ...needs, [v]: text }) as unknown as Record<string, unknown>;
       expect([v, c[fieldOf(v)]]).toEqual([v, parsed]);
     }
   });
@@ -114,6 +119,14 @@ describe('loadConfig values', () => {
   it('keeps a comma-separated NATS server list as given', () => {
     const url = 'nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222';
     expect(loadConfig({ CORDON_NATS_URL: url }).natsUrl).toBe(url);
+  });
+
+  it('takes Redis Sentinels only with CORDON_REDIS_URL (credentials, database) and as host:port pairs', () => {
+    expect(configError({ CORDON_REDIS_SENTINELS: 's1:26379' }).message).toMatch(/CORDON_REDIS_URL/);
+    expect(configError({ CORDON_REDIS_URL: 'redis://x', CORDON_REDIS_SENTINELS: 's1' }).message).toMatch(/CORDON_REDIS_SENTINELS/);
+    expect(configError({ CORDON_REDIS_URL: 'redis://x', CORDON_REDIS_SENTINELS: 's1:26379,' }).message).toMatch(/CORDON_REDIS_SENTINELS/);
+    const c = loadConfig({ CORDON_REDIS_URL: 'redis://x', CORDON_REDIS_SENTINELS: 's1:26379' });
+    expect([c.redisSentinels, c.redisSentinelName]).toEqual([[{ host: 's1', port: 26379 }], 'mymaster']);
   });
 
   it('treats an empty value as unset', () => {

@@ -8,6 +8,12 @@ export interface RedisClientOptions {
   commandTimeoutMs?: number;
   /** upper bound of the delay between reconnect attempts. */
   maxReconnectDelayMs?: number;
+  /**
+   * Redis Sentinels to ask for the current primary of `sentinelName`; the URL then gives only the
+   * credentials and the database.
+   */
+  sentinels?: Array<{ host: string; port: number }>;
+  sentinelName?: string;
   /** a pino (or Fastify) logger; only info and warn are used. */
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
 }
@@ -31,6 +37,7 @@ export function createRedisClient(url: string, opts: RedisClientOptions = {}): R
     autoResendUnfulfilledCommands: false,
     retryStrategy: (times) => Math.min(times * 50, maxDelay),
     enableAutoPipelining: true,
+    ...(opts.sentinels?.length ? { sentinels: opts.sentinels, name: opts.sentinelName ?? 'mymaster' } : {}),
   });
   let wasReady = false;
   client.on('ready', () => {

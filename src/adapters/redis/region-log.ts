@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type Redis from 'ioredis';
 import type {
   AppendInput,
@@ -12,6 +13,7 @@ import type {
   RegionState,
   TrimPolicy,
 } from '../../ports/region-log';
+import { LogUnavailableError } from '../../ports/region-log';
 import { logCall, quitClient } from './client';
 import { scanRawRange, type RawConnectionOptions } from './raw-scan';
 import { APPEND_LUA, READ_LUA, SEQ_AT_OR_AFTER_LUA, TRIM_LUA, VERSIONS_LUA } from './scripts';
@@ -130,9 +132,14 @@ export class RedisRegionLog implements RegionLog {
   scanRaw(range: RawScanRange, sink: RawScanSink): Promise<number> {
     const tag = this.tag(range.region);
     const o = this.redis.options;
+    // Through Sentinel, the primary is wherever the shared client is connected now.
+    const primary = o.sentinels?.length ? (this.redis.stream as Socket | undefined) : undefined;
+    if (o.sentinels?.length && (this.redis.status !== 'ready' || !primary?.remoteAddress)) {
+      return Promise.reject(new LogUnavailableError('region log unavailable: no connection to the Redis primary'));
+    }
     const conn: RawConnectionOptions = {
-      host: o.host,
-      port: o.port,
+      host: primary?.remoteAddress ?? o.host,
+      port: primary?.remotePort ?? o.port,
       path: o.path,
       username: o.username,
       password: o.password,
