@@ -21,15 +21,21 @@ const isWellFormed: (s: string) => boolean =
     : (s) => !LONE_SURROGATE.test(s);
 
 export function canonicalize(value: unknown): string {
-  return serialize(value, '');
+  return serialize(value, []);
 }
 
-function serialize(value: unknown, path: string): string {
+/** The JSON Pointer of the value being serialised, built only for an error message. */
+function pointer(path: readonly (string | number)[]): string {
+  return path.length === 0 ? '/' : path.map((p) => `/${p}`).join('');
+}
+
+/** `path` is the stack of segments down to `value`: pushed and popped, never joined on the way. */
+function serialize(value: unknown, path: (string | number)[]): string {
   switch (typeof value) {
     case 'string':
       return str(value, path);
     case 'number':
-      if (!Number.isFinite(value)) throw new JcsError(`non-finite number at ${path || '/'}`);
+      if (!Number.isFinite(value)) throw new JcsError(`non-finite number at ${pointer(path)}`);
       return JSON.stringify(value);
     case 'boolean':
       return value ? 'true' : 'false';
@@ -39,12 +45,14 @@ function serialize(value: unknown, path: string): string {
         let out = '[';
         for (let i = 0; i < value.length; i++) {
           if (i > 0) out += ',';
-          out += serialize(value[i], `${path}/${i}`);
+          path.push(i);
+          out += serialize(value[i], path);
+          path.pop();
         }
         return out + ']';
       }
       const proto = Object.getPrototypeOf(value);
-      if (proto !== Object.prototype && proto !== null) throw new JcsError(`not a plain object at ${path || '/'}`);
+      if (proto !== Object.prototype && proto !== null) throw new JcsError(`not a plain object at ${pointer(path)}`);
       const obj = value as Record<string, unknown>;
       const keys = Object.keys(obj).sort();
       let out = '{';
@@ -55,16 +63,19 @@ function serialize(value: unknown, path: string): string {
         if (v === undefined) continue;
         if (!first) out += ',';
         first = false;
-        out += str(k, path) + ':' + serialize(v, `${path}/${k}`);
+        out += str(k, path) + ':';
+        path.push(k);
+        out += serialize(v, path);
+        path.pop();
       }
       return out + '}';
     }
     default:
-      throw new JcsError(`${typeof value} is not JSON at ${path || '/'}`);
+      throw new JcsError(`${typeof value} is not JSON at ${pointer(path)}`);
   }
 }
 
-function str(s: string, path: string): string {
-  if (!isWellFormed(s)) throw new JcsError(`lone surrogate at ${path || '/'}`);
+function str(s: string, path: readonly (string | number)[]): string {
+  if (!isWellFormed(s)) throw new JcsError(`lone surrogate at ${pointer(path)}`);
   return JSON.stringify(s);
 }
