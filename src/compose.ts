@@ -59,6 +59,7 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
       log: log.child({ component: 'redis' }) as never,
       sentinels: config.redisSentinels,
       sentinelName: config.redisSentinelName,
+      cluster: config.redisCluster,
     });
     regionLog = new RedisRegionLog(redis, { prefix: config.redisKeyPrefix });
     audit = new RedisAuditLog(redis, { prefix: config.redisKeyPrefix });

@@ -12,6 +12,8 @@ export interface Config {
   /** Redis Sentinels (host, port) to find the primary through; CORDON_REDIS_URL gives credentials and db. */
   redisSentinels?: Array<{ host: string; port: number }>;
   redisSentinelName: string;
+  /** CORDON_REDIS_URL names seed nodes of a Redis Cluster. */
+  redisCluster: boolean;
   trustStorePath?: string;
   regionsPath?: string;
   logLevel: string;
@@ -64,7 +66,7 @@ const INTEGER_VARS = new Set([
   'CORDON_REPLAY_BATCH',
 ]);
 
-const BOOLEAN_VARS = new Set(['CORDON_TRUST_PROXY']);
+const BOOLEAN_VARS = new Set(['CORDON_TRUST_PROXY', 'CORDON_REDIS_CLUSTER']);
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -93,6 +95,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     const problems = fieldErrors(validate.errors).map((e) => `${e.path.slice(1) || 'config'} ${e.message}`);
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
+  if (raw.CORDON_REDIS_CLUSTER === true && raw.CORDON_REDIS_SENTINELS !== undefined) {
+    throw new ConfigError('invalid configuration: CORDON_REDIS_CLUSTER and CORDON_REDIS_SENTINELS exclude each other');
+  }
+  if (raw.CORDON_REDIS_CLUSTER === true && raw.CORDON_REDIS_URL === undefined) {
+    throw new ConfigError('invalid configuration: CORDON_REDIS_CLUSTER needs CORDON_REDIS_URL (the seed nodes)');
+  }
   const v = raw as Record<string, never>;
   return Object.freeze({
     port: v.CORDON_PORT,
@@ -104,6 +112,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) };
     }),
     redisSentinelName: v.CORDON_REDIS_SENTINEL_NAME,
+    redisCluster: v.CORDON_REDIS_CLUSTER,
     trustStorePath: v.CORDON_TRUST_STORE,
     regionsPath: v.CORDON_REGIONS,
     logLevel: v.CORDON_LOG_LEVEL,

@@ -102,7 +102,7 @@ describe('loadConfig values', () => {
     for (const v of VARIABLES) {
       const [text, parsed] = sampleValue(v, schema.properties[v]);
       // Sentinels name where to find the primary of CORDON_REDIS_URL: never without it.
-      const needs = v === 'CORDON_REDIS_SENTINELS' ? { CORDON_REDIS_URL: 'redis://:pw@x/2' } : {};
+      const needs = v === 'CORDON_REDIS_SENTINELS' || v === 'CORDON_REDIS_CLUSTER' ? { CORDON_REDIS_URL: 'redis://:pw@x/2' } : {};
       const c = loadConfig({ ...needs, [v]: text }) as unknown as Record<string, unknown>;
       expect([v, c[fieldOf(v)]]).toEqual([v, parsed]);
     }
@@ -127,6 +127,10 @@ describe('loadConfig values', () => {
     expect(configError({ CORDON_REDIS_URL: 'redis://x', CORDON_REDIS_SENTINELS: 's1:26379,' }).message).toMatch(/CORDON_REDIS_SENTINELS/);
     const c = loadConfig({ CORDON_REDIS_URL: 'redis://x', CORDON_REDIS_SENTINELS: 's1:26379' });
     expect([c.redisSentinels, c.redisSentinelName]).toEqual([[{ host: 's1', port: 26379 }], 'mymaster']);
+    expect(configError({ CORDON_REDIS_URL: 'redis://x', CORDON_REDIS_SENTINELS: 's1:1', CORDON_REDIS_CLUSTER: 'true' }).message).toMatch(
+      /exclude each other/,
+    );
+    expect(configError({ CORDON_REDIS_CLUSTER: 'true' }).message).toMatch(/CORDON_REDIS_URL/);
   });
 
   it('treats an empty value as unset', () => {

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from './client';
 import type { AuditInput, AuditLog, AuditPage, AuditRecord } from '../../ports/audit-log';
 import { logCall, quitClient } from './client';
 import { AUDIT_APPEND_LUA, AUDIT_READ_LUA } from './scripts';
@@ -33,20 +33,20 @@ interface AuditScripts {
  * append script (INCR + XADD) also runs on Redis Cluster. Failures reject with LogUnavailableError.
  */
 export class RedisAuditLog implements AuditLog {
-  private readonly redis: Redis & AuditScripts;
+  private readonly redis: RedisClient & AuditScripts;
   private readonly streamKey: string;
   private readonly counterKey: string;
   private readonly ownsClient: boolean;
   private pending: PendingAppend[] = [];
 
-  constructor(client: Redis, opts: RedisAuditLogOptions = {}) {
+  constructor(client: RedisClient, opts: RedisAuditLogOptions = {}) {
     const prefix = opts.prefix ?? 'cordon:';
     this.streamKey = `${prefix}{audit}`;
     this.counterKey = `${prefix}{audit}:n`;
     this.ownsClient = opts.ownsClient ?? false;
     client.defineCommand('cordonAuditAppend', { numberOfKeys: 2, lua: AUDIT_APPEND_LUA });
     client.defineCommand('cordonAuditRead', { numberOfKeys: 2, lua: AUDIT_READ_LUA, readOnly: true });
-    this.redis = client as Redis & AuditScripts;
+    this.redis = client as RedisClient & AuditScripts;
   }
 
   /**

@@ -1,4 +1,4 @@
-import Redis from 'ioredis';
+import Redis, { Cluster, type RedisOptions } from 'ioredis';
 import { LogUnavailableError } from '../../ports/region-log';
 
 export interface RedisClientOptions {
@@ -14,6 +14,11 @@ export interface RedisClientOptions {
    */
   sentinels?: Array<{ host: string; port: number }>;
   sentinelName?: string;
+  /**
+   * Redis Cluster: `url` is then one or more seed nodes (`redis://a:6379,redis://b:6379`), the
+   * first giving the credentials; the client learns the rest of the cluster from them.
+   */
+  cluster?: boolean;
   /** a pino (or Fastify) logger; only info and warn are used. */
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
 }
@@ -23,10 +28,13 @@ export interface RedisClientOptions {
  * rejects at once (no unbounded offline queue, no resend of commands whose outcome is unknown),
  * and the client keeps reconnecting in the background so the service recovers without a restart.
  */
-export function createRedisClient(url: string, opts: RedisClientOptions = {}): Redis {
+export function createRedisClient(url: string, opts: RedisClientOptions & { cluster: true }): Cluster;
+export function createRedisClient(url: string, opts?: RedisClientOptions & { cluster?: false }): Redis;
+export function createRedisClient(url: string, opts?: RedisClientOptions): RedisClient;
+export function createRedisClient(url: string, opts: RedisClientOptions = {}): RedisClient {
   const log = opts.log;
   const maxDelay = opts.maxReconnectDelayMs ?? 500;
-  const client = new Redis(url, {
+  const common: RedisOptions = {
     connectTimeout: opts.connectTimeoutMs ?? 1000,
     commandTimeout: opts.commandTimeoutMs ?? 1000,
     // Commands sent before the first connect wait for it (bounded by commandTimeout) ...
@@ -36,9 +44,32 @@ export function createRedisClient(url: string, opts: RedisClientOptions = {}): R
     // An append in flight when the connection dropped may or may not have run: never run it twice.
     autoResendUnfulfilledCommands: false,
     retryStrategy: (times) => Math.min(times * 50, maxDelay),
-    enableAutoPipelining: true,
-    ...(opts.sentinels?.length ? { sentinels: opts.sentinels, name: opts.sentinelName ?? 'mymaster' } : {}),
-  });
+  };
+  let client: RedisClient;
+  if (opts.cluster) {
+    const seeds = url.split(',').map((u) => new URL(u.trim()));
+    const first = seeds[0];
+    client = new Cluster(
+      seeds.map((u) => ({ host: u.hostname, port: Number(u.port || 6379) })),
+      {
+        enableOfflineQueue: true,
+        enableAutoPipelining: true,
+        clusterRetryStrategy: (times) => Math.min(times * 50, maxDelay),
+        redisOptions: {
+          ...common,
+          username: first.username ? decodeURIComponent(first.username) : undefined,
+          password: first.password ? decodeURIComponent(first.password) : undefined,
+          tls: first.protocol === 'rediss:' ? {} : undefined,
+        },
+      },
+    );
+  } else {
+    client = new Redis(url, {
+      ...common,
+      enableAutoPipelining: true,
+      ...(opts.sentinels?.length ? { sentinels: opts.sentinels, name: opts.sentinelName ?? 'mymaster' } : {}),
+    });
+  }
   let wasReady = false;
   client.on('ready', () => {
     // After the first connect, a disconnected client rejects at once instead of queueing.
@@ -58,8 +89,11 @@ export function createRedisClient(url: string, opts: RedisClientOptions = {}): R
   return client;
 }
 
+/** A single Redis (possibly found through Sentinel) or a Redis Cluster. */
+export type RedisClient = Redis | Cluster;
+
 /** Quits politely; a client that cannot (already disconnected) is closed at once. */
-export async function quitClient(redis: Redis): Promise<void> {
+export async function quitClient(redis: RedisClient): Promise<void> {
   try {
     await redis.quit();
   } catch {
@@ -77,12 +111,25 @@ export async function logCall<T>(what: string, fn: () => Promise<T>): Promise<T>
 }
 
 /** Deletes every key under `prefix` with SCAN + UNLINK (tests and benchmarks; never FLUSHDB). */
-export async function deleteKeysWithPrefix(redis: Redis, prefix: string): Promise<number> {
+export async function deleteKeysWithPrefix(redis: RedisClient, prefix: string): Promise<number> {
+  if (redis instanceof Cluster) {
+    // Every primary holds its own share of the keys, and one UNLINK may only name one slot.
+    const counts = await Promise.all(redis.nodes('master').map((node) => deleteKeys(node, prefix, true)));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+  return deleteKeys(redis, prefix, false);
+}
+
+async function deleteKeys(redis: Redis, prefix: string, oneByOne: boolean): Promise<number> {
   let cursor = '0';
   let deleted = 0;
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    if (keys.length > 0) deleted += await redis.unlink(...keys);
+    if (keys.length > 0 && !oneByOne) deleted += await redis.unlink(...keys);
+    if (keys.length > 0 && oneByOne) {
+      const replies = (await keys.reduce((p, k) => p.unlink(k), redis.pipeline()).exec()) ?? [];
+      for (const [, n] of replies) deleted += Number(n ?? 0);
+    }
     cursor = next;
   } while (cursor !== '0');
   return deleted;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import type Redis from 'ioredis';
+import { Cluster, type RedisOptions } from 'ioredis';
 import type {
   AppendInput,
   AppendOutcome,
@@ -14,7 +14,7 @@ import type {
   TrimPolicy,
 } from '../../ports/region-log';
 import { LogUnavailableError } from '../../ports/region-log';
-import { logCall, quitClient } from './client';
+import { logCall, quitClient, type RedisClient } from './client';
 import { scanRawRange, type RawConnectionOptions } from './raw-scan';
 import { APPEND_LUA, READ_LUA, SEQ_AT_OR_AFTER_LUA, TRIM_LUA, VERSIONS_LUA } from './scripts';
 
@@ -26,6 +26,7 @@ export interface RedisRegionLogOptions {
   /**
    * Keep every script on one hash slot (Redis Cluster): the id index is then claimed by its own
    * command before the append script instead of inside it, one more round trip per alert.
+   * Default: whether the client is a Cluster client.
    */
   cluster?: boolean;
 }
@@ -48,22 +49,22 @@ interface LogScripts {
  * `<prefix>alert:<id>` maps an alert to its region across regions.
  */
 export class RedisRegionLog implements RegionLog {
-  private readonly redis: Redis & LogScripts;
+  private readonly redis: RedisClient & LogScripts;
   private readonly prefix: string;
   private readonly ownsClient: boolean;
   private readonly cluster: boolean;
 
-  constructor(client: Redis, opts: RedisRegionLogOptions = {}) {
+  constructor(client: RedisClient, opts: RedisRegionLogOptions = {}) {
     this.prefix = opts.prefix ?? 'cordon:';
     this.ownsClient = opts.ownsClient ?? false;
-    this.cluster = opts.cluster ?? false;
+    this.cluster = opts.cluster ?? client instanceof Cluster;
     // ioredis sends EVALSHA once the script is known on the connection and falls back on NOSCRIPT.
     client.defineCommand('cordonLogAppend', { lua: APPEND_LUA });
     client.defineCommand('cordonLogRead', { numberOfKeys: 2, lua: READ_LUA, readOnly: true });
     client.defineCommand('cordonLogSeqAt', { numberOfKeys: 1, lua: SEQ_AT_OR_AFTER_LUA, readOnly: true });
     client.defineCommand('cordonLogTrim', { numberOfKeys: 2, lua: TRIM_LUA });
     client.defineCommand('cordonLogVersions', { numberOfKeys: 3, lua: VERSIONS_LUA, readOnly: true });
-    this.redis = client as Redis & LogScripts;
+    this.redis = client as RedisClient & LogScripts;
   }
 
   private tag(region: string): string {
@@ -131,23 +132,32 @@ export class RedisRegionLog implements RegionLog {
    */
   scanRaw(range: RawScanRange, sink: RawScanSink): Promise<number> {
     const tag = this.tag(range.region);
-    const o = this.redis.options;
-    // Through Sentinel, the primary is wherever the shared client is connected now.
-    const primary = o.sentinels?.length ? (this.redis.stream as Socket | undefined) : undefined;
-    if (o.sentinels?.length && (this.redis.status !== 'ready' || !primary?.remoteAddress)) {
-      return Promise.reject(new LogUnavailableError('region log unavailable: no connection to the Redis primary'));
+    const target = this.scanTarget(`${tag}:log`);
+    if (target instanceof Error) return Promise.reject(new LogUnavailableError(`region log unavailable: ${target.message}`));
+    return scanRawRange(target, { meta: `${tag}:meta`, log: `${tag}:log` }, range, sink);
+  }
+
+  /**
+   * Where the export connection goes: the server the shared client reaches for `key`. Through
+   * Sentinel that is the primary the client is connected to now; on a Cluster, the primary that
+   * owns the key's slot.
+   */
+  private scanTarget(key: string): RawConnectionOptions | Error {
+    const r = this.redis;
+    if (r instanceof Cluster) {
+      const o: RedisOptions = r.options.redisOptions ?? {};
+      const owner = (r.slots[keySlot(key)] ?? [])[0];
+      if (!owner) return new Error(`no cluster node is known for the slot of ${key}`);
+      const i = owner.lastIndexOf(':');
+      return { ...credentials(o), host: owner.slice(0, i), port: Number(owner.slice(i + 1)) };
     }
-    const conn: RawConnectionOptions = {
-      host: primary?.remoteAddress ?? o.host,
-      port: primary?.remotePort ?? o.port,
-      path: o.path,
-      username: o.username,
-      password: o.password,
-      db: o.db,
-      tls: o.tls,
-      connectTimeout: o.connectTimeout,
-    };
-    return scanRawRange(conn, { meta: `${tag}:meta`, log: `${tag}:log` }, range, sink);
+    const o = r.options;
+    if (o.sentinels?.length) {
+      const primary = r.stream as Socket | undefined;
+      if (r.status !== 'ready' || !primary?.remoteAddress) return new Error('no connection to the Redis primary');
+      return { ...credentials(o), host: primary.remoteAddress, port: primary.remotePort };
+    }
+    return { ...credentials(o), host: o.host, port: o.port, path: o.path ?? undefined };
   }
 
   async state(region: string): Promise<RegionState> {
@@ -200,4 +210,24 @@ function toEntry(region: string, epoch: string, [id, fields]: RawEntry): LogEntr
     else if (fields[i] === 'b') body = fields[i + 1];
   }
   return { region, seq: parseInt(id, 10), epoch, receivedAt, body };
+}
+
+function credentials(o: RedisOptions): RawConnectionOptions {
+  return { username: o.username, password: o.password, db: o.db, tls: o.tls, connectTimeout: o.connectTimeout };
+}
+
+/** The Redis Cluster hash slot of a key: CRC16 (XMODEM) of its hash tag, or of the key, mod 16384. */
+export function keySlot(key: string): number {
+  let s = key;
+  const open = key.indexOf('{');
+  if (open !== -1) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) s = key.slice(open + 1, close);
+  }
+  let crc = 0;
+  for (const byte of Buffer.from(s, 'utf8')) {
+    crc ^= byte << 8;
+    for (let b = 0; b < 8; b++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
 }
