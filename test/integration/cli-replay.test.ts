@@ -1,24 +1,11 @@
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { makeTestApp, type TestApp } from '../helpers/app';
 import { validContent } from '../fixtures/alerts';
-import { main } from '../../src/cli/main';
+import { runCordon } from '../helpers/cli';
 import { resumePoint } from '../../src/cli/replay';
 import type { DeliveredAlert, Receipt } from '../../src/domain/types';
-
-function sink(tty = false): { stream: Writable; text: () => string } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      chunks.push(String(chunk));
-      cb();
-    },
-  });
-  if (tty) Object.assign(stream, { isTTY: true });
-  return { stream, text: () => chunks.join('') };
-}
 
 const lines = (text: string) =>
   text
@@ -36,11 +23,8 @@ describe('cordon replay and cordon audit against a listening node on Redis', () 
   const N = 25;
 
   /** Runs the CLI in-process; returns the exit code and what it printed. */
-  async function cli(args: string[], opts: { tty?: boolean } = {}) {
-    const out = sink();
-    const err = sink(opts.tty);
-    const code = await main(args, { stdout: out.stream, stderr: err.stream, env: {}, cwd: dir });
-    return { code, stdout: out.text(), stderr: err.text() };
+  function cli(args: string[], opts: { tty?: boolean } = {}) {
+    return runCordon(dir, args, opts);
   }
   const ops = () => t.token({ iss: 'KG', sub: 'ops-1', role: 'ops' });
   const replayArgs = (region: string, ...more: string[]) => [

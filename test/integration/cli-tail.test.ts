@@ -1,7 +1,7 @@
+import { sink } from '../helpers/cli';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
@@ -17,17 +17,6 @@ interface Running {
   done: Promise<number>;
   stdout(): string;
   stderr(): string;
-}
-
-function sink(): { stream: Writable; text(): string } {
-  let text = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      text += chunk.toString('utf8');
-      cb();
-    },
-  });
-  return { stream, text: () => text };
 }
 
 /** Runs `cordon tail` in process, as main() would. */
