@@ -71,6 +71,9 @@ interface Result {
   /** RSS after a full GC, without (after a first 1,000 came and went) and with the idle desks */
   rssIdle: number;
   rssDesks: number;
+  /** V8 heap used after the full GC, without (warm baseline) and with the idle desks */
+  heapIdle: number;
+  heapDesks: number;
   /** the same, read without forcing a GC first */
   rssIdleRaw: number;
   rssDesksRaw: number;
@@ -143,19 +146,20 @@ async function measure(make: () => Promise<BroadcastTarget>, profileOut?: string
     await warm.close();
     await sleep(2000);
     const rssIdleRaw = await rssOf(target.pid);
-    await target.gc();
+    const heapIdle = await target.gc();
     const rssIdle = await rssOf(target.pid);
     const conn = await pool.connect(target.connect, DESKS, target.perWorker);
     if (conn.failed > 0) throw new Error(`${target.label}: ${conn.failed} desks failed to connect: ${conn.errors.join('; ')}`);
     out(`${conn.ok} desks connected and subscribed in ${conn.ms} ms`);
     await sleep(2000);
     const rssDesksRaw = await rssOf(target.pid);
-    await target.gc();
+    const heapDesks = await target.gc();
     const rssDesks = await rssOf(target.pid);
     const mib = (b: number) => (b / 2 ** 20).toFixed(1);
     out(
       `RSS after a full GC: ${mib(rssCold)} MiB before any desk, ${mib(rssIdle)} MiB after ${DESKS} desks came and went, ` +
-        `${mib(rssDesks)} MiB with ${DESKS} idle desks (${mib(rssIdleRaw)} and ${mib(rssDesksRaw)} MiB without the GC)`,
+        `${mib(rssDesks)} MiB with ${DESKS} idle desks (${mib(rssIdleRaw)} and ${mib(rssDesksRaw)} MiB without the GC); ` +
+        `V8 heap used ${((heapDesks - heapIdle) / DESKS / 1024).toFixed(1)} KB per desk`,
     );
 
     await phase(target, pool, WARMUP_S, WINDOW);
@@ -165,7 +169,7 @@ async function measure(make: () => Promise<BroadcastTarget>, profileOut?: string
     out(row('throughput', throughput));
     const paced = await phase(target, pool, PACED_S, Math.max(WINDOW, RATE), RATE);
     out(row(`paced ${RATE}/s`, paced));
-    return { label: target.label, connectMs: conn.ms, rssCold, rssIdle, rssDesks, rssIdleRaw, rssDesksRaw, throughput, paced };
+    return { label: target.label, connectMs: conn.ms, rssCold, rssIdle, rssDesks, heapIdle, heapDesks, rssIdleRaw, rssDesksRaw, throughput, paced };
   } finally {
     await pool.close();
     await target.stop();
@@ -214,13 +218,13 @@ async function main(): Promise<void> {
 
   out('\n== summary');
   out(
-    `${'server'.padEnd(22)} ${'deliveries/s'.padStart(12)} ${'p50'.padStart(6)} ${'p99'.padStart(6)} | ${`at ${RATE}/s`.padStart(12)} ${'p50'.padStart(6)} ${'p99'.padStart(6)} | ${'KB/desk'.padStart(8)} ${'(no GC)'.padStart(8)} ${'srv CPU'.padStart(8)}`,
+    `${'server'.padEnd(22)} ${'deliveries/s'.padStart(12)} ${'p50'.padStart(6)} ${'p99'.padStart(6)} | ${`at ${RATE}/s`.padStart(12)} ${'p50'.padStart(6)} ${'p99'.padStart(6)} | ${'KB/desk'.padStart(8)} ${'(no GC)'.padStart(8)} ${'heap KB'.padStart(8)} ${'srv CPU'.padStart(8)}`,
   );
   for (const r of results) {
     out(
       `${r.label.padEnd(22)} ${fmt(r.throughput.deliveriesPerS).padStart(12)} ${`${r.throughput.p50}ms`.padStart(6)} ${`${r.throughput.p99}ms`.padStart(6)} | ` +
         `${fmt(r.paced.deliveriesPerS).padStart(12)} ${`${r.paced.p50}ms`.padStart(6)} ${`${r.paced.p99}ms`.padStart(6)} | ` +
-        `${((r.rssDesks - r.rssIdle) / DESKS / 1024).toFixed(1).padStart(8)} ${((r.rssDesksRaw - r.rssIdleRaw) / DESKS / 1024).toFixed(1).padStart(8)} ` +
+        `${((r.rssDesks - r.rssIdle) / DESKS / 1024).toFixed(1).padStart(8)} ${((r.rssDesksRaw - r.rssIdleRaw) / DESKS / 1024).toFixed(1).padStart(8)} ${((r.heapDesks - r.heapIdle) / DESKS / 1024).toFixed(1).padStart(8)} ` +
         `${`${r.throughput.serverCpuPct.toFixed(0)}%`.padStart(8)}`,
     );
   }
@@ -246,6 +250,7 @@ async function main(): Promise<void> {
     const coldKb = (cordon.rssDesks - cordon.rssCold) / DESKS / 1024;
     out(`${check(perDeskKb <= 16)} cordon ${perDeskKb.toFixed(1)} KB server RSS per idle desk, read after a full GC (target <= 16 KB)`);
     out(`     the same read without a GC: ${perDeskRawKb.toFixed(1)} KB per desk (handshake garbage included)`);
+    out(`     V8 heap the idle desks hold after a full GC: ${((cordon.heapDesks - cordon.heapIdle) / DESKS / 1024).toFixed(1)} KB per desk`);
     out(
       `     against the RSS before any desk ever connected: ${coldKb.toFixed(1)} KB per desk; ${DESKS} desks that came and went left ` +
         `${((cordon.rssIdle - cordon.rssCold) / 2 ** 20).toFixed(1)} MiB behind (V8's young generation grown by the burst, and pools)`,

@@ -7,7 +7,8 @@
  * latency the same way for all three.
  *
  * IPC: parent → { cmd: 'template', region, epoch, body } once, then { cmd: 'publish', upTo } (send
- * every seq up to upTo now), { cmd: 'gc' } (a full collection, when run with --expose-gc); child → { type: 'listening', port } and { type: 'published', seq }.
+ * every seq up to upTo now), { cmd: 'gc' } (a full collection, when run with --expose-gc); child → { type: 'listening', port }, { type: 'published', seq }
+ * and, after a gc, { type: 'memory', heapUsed }.
  */
 import { createServer } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -69,6 +70,7 @@ process.on('message', (msg: Msg) => {
     const gc = (globalThis as { gc?: () => void }).gc;
     gc?.();
     gc?.();
+    process.send?.({ type: 'memory', heapUsed: process.memoryUsage().heapUsed });
   }
 });
 process.on('disconnect', () => process.exit(0));

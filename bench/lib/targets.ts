@@ -1,7 +1,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import Redis from 'ioredis';
 import type { BenchFixture } from './fixture';
 import { startScript, type RunningProcess } from './node';
@@ -17,8 +18,8 @@ export interface BroadcastTarget {
   label: string;
   pid: number;
   proc?: ChildProcess;
-  /** a full garbage collection in the server, then a moment to settle */
-  gc(): Promise<void>;
+  /** a full garbage collection in the server, then a moment to settle; resolves with the V8 heap used after it (bytes) */
+  gc(): Promise<number>;
   /** what the workers need to open a desk (everything but count) */
   connect: Omit<ConnectCommand, 'cmd' | 'count'>;
   /** extra per-worker connect fields (e.g. a token per worker) */
@@ -57,6 +58,8 @@ export function productionEnv(fx: BenchFixture, keyPrefix: string, subjectPrefix
 export interface CordonNode {
   node: RunningProcess;
   prefix: string;
+  /** where the node writes process.memoryUsage() after each SIGURG collection */
+  memoryOut: string;
   /** Deletes this run's Redis keys. */
   cleanup(): Promise<void>;
 }
@@ -76,9 +79,11 @@ export interface CordonNodeOptions {
 export async function startCordonNode(fx: BenchFixture, opts: CordonNodeOptions = {}): Promise<CordonNode> {
   const stamp = `${Date.now()}${Math.floor(Math.random() * 1000)}`;
   const prefix = `cordon-bench-${stamp}:`;
+  const memoryOut = join(tmpdir(), `cordon-bench-memory-${stamp}.json`);
   // dist/src/server.js as is, under a launcher that can profile and collect garbage on a signal.
   const node = await startScript('dist/bench/lib/instrumented-server.js', {
     NODE_OPTIONS: '--expose-gc',
+    BENCH_MEMORY_OUT: memoryOut,
     ...productionEnv(fx, prefix, `bench${stamp}`),
     ...(opts.profileOut ? { BENCH_PROFILE_OUT: opts.profileOut } : {}),
     ...opts.env,
@@ -92,7 +97,9 @@ export async function startCordonNode(fx: BenchFixture, opts: CordonNodeOptions 
   return {
     node,
     prefix,
+    memoryOut,
     async cleanup() {
+      rmSync(memoryOut, { force: true });
       const redis = new Redis(REDIS_URL);
       try {
         await deleteKeysWithPrefix(redis, prefix);
@@ -114,6 +121,7 @@ export async function cordonTarget(fx: BenchFixture, nextBody: () => string, opt
     async gc() {
       cn.node.proc.kill('SIGURG');
       await new Promise((r) => setTimeout(r, 500));
+      return (JSON.parse(await readFile(cn.memoryOut, 'utf8')) as { heapUsed: number }).heapUsed;
     },
     connect: {
       kind: 'cordon',
@@ -147,8 +155,17 @@ export async function ceilingTarget(kind: 'ws' | 'socketio', region: string, bod
     pid: child.pid ?? 0,
     proc: child,
     async gc() {
+      const heap = new Promise<number>((res) => {
+        const on = (m: { type: string; heapUsed: number }) => {
+          if (m.type !== 'memory') return;
+          child.off('message', on);
+          res(m.heapUsed);
+        };
+        child.on('message', on);
+      });
       child.send({ cmd: 'gc' });
       await new Promise((r) => setTimeout(r, 500));
+      return heap;
     },
     connect:
       kind === 'ws'
