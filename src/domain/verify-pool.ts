@@ -58,7 +58,12 @@ interface Thread {
 /** Verification on the event loop, for `threads: 0` and where libsodium is missing. */
 export const inlineVerifier: VerifyPool = { verify: verifyEd25519, threads: 0, close: async () => undefined };
 
-export function createVerifyPool(threads: number, log?: { warn(obj: object, msg: string): void }): VerifyPool {
+export function createVerifyPool(
+  threads: number,
+  log?: { warn(obj: object, msg: string): void },
+  /** the worker's code (tests give one that fails) */
+  workerSource: string = WORKER_SOURCE,
+): VerifyPool {
   if (threads <= 0 || ED25519_BACKEND !== 'libsodium') return inlineVerifier;
 
   const pool: Thread[] = [];
@@ -71,7 +76,7 @@ export function createVerifyPool(threads: number, log?: { warn(obj: object, msg:
   };
 
   const spawn = (): Thread => {
-    const t: Thread = { worker: new Worker(WORKER_SOURCE, { eval: true }), inflight: [], jobs: 0 };
+    const t: Thread = { worker: new Worker(workerSource, { eval: true }), inflight: [], jobs: 0 };
     t.worker.unref();
     t.worker.on('message', (out: Uint8Array) => {
       const jobs = t.inflight.shift();

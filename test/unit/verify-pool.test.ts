@@ -60,4 +60,23 @@ describe('verification pool (worker threads)', () => {
     await expect(pool.verify(data, a.pub, a.signer(data))).resolves.toBe(true);
     await expect(pool.verify(data, b.pub, a.signer(data))).resolves.toBe(false);
   });
+
+  // Threads run only with libsodium; without it there is no thread to lose.
+  (ED25519_BACKEND === 'libsodium' ? it : it.skip)('verifies on the event loop what a thread that dies was given, replaces the thread and says so', async () => {
+    const warnings: string[] = [];
+    // A thread that exits on its first batch, every time.
+    const dies = "require('node:worker_threads').parentPort.on('message', () => process.exit(3));";
+    const pool = createVerifyPool(1, { warn: (_o, msg) => void warnings.push(msg) }, dies);
+    try {
+      const data = Buffer.from('given to a dying thread');
+      const good = a.signer(data);
+      for (let round = 0; round < 3; round++) {
+        await expect(Promise.all([pool.verify(data, a.pub, good), pool.verify(data, b.pub, good)])).resolves.toEqual([true, false]);
+      }
+      expect(warnings.length).toBeGreaterThanOrEqual(3);
+      expect(warnings[0]).toMatch(/verification thread exited; its jobs verified on the event loop, thread replaced/);
+    } finally {
+      await pool.close();
+    }
+  });
 });
