@@ -2,46 +2,33 @@ import net from 'node:net';
 import Redis from 'ioredis';
 import { LogUnavailableError } from '../../src/ports/region-log';
 import { scanAll } from '../helpers/raw-scan';
-import { createRedisClient } from '../../src/adapters/redis/client';
+import { createRedisClient, deleteKeysWithPrefix } from '../../src/adapters/redis/client';
 import { RedisRegionLog } from '../../src/adapters/redis/region-log';
 import { TEST_REDIS_URL, uniqueKeyPrefix, uniqueRegion } from '../helpers/env';
-import { alertInput, describeRegionLogContract } from './region-log.contract';
-import { deleteKeysWithPrefix } from '../../src/adapters/redis/client';
+import { alertInput, describeRegionLogContract, type RegionLogFixture } from './region-log.contract';
 
-/** Deletes this test's keys only (the database is shared: never flush). */
-
-describeRegionLogContract('redis', async () => {
-  const prefix = uniqueKeyPrefix();
-  const log = new RedisRegionLog(createRedisClient(TEST_REDIS_URL), { prefix, ownsClient: true });
-  const peer = new RedisRegionLog(createRedisClient(TEST_REDIS_URL), { prefix, ownsClient: true });
-  return {
-    log,
-    peer,
-    async cleanup() {
-      const admin = new Redis(TEST_REDIS_URL);
-      await deleteKeysWithPrefix(admin, prefix);
-      await admin.quit();
-      await Promise.all([log.close(), peer.close()]);
-    },
+/** Two adapters over one Redis under a fresh prefix; cleanup deletes this test's keys only (the database is shared: never flush). */
+function redisFixture(opts: { cluster?: boolean } = {}): () => Promise<RegionLogFixture> {
+  return async () => {
+    const prefix = uniqueKeyPrefix();
+    const log = new RedisRegionLog(createRedisClient(TEST_REDIS_URL), { prefix, ownsClient: true, ...opts });
+    const peer = new RedisRegionLog(createRedisClient(TEST_REDIS_URL), { prefix, ownsClient: true, ...opts });
+    return {
+      log,
+      peer,
+      async cleanup() {
+        const admin = new Redis(TEST_REDIS_URL);
+        await deleteKeysWithPrefix(admin, prefix);
+        await admin.quit();
+        await Promise.all([log.close(), peer.close()]);
+      },
+    };
   };
-});
+}
 
+describeRegionLogContract('redis', redisFixture());
 // The same contract with the id index claimed by its own command, every script on one slot.
-describeRegionLogContract('redis, cluster-safe', async () => {
-  const prefix = uniqueKeyPrefix();
-  const log = new RedisRegionLog(createRedisClient(TEST_REDIS_URL), { prefix, ownsClient: true, cluster: true });
-  const peer = new RedisRegionLog(createRedisClient(TEST_REDIS_URL), { prefix, ownsClient: true, cluster: true });
-  return {
-    log,
-    peer,
-    async cleanup() {
-      const admin = new Redis(TEST_REDIS_URL);
-      await deleteKeysWithPrefix(admin, prefix);
-      await admin.quit();
-      await Promise.all([log.close(), peer.close()]);
-    },
-  };
-});
+describeRegionLogContract('redis, cluster-safe', redisFixture({ cluster: true }));
 
 describe('RedisRegionLog (Redis specifics)', () => {
   let admin: Redis;
