@@ -17,10 +17,9 @@ import { auditRoutes } from './http/audit';
 import { natsIngestDoor } from './ingest/nats-door';
 import { streamPlugin } from './ws/stream';
 import { retentionPlugin } from './retention';
+import type { Ed25519Verifier } from './domain/ed25519';
 
 /** Everything the app needs, chosen by the composition root (src/compose.ts) or by a test. */
-import type { Ed25519Verifier } from './domain/verify-pool';
-
 export interface AppDeps {
   config: Readonly<Config>;
   regionLog: RegionLog;

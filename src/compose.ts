@@ -12,7 +12,7 @@ import { RedisRegionLog } from './adapters/redis/region-log';
 import { RedisAuditLog } from './adapters/redis/audit-log';
 import { createRedisClient, quitClient } from './adapters/redis/client';
 import { NatsBus } from './adapters/nats/bus';
-import { createVerifyPool } from './domain/verify-pool';
+import { createVerifyPool } from './ingest/verify-pool';
 import { ensureDevTrustStore } from './dev/dev-trust-store';
 
 export interface Composition {

@@ -29,6 +29,9 @@ export interface Ed25519PublicKey {
   key: KeyObject;
 }
 
+/** One Ed25519 check: on the event loop (verifyEd25519) or on a worker thread (src/ingest/verify-pool.ts). */
+export type Ed25519Verifier = (data: Buffer, publicKey: Ed25519PublicKey, signature: Buffer) => Promise<boolean>;
+
 export function verifyEd25519(data: Buffer, publicKey: Ed25519PublicKey, signature: Buffer): Promise<boolean> {
   if (sodium) {
     return Promise.resolve(signature.length === 64 && sodium.crypto_sign_verify_detached(signature, data, publicKey.raw));

@@ -1,8 +1,7 @@
 import { createHash, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { CordonError } from '../errors';
 import { b64uDecode, b64uEncode } from './base64url';
-import { verifyEd25519 } from './ed25519';
-import type { Ed25519Verifier } from './verify-pool';
+import { verifyEd25519, type Ed25519Verifier } from './ed25519';
 import { canonicalize } from './jcs';
 import { fieldErrors, validator } from './schemas';
 import type { TrustStore } from './trust-store';

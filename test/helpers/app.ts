@@ -1,7 +1,7 @@
-import { createVerifyPool } from '../../src/domain/verify-pool';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildApp, type AppContext, type AppDeps } from '../../src/app';
+import { createVerifyPool } from '../../src/ingest/verify-pool';
 import { loadConfig, type Config } from '../../src/config';
 import { RegionRegistry } from '../../src/domain/regions';
 import type { AlertContent, Receipt, Region, Submission, Token } from '../../src/domain/types';

@@ -1,6 +1,6 @@
 import { createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
 import { ED25519_BACKEND, type Ed25519PublicKey } from '../../src/domain/ed25519';
-import { createVerifyPool, inlineVerifier } from '../../src/domain/verify-pool';
+import { createVerifyPool, inlineVerifier } from '../../src/ingest/verify-pool';
 
 function keyPair(): { pub: Ed25519PublicKey; signer: (data: Buffer) => Buffer } {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');

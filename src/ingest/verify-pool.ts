@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { ED25519_BACKEND, verifyEd25519, type Ed25519PublicKey } from './ed25519';
+import { ED25519_BACKEND, verifyEd25519, type Ed25519PublicKey, type Ed25519Verifier } from '../domain/ed25519';
 
 /**
  * Ed25519 verification off the event loop: worker threads running libsodium. Verification is the
@@ -12,8 +12,6 @@ import { ED25519_BACKEND, verifyEd25519, type Ed25519PublicKey } from './ed25519
  * copied, and one result byte per job comes back. A worker that fails or exits has its jobs
  * verified on the event loop instead: no submission is refused because a thread died.
  */
-export type Ed25519Verifier = (data: Buffer, publicKey: Ed25519PublicKey, signature: Buffer) => Promise<boolean>;
-
 export interface VerifyPool {
   verify: Ed25519Verifier;
   /** worker threads in use (0: verification runs on the event loop) */
