@@ -1,4 +1,7 @@
+import type { AddressInfo } from 'node:net';
+import Redis from 'ioredis';
 import { makeTestApp, type TestApp } from '../helpers/app';
+import { TEST_REDIS_URL } from '../helpers/env';
 import { validContent, timestamp } from '../fixtures/alerts';
 import { validator } from '../../src/domain/schemas';
 import { deliveredJson, rawEntryView, type LogEntry } from '../../src/ports/region-log';
@@ -472,6 +475,46 @@ describe('history on Redis: GET /v1/regions/{region}/alerts and GET /v1/alerts/{
     expect(got.length).toBeLessThan(count);
     // What did arrive is gapless from the start.
     expect(got).toEqual(got.map((_, i) => base + 1 + i));
+  });
+  test('a client that leaves in the middle of an export stops it: the export connection to Redis closes, the node serves on', async () => {
+    const body = JSON.stringify(t.sign(validContent({ region: C, description: 'y'.repeat(30_000) })));
+    const base = (await t.deps.regionLog.state(C)).latest;
+    await Promise.all(
+      Array.from({ length: 600 }, (_, j) =>
+        t.deps.regionLog.append({
+          region: C,
+          id: `alert--00000000-0000-4000-9000-${String(j).padStart(12, '0')}`,
+          modified: '2026-01-01T00:00:00.000Z',
+          created: '2026-01-01T00:00:00.000Z',
+          issuerState: 'KG',
+          revoked: false,
+          contentHash: `abort-${j}`,
+          body,
+        }),
+      ),
+    );
+    const admin = new Redis(TEST_REDIS_URL);
+    const clients = async () => String(await admin.call('CLIENT', 'LIST')).trim().split('\n').length;
+    try {
+      const before = await clients();
+      const address = t.app.server.listening ? `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}` : await t.app.listen({ port: 0, host: '127.0.0.1' });
+      const abort = new AbortController();
+      const res = await fetch(`${address}/v1/regions/${C}/alerts?after=${base}`, {
+        headers: { authorization: `Bearer ${kg()}`, accept: 'application/x-ndjson' },
+        signal: abort.signal,
+      });
+      expect(res.status).toBe(200);
+      await res.body!.getReader().read();
+      // About 18 MB cannot all sit in socket buffers: the scan is paused on its own connection.
+      expect(await clients()).toBe(before + 1);
+      abort.abort();
+      const deadline = Date.now() + 5000;
+      while ((await clients()) > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      expect(await clients()).toBe(before);
+      expect((await get(`/v1/regions/${C}/alerts?after=${base}&limit=2`, kg())).statusCode).toBe(200);
+    } finally {
+      await admin.quit();
+    }
   });
 });
 
