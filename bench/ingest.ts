@@ -5,6 +5,7 @@
  *
  *   npm run bench:ingest            (BENCH_DURATION_S=20 BENCH_CONNECTIONS=50 by default)
  */
+import { cpus, loadavg } from 'node:os';
 import autocannon from 'autocannon';
 import Redis from 'ioredis';
 import { deleteKeysWithPrefix } from '../src/adapters/redis/client';
@@ -62,6 +63,11 @@ async function main(): Promise<void> {
   const fx = makeFixture();
   const prefix = `cordon-bench-${Date.now()}:`;
   const count = MAX_RATE * (DURATION_S + 2);
+  process.stdout.write(
+    `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ` +
+      `node with CORDON_VERIFY_THREADS=${process.env.CORDON_VERIFY_THREADS ?? '1 (default)'}\n`,
+  );
+  if (loadavg()[0] > 1) process.stdout.write('WARNING: the machine is busy before the run; figures will be noisy\n');
   process.stdout.write(`signing ${count} distinct alerts of ~1.5 KB...\n`);
   const bodies: string[] = new Array(count);
   for (let n = 0; n < count; n++) bodies[n] = JSON.stringify(fx.sign(benchContent(fx.region)));
