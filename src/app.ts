@@ -17,7 +17,7 @@ import { auditRoutes } from './http/audit';
 import { natsIngestDoor } from './ingest/nats-door';
 import { streamPlugin } from './ws/stream';
 import { retentionPlugin } from './retention';
-import type { Ed25519Verifier } from './domain/ed25519';
+import type { SubmissionCheck } from './domain/signature';
 
 /** Everything the app needs, chosen by the composition root (src/compose.ts) or by a test. */
 export interface AppDeps {
@@ -30,8 +30,8 @@ export interface AppDeps {
   metrics: Metrics;
   /** Milliseconds since the epoch; tests may pin it. */
   now: () => number;
-  /** Ed25519 verification for ingest (default: on the event loop). */
-  verify?: Ed25519Verifier;
+  /** Ingest's signature check on worker threads (src/ingest/verify-pool.ts); unset: on the event loop. */
+  check?: SubmissionCheck;
 }
 
 /** Shared across plugins of one app; set by buildApp. */

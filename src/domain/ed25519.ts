@@ -7,11 +7,11 @@ import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
  * threadpool instead. Both reject what RFC 8032 rejects; libsodium is stricter on small-order
  * points and non-canonical encodings, which only ever refuses more.
  */
-interface Sodium {
+export interface Sodium {
   crypto_sign_verify_detached(signature: Buffer, message: Buffer, publicKey: Buffer): boolean;
 }
 
-function loadSodium(): Sodium | undefined {
+export function loadSodium(): Sodium | undefined {
   try {
     return require('sodium-native') as Sodium;
   } catch {
@@ -28,9 +28,6 @@ export interface Ed25519PublicKey {
   raw: Buffer;
   key: KeyObject;
 }
-
-/** One Ed25519 check: on the event loop (verifyEd25519) or on a worker thread (src/ingest/verify-pool.ts). */
-export type Ed25519Verifier = (data: Buffer, publicKey: Ed25519PublicKey, signature: Buffer) => Promise<boolean>;
 
 export function verifyEd25519(data: Buffer, publicKey: Ed25519PublicKey, signature: Buffer): Promise<boolean> {
   if (sodium) {

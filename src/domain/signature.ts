@@ -1,7 +1,7 @@
 import { createHash, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { CordonError } from '../errors';
 import { b64uDecode, b64uEncode } from './base64url';
-import { verifyEd25519, type Ed25519Verifier } from './ed25519';
+import { verifyEd25519, type Ed25519PublicKey } from './ed25519';
 import { canonicalize } from './jcs';
 import { fieldErrors, validator } from './schemas';
 import type { TrustStore } from './trust-store';
@@ -16,8 +16,6 @@ export interface VerifiedSubmission {
   kid: string;
   iat: number;
   state: string;
-  /** The signed payload: the UTF-8 JCS bytes of content. */
-  payload: Buffer;
   /** base64url SHA-256 of payload: the identity of this exact content. */
   contentHash: string;
 }
@@ -28,9 +26,20 @@ export interface VerifyOptions {
   maxAgeS: number;
   /** iat may be at most this far in the future (contract default 5 min). */
   maxSkewS: number;
-  /** the Ed25519 check itself (default: verifyEd25519 on the event loop). */
-  verify?: Ed25519Verifier;
+  /**
+   * The signature check done elsewhere (worker threads, src/ingest/verify-pool.ts) from the
+   * submission's bytes as received; without it, it runs here on the event loop.
+   */
+  offload?: { raw: Buffer; check: SubmissionCheck };
 }
+
+export type SubmissionCheckResult = { outcome: 'valid'; contentHash: string } | { outcome: 'invalid' | 'uncanonical' };
+
+/**
+ * From a submission's bytes: the RFC 8785 form of content, its hash, and the Ed25519 check over
+ * the signing input with `key`, as verifySubmission does them.
+ */
+export type SubmissionCheck = (raw: Buffer, key: Ed25519PublicKey) => Promise<SubmissionCheckResult>;
 
 const FORBIDDEN_HEADER_PARAMS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256', 'crit', 'b64'];
 // alg, kid, typ, iat and the three string values: any more strings means a repeated member.
@@ -77,12 +86,6 @@ export async function verifySubmission(sub: Submission, store: TrustStore, opts:
   const key = store.alertKey(header.kid);
   if (!key) throw new CordonError('SIGNATURE_KEY_UNKNOWN', 'kid is not an alert key in the trust store');
 
-  let payload: Buffer;
-  try {
-    payload = Buffer.from(canonicalize(sub.content), 'utf8');
-  } catch (err) {
-    throw new CordonError('SUBMISSION_INVALID', 'content cannot be canonicalised (RFC 8785)', { cause: err });
-  }
   let sig: Buffer;
   try {
     sig = b64uDecode(sub.sig.signature);
@@ -90,8 +93,9 @@ export async function verifySubmission(sub: Submission, store: TrustStore, opts:
     throw new CordonError('SIGNATURE_INVALID', 'signature is not base64url');
   }
   if (sig.length !== 64) throw new CordonError('SIGNATURE_INVALID', 'an Ed25519 signature is 64 bytes');
-  const signingInput = Buffer.from(sub.sig.protected + '.' + payload.toString('base64url'), 'ascii');
-  if (!(await (opts.verify ?? verifyEd25519)(signingInput, key, sig))) {
+  const checked = opts.offload ? await opts.offload.check(opts.offload.raw, key) : await checkHere(sub, key, sig);
+  if (checked.outcome === 'uncanonical') throw new CordonError('SUBMISSION_INVALID', 'content cannot be canonicalised (RFC 8785)');
+  if (checked.outcome !== 'valid') {
     throw new CordonError('SIGNATURE_INVALID', 'signature does not verify over the JCS form of content');
   }
 
@@ -121,13 +125,20 @@ export async function verifySubmission(sub: Submission, store: TrustStore, opts:
     throw new CordonError('KEY_NOT_VALID', 'key is revoked');
   }
 
-  return {
-    kid: key.kid,
-    iat,
-    state: key.state,
-    payload,
-    contentHash: contentHashOf(payload),
-  };
+  return { kid: key.kid, iat, state: key.state, contentHash: checked.contentHash };
+}
+
+/** The check on the event loop: RFC 8785 form, Ed25519 (verifyEd25519), content hash. */
+async function checkHere(sub: Submission, key: Ed25519PublicKey, sig: Buffer): Promise<SubmissionCheckResult> {
+  let payload: Buffer;
+  try {
+    payload = Buffer.from(canonicalize(sub.content), 'utf8');
+  } catch {
+    return { outcome: 'uncanonical' };
+  }
+  const signingInput = Buffer.from(sub.sig.protected + '.' + payload.toString('base64url'), 'ascii');
+  if (!(await verifyEd25519(signingInput, key, sig))) return { outcome: 'invalid' };
+  return { outcome: 'valid', contentHash: contentHashOf(payload) };
 }
 
 /** The identity of a version's content: base64url SHA-256 of its JCS bytes (equal hash = identical version). */

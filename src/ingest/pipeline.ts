@@ -59,7 +59,8 @@ export function createIngest(deps: AppDeps, log: FastifyBaseLogger): Ingest {
   const { config, regionLog, bus, audit, trust, regions, metrics, now } = deps;
   const memberStates: ReadonlySet<string> = new Set(regions.list().flatMap((r) => r.states));
   const parseLimits = { maxBytes: config.maxBodyBytes, maxDepth: config.maxJsonDepth };
-  const window = { maxAgeS: config.sigMaxAgeS, maxSkewS: config.sigMaxSkewS, verify: deps.verify };
+  const window = { maxAgeS: config.sigMaxAgeS, maxSkewS: config.sigMaxSkewS };
+  const { check } = deps;
 
   async function accept(raw: Buffer | string, door: Door, subjectRegion?: string): Promise<IngestResult> {
     const submission = validateSubmission(parseJson(raw, parseLimits), { regions, memberStates });
@@ -67,7 +68,9 @@ export function createIngest(deps: AppDeps, log: FastifyBaseLogger): Ingest {
     if (subjectRegion !== undefined && subjectRegion !== content.region) {
       throw new CordonError('INGEST_SUBJECT_MISMATCH', `subject region ${subjectRegion} differs from content.region`);
     }
-    const verified = await verifySubmission(submission, trust, { nowMs: now(), ...window });
+    // The bytes as received go to the signature check: it needs nothing the event loop built.
+    const offload = check && { raw: typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw, check };
+    const verified = await verifySubmission(submission, trust, { nowMs: now(), ...window, offload });
     const actor = `${verified.state}/${verified.kid}`;
     let outcome;
     try {

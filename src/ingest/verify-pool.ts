@@ -1,49 +1,33 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { ED25519_BACKEND, verifyEd25519, type Ed25519PublicKey, type Ed25519Verifier } from '../domain/ed25519';
+import { ED25519_BACKEND, loadSodium, type Ed25519PublicKey } from '../domain/ed25519';
+import type { SubmissionCheck, SubmissionCheckResult } from '../domain/signature';
+import { ANSWER_BYTES, JOB_HEADER, STATUS, verifyJob, WORKER_ROLE } from './verify-worker';
 
 /**
- * Ed25519 verification off the event loop: worker threads running libsodium. Verification is the
- * largest single CPU cost of ingest (about 70 µs of the event loop's time per alert here); on a
- * worker the event loop keeps only parsing, validation and I/O, and verification runs on another
- * core while it does.
+ * Signature checks off the event loop: worker threads (src/ingest/verify-worker.ts) that take a
+ * submission's bytes as received and do its RFC 8785 form, content hash and Ed25519 check
+ * (libsodium). Together those are about 90 µs per alert here, most of ingest's CPU; on a worker
+ * the event loop keeps parsing, validation and I/O, and another core checks signatures meanwhile.
  *
- * Submissions arriving in one turn of the event loop go to a worker as ONE message: every job
- * (public key, signature, signed bytes) packed into one buffer whose memory is transferred, not
- * copied, and one result byte per job comes back. A worker that fails or exits has its jobs
- * verified on the event loop instead: no submission is refused because a thread died.
+ * Submissions arriving in one turn of the event loop go to a thread as ONE message: every job
+ * (public key and bytes) packed into one buffer whose memory is transferred, not copied; a status
+ * byte and the content hash per job come back. A thread that fails or exits has its jobs checked
+ * on the event loop instead: no submission is refused because a thread died.
  */
 export interface VerifyPool {
-  verify: Ed25519Verifier;
-  /** worker threads in use (0: verification runs on the event loop) */
+  /** the check on the worker threads; undefined when there are none (verify on the event loop) */
+  check: SubmissionCheck | undefined;
+  /** worker threads in use */
   readonly threads: number;
   close(): Promise<void>;
 }
 
-/** The worker: unpacks a batch, verifies each job with libsodium, answers one byte per job. */
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const sodium = require('sodium-native');
-parentPort.on('message', (ab) => {
-  const b = Buffer.from(ab);
-  const n = b.readUInt32LE(0);
-  const out = new Uint8Array(n);
-  let o = 4;
-  for (let i = 0; i < n; i++) {
-    const len = b.readUInt32LE(o);
-    const pk = b.subarray(o + 4, o + 36);
-    const sig = b.subarray(o + 36, o + 100);
-    out[i] = sodium.crypto_sign_verify_detached(sig, b.subarray(o + 100, o + 100 + len), pk) ? 1 : 0;
-    o += 100 + len;
-  }
-  parentPort.postMessage(out, [out.buffer]);
-});
-`;
-
 interface Job {
-  data: Buffer;
+  raw: Buffer;
   key: Ed25519PublicKey;
-  sig: Buffer;
-  resolve(ok: boolean): void;
+  resolve(r: SubmissionCheckResult): void;
 }
 
 interface Thread {
@@ -53,35 +37,60 @@ interface Thread {
   jobs: number;
 }
 
-/** Verification on the event loop, for `threads: 0` and where libsodium is missing. */
-export const inlineVerifier: VerifyPool = { verify: verifyEd25519, threads: 0, close: async () => undefined };
+/** No threads: verifySubmission checks signatures on the event loop. */
+export const NO_POOL: VerifyPool = { check: undefined, threads: 0, close: async () => undefined };
+
+/** The compiled worker beside this file, or (running from the TypeScript sources, as tests do) its build. */
+function workerFile(): string | undefined {
+  const here = join(__dirname, 'verify-worker.js');
+  if (existsSync(here)) return here;
+  const built = resolve(__dirname, '..', '..', 'dist', 'src', 'ingest', 'verify-worker.js');
+  return existsSync(built) ? built : undefined;
+}
+
+function answer(out: Uint8Array, at: number): SubmissionCheckResult {
+  const status = out[at];
+  if (status === STATUS.VALID) return { outcome: 'valid', contentHash: Buffer.from(out.subarray(at + 1, at + ANSWER_BYTES)).toString('base64url') };
+  return { outcome: status === STATUS.UNCANONICAL ? 'uncanonical' : 'invalid' };
+}
 
 export function createVerifyPool(
   threads: number,
   log?: { warn(obj: object, msg: string): void },
-  /** the worker's code (tests give one that fails) */
-  workerSource: string = WORKER_SOURCE,
+  /** the worker's script (tests give one that fails) */
+  file: string | undefined = workerFile(),
 ): VerifyPool {
-  if (threads <= 0 || ED25519_BACKEND !== 'libsodium') return inlineVerifier;
+  const sodium = loadSodium();
+  if (threads <= 0 || ED25519_BACKEND !== 'libsodium' || !sodium) return NO_POOL;
+  if (!file) {
+    log?.warn({}, 'verification thread script not found (build missing?); signatures are checked on the event loop');
+    return NO_POOL;
+  }
+  const script = file;
 
   const pool: Thread[] = [];
   let pending: Job[] = [];
   let scheduled = false;
   let closed = false;
 
-  const fallback = (jobs: Job[]) => {
-    for (const j of jobs) void verifyEd25519(j.data, j.key, j.sig).then(j.resolve);
+  /** On the event loop, exactly as a thread would. */
+  const inline = (jobs: Job[]) => {
+    const out = new Uint8Array(ANSWER_BYTES);
+    for (const j of jobs) {
+      verifyJob(j.raw, j.key.raw, sodium, out, 0);
+      j.resolve(answer(out, 0));
+    }
   };
 
   const spawn = (): Thread => {
-    const t: Thread = { worker: new Worker(workerSource, { eval: true }), inflight: [], jobs: 0 };
+    const t: Thread = { worker: new Worker(script, { workerData: { role: WORKER_ROLE } }), inflight: [], jobs: 0 };
     t.worker.unref();
     t.worker.on('message', (out: Uint8Array) => {
       const jobs = t.inflight.shift();
       if (!jobs) return;
       t.jobs -= jobs.length;
       if (t.jobs === 0) t.worker.unref();
-      for (let i = 0; i < jobs.length; i++) jobs[i].resolve(out[i] === 1);
+      for (let i = 0; i < jobs.length; i++) jobs[i].resolve(answer(out, i * ANSWER_BYTES));
     });
     const lost = (why: string, err?: unknown) => {
       const i = pool.indexOf(t);
@@ -89,9 +98,9 @@ export function createVerifyPool(
       pool.splice(i, 1);
       const jobs = t.inflight.flat();
       t.inflight = [];
-      fallback(jobs);
+      inline(jobs);
       if (!closed) {
-        log?.warn({ err, jobs: jobs.length }, `verification thread ${why}; its jobs verified on the event loop, thread replaced`);
+        log?.warn({ err, jobs: jobs.length }, `verification thread ${why}; its jobs checked on the event loop, thread replaced`);
         pool.push(spawn());
       }
     };
@@ -106,18 +115,17 @@ export function createVerifyPool(
     const jobs = pending;
     pending = [];
     if (jobs.length === 0) return;
-    if (pool.length === 0) return fallback(jobs);
+    if (pool.length === 0) return inline(jobs);
     let size = 4;
-    for (const j of jobs) size += 100 + j.data.length;
+    for (const j of jobs) size += JOB_HEADER + j.raw.length;
     const b = Buffer.allocUnsafeSlow(size);
     b.writeUInt32LE(jobs.length, 0);
     let o = 4;
     for (const j of jobs) {
-      b.writeUInt32LE(j.data.length, o);
+      b.writeUInt32LE(j.raw.length, o);
       j.key.raw.copy(b, o + 4);
-      j.sig.copy(b, o + 36);
-      j.data.copy(b, o + 100);
-      o += 100 + j.data.length;
+      j.raw.copy(b, o + JOB_HEADER);
+      o += JOB_HEADER + j.raw.length;
     }
     let t = pool[0];
     for (const c of pool) if (c.jobs < t.jobs) t = c;
@@ -129,12 +137,12 @@ export function createVerifyPool(
 
   return {
     threads,
-    verify(data, key, sig) {
-      if (sig.length !== 64 || key.raw.length !== 32) return Promise.resolve(false);
-      // After close() (a shutdown still finishing requests), on the event loop.
-      if (closed) return verifyEd25519(data, key, sig);
-      return new Promise<boolean>((resolve) => {
-        pending.push({ data, key, sig, resolve });
+    check(raw, key) {
+      return new Promise<SubmissionCheckResult>((resolve) => {
+        const job = { raw, key, resolve };
+        // After close() (a shutdown still finishing requests), on the event loop.
+        if (closed) return inline([job]);
+        pending.push(job);
         if (!scheduled) {
           scheduled = true;
           setImmediate(flush);
@@ -150,7 +158,7 @@ export function createVerifyPool(
           (t) =>
             new Promise<void>((resolve) => {
               const done = () => void t.worker.terminate().then(() => resolve(), () => resolve());
-              // A thread that dies meanwhile had its jobs verified on the event loop.
+              // A thread that dies meanwhile had its jobs checked on the event loop.
               t.worker.once('exit', () => resolve());
               if (t.jobs === 0) return done();
               t.worker.on('message', () => t.jobs === 0 && done());

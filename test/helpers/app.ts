@@ -106,7 +106,7 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
       regions,
       metrics: createMetrics({ defaultMetrics: false }),
       now: opts.now ?? Date.now,
-      verify: verifier.verify,
+      check: verifier.check,
     };
   } else {
     deps = {
