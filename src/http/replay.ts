@@ -194,15 +194,12 @@ function objectJson(text: string, start: number): string | undefined {
   return undefined;
 }
 
-type Page = ReadResult;
-/** Reads the page after a seq of one region. */
-type PageFetch<R extends Page> = (after: number, limit: number) => Promise<R>;
 
 /**
  * Reads one region log forward in bounded batches and never skips: a hole (history trimmed under
  * the reader, or before the position asked for) or a change of epoch is a HISTORY_TRIMMED error.
  */
-class LogReader<R extends Page> {
+class LogReader {
   /** the last seq read (or the position asked for, before the first read). */
   cursor: number;
   /** the position the reading really started after, once first() has run. */
@@ -210,13 +207,14 @@ class LogReader<R extends Page> {
   private epoch: string | null = null;
 
   constructor(
-    private readonly page: PageFetch<R>,
+    private readonly log: RegionLog,
+    private readonly region: string,
     private readonly from: { after: number; fromOldest?: boolean; sinceSeq?: number; epoch?: string },
   ) {
     this.cursor = from.after;
   }
 
-  async first(limit: number): Promise<R> {
+  async first(limit: number): Promise<ReadResult> {
     let r = await this.fetch(limit);
     const { epoch, fromOldest, sinceSeq } = this.from;
     if (epoch !== undefined && r.epoch !== epoch) {
@@ -243,7 +241,7 @@ class LogReader<R extends Page> {
     return r;
   }
 
-  async read(limit: number): Promise<R> {
+  async read(limit: number): Promise<ReadResult> {
     const r = await this.fetch(limit);
     if (this.epoch !== null && r.epoch !== this.epoch) {
       throw historyTrimmed(r, 'The region log was replaced (new epoch) while it was being read; start again from earliest');
@@ -254,28 +252,28 @@ class LogReader<R extends Page> {
     return r;
   }
 
-  private async fetch(limit: number): Promise<R> {
+  private async fetch(limit: number): Promise<ReadResult> {
     try {
-      return await this.page(this.cursor, limit);
+      return await this.log.read(this.region, this.cursor, limit);
     } catch (err) {
       return unavailable(err);
     }
   }
 
-  private hasGap(r: R): boolean {
+  private hasGap(r: ReadResult): boolean {
     const want = this.cursor + 1;
     return want <= r.latest && (r.entries.length === 0 || r.entries[0].seq !== want);
   }
 
-  private advance(r: R): void {
+  private advance(r: ReadResult): void {
     if (r.entries.length > 0) this.cursor = r.entries[r.entries.length - 1].seq;
   }
 }
 
 /** Where reading starts: `after`, the first alert at or after `since`, or the oldest held. */
-async function startOf<R extends Page>(log: RegionLog, region: string, q: ReplayQuery, page: PageFetch<R>): Promise<LogReader<R>> {
+async function startOf(log: RegionLog, region: string, q: ReplayQuery): Promise<LogReader> {
   if (q.since === undefined) {
-    return new LogReader(page, { after: q.after ?? 0, fromOldest: q.after === undefined, epoch: q.epoch });
+    return new LogReader(log, region, { after: q.after ?? 0, fromOldest: q.after === undefined, epoch: q.epoch });
   }
   const sinceMs = Date.parse(q.since);
   let before: RegionState;
@@ -291,14 +289,14 @@ async function startOf<R extends Page>(log: RegionLog, region: string, q: Replay
     if (before.earliest === 0 && before.latest > 0) {
       throw historyTrimmed(before, 'Every alert of this region was trimmed; some may have been received after since');
     }
-    return new LogReader(page, { after: before.latest, epoch: q.epoch });
+    return new LogReader(log, region, { after: before.latest, epoch: q.epoch });
   }
-  return new LogReader(page, { after: seq - 1, sinceSeq: seq, epoch: q.epoch });
+  return new LogReader(log, region, { after: seq - 1, sinceSeq: seq, epoch: q.epoch });
 }
 
 /** The JSON page (contract §8), concatenated from the stored bodies. */
 async function readPage(
-  reader: LogReader<ReadResult>,
+  reader: LogReader,
   token: Token,
   limit: number,
   batch: number,
@@ -474,7 +472,7 @@ class ExportWriter implements RawScanSink {
 async function streamExport(
   res: ServerResponse,
   log: RegionLog,
-  reader: LogReader<ReadResult>,
+  reader: LogReader,
   first: ReadResult,
   top: number,
   token: Token,
@@ -529,8 +527,8 @@ export async function replayRoutes(app: FastifyInstance, ctx: AppContext): Promi
     if (!region || !mayWatch(token, region)) throw new CordonError('REGION_NOT_FOUND');
 
     const log = ctx.regionLog;
+    const reader = await startOf(log, region.code, q);
     if (format === 'json') {
-      const reader = await startOf(log, region.code, q, (after, limit) => log.read(region.code, after, limit));
       const page = await readPage(reader, token, q.limit, batch);
       if (purpose !== undefined) {
         await recordReplay(ctx.audit, token, purpose, {
@@ -546,7 +544,6 @@ export async function replayRoutes(app: FastifyInstance, ctx: AppContext): Promi
       return reply.type(JSON_TYPE).send(page.body);
     }
 
-    const reader = await startOf(log, region.code, q, (after, limit) => log.read(region.code, after, limit));
     // Errors up to the first read still answer as problems; the top is fixed now.
     const first = await reader.first(1);
     const top = Math.max(first.latest, reader.start);
