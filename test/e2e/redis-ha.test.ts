@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import { validContent } from '../fixtures/alerts';
+import { ndjsonAlerts } from '../helpers/ndjson';
 import { TEST_REDIS_URL, uniqueId, uniqueRegion } from '../helpers/env';
 import { freePort, killAllNodes, startNode, type CordonNode } from '../helpers/procs';
 import { HAS_REDIS_SERVER, startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster';
@@ -126,6 +127,5 @@ async function publishPageExport(node: CordonNode, cfg: ReturnType<typeof writeC
     headers: { ...auth, accept: 'application/x-ndjson' },
   });
   expect(exported.status).toBe(200);
-  const lines = (await exported.text()).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { seq: number });
-  expect(lines.map((l) => l.seq)).toEqual(all);
+  expect(ndjsonAlerts(await exported.text()).map((l) => l.seq)).toEqual(all);
 }

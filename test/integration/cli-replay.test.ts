@@ -5,13 +5,8 @@ import { makeTestApp, type TestApp } from '../helpers/app';
 import { validContent } from '../fixtures/alerts';
 import { runCordon } from '../helpers/cli';
 import { resumePoint } from '../../src/cli/replay';
+import { ndjsonAlerts as lines } from '../helpers/ndjson';
 import type { DeliveredAlert, Receipt } from '../../src/domain/types';
-
-const lines = (text: string) =>
-  text
-    .split('\n')
-    .filter((l) => l.length > 0)
-    .map((l) => JSON.parse(l) as DeliveredAlert);
 
 describe('cordon replay and cordon audit against a listening node on Redis', () => {
   let t: TestApp;

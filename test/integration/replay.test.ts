@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import Redis from 'ioredis';
 import { makeTestApp, type TestApp } from '../helpers/app';
+import { ndjsonAlerts as ndjson } from '../helpers/ndjson';
 import { TEST_REDIS_URL } from '../helpers/env';
 import { validContent, timestamp } from '../fixtures/alerts';
 import { validator } from '../../src/domain/schemas';
@@ -28,12 +29,6 @@ const asDelivered = (sub: Submission, r: Receipt): DeliveredAlert => ({
   content: sub.content,
   sig: sub.sig,
 });
-
-const ndjson = (body: string) =>
-  body
-    .split('\n')
-    .filter((l) => l.length > 0)
-    .map((l) => JSON.parse(l) as DeliveredAlert);
 
 describe('history on Redis: GET /v1/regions/{region}/alerts and GET /v1/alerts/{id}', () => {
   let t: TestApp;
