@@ -38,6 +38,7 @@ export interface Config {
   wsPingMs: number;
   verifyThreads: number;
   positionCheckMs: number;
+  wsLogLostCloseMs: number;
   shutdownGraceMs: number;
   replayBatch: number;
   trustProxy: boolean;
@@ -62,6 +63,7 @@ const INTEGER_VARS = new Set([
   'CORDON_WS_PING_MS',
   'CORDON_VERIFY_THREADS',
   'CORDON_POSITION_CHECK_MS',
+  'CORDON_WS_LOG_LOST_CLOSE_MS',
   'CORDON_SHUTDOWN_GRACE_MS',
   'CORDON_REPLAY_BATCH',
 ]);
@@ -137,6 +139,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     wsPingMs: v.CORDON_WS_PING_MS,
     verifyThreads: v.CORDON_VERIFY_THREADS,
     positionCheckMs: v.CORDON_POSITION_CHECK_MS,
+    wsLogLostCloseMs: v.CORDON_WS_LOG_LOST_CLOSE_MS,
     shutdownGraceMs: v.CORDON_SHUTDOWN_GRACE_MS,
     replayBatch: v.CORDON_REPLAY_BATCH,
     trustProxy: v.CORDON_TRUST_PROXY,

@@ -138,6 +138,12 @@ export interface RegionLog {
    */
   scanRaw(range: RawScanRange, sink: RawScanSink): Promise<number>;
   state(region: string): Promise<RegionState>;
+  /**
+   * Gives the entries held a new epoch if the region's epoch is still `expected` (compare-and-set),
+   * and returns the state after. Used when a node finds the log rolled back under its epoch
+   * (contract §6.5): seqs would be reused, so desks must hear `epoch-changed` instead.
+   */
+  rotateEpoch(region: string, expected: string): Promise<RegionState>;
   /** The first seq received at or after `timeMs` (null if none). */
   seqAtOrAfter(region: string, timeMs: number): Promise<number | null>;
   /** Every held version of alert `id`, oldest first ([] when unknown). */

@@ -486,6 +486,11 @@ class Subscription implements FeedListener {
     }
   }
 
+  logLost(): void {
+    if (this.stopped) return;
+    this.session.close(CLOSE.LOG_UNREACHABLE, 'region log unreachable from this node; resume on another');
+  }
+
   resync(): void {
     if (this.mode !== 'live') return;
     this.mode = 'recovering';

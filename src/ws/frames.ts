@@ -141,6 +141,8 @@ export const CLOSE = {
   SHUTTING_DOWN: 4001,
   /** The desk did not read fast enough; its queue was full. Resume from the last seq held. */
   TOO_SLOW: 4002,
+  /** This node cannot reach the region log: resume on another node. */
+  LOG_UNREACHABLE: 4003,
   /** A frame over the size bound, or frames faster than the rate bound. */
   PROTOCOL_VIOLATION: 4500,
   /** The token expired during the session. */

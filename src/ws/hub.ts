@@ -1,17 +1,21 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AlertContent } from '../domain/types';
+import type { Doorbell } from '../ports/bus';
 import { deliveredJson, type LogEntry, type ReadResult, type RegionLog, type RegionState } from '../ports/region-log';
 import { alertFrame, wsTextFrame } from './frames';
 import { firstHeld } from './recovery';
 
 /**
- * The hub: this node's side of fan-out (design notes "The log: append and publish", receiving
- * side). Every node receives every delivered alert from the bus; per watched region the hub keeps
- * the last seq it delivered and hands alerts to local subscriptions strictly in seq order. The bus
- * is only the doorbell: a seq that jumps ahead makes the hub read the missing range from the
- * region log first, and a periodic position check finds a lost last message. Regions nobody on
- * this node watches cost nothing but a prefix match per message.
+ * The hub: this node's side of fan-out (design notes "The doorbell, strictly"). The bus is only a
+ * doorbell: a message on a region's alert subject tells the hub that the region grew, nothing
+ * more. Per watched region the hub keeps the last seq it delivered and reads what follows from the
+ * region log, one read per burst (doorbells that ring while a read is in flight coalesce into the
+ * next), handing the entries to local subscriptions strictly in seq order. A forged or altered bus
+ * message can therefore at most make the hub read the log early. A periodic position check finds a
+ * lost last doorbell, a new epoch, and a log rolled back under its epoch (which it answers by
+ * rotating the epoch, so desks hear of it). Regions nobody on this node watches cost one map look-up
+ * per message.
  */
 
 /** One delivered alert as the hub hands it to subscriptions: parsed once per node. */
@@ -25,6 +29,8 @@ export interface Delivery {
   key: AlertContent;
   id: string;
   modified: string;
+  /** the entry's received_at: a different one at a delivered seq means the log was rolled back */
+  receivedAt: string;
 }
 
 /** A page of a region log with its entries as deliveries (shared, read-only). */
@@ -40,6 +46,8 @@ export interface FeedListener {
   offer(d: Delivery): void;
   /** The region's epoch changed under it: recover from the log (announcing the gap). */
   resync(): void;
+  /** The region log has been unreachable from this node for too long: send the desk elsewhere. */
+  logLost(): void;
 }
 
 export interface StreamMetrics {
@@ -49,7 +57,8 @@ export interface StreamMetrics {
   gaps: Counter<'reason'>;
   slowCloses: Counter;
   regionLag: Gauge<'region'>;
-  repairs: Counter<'region'>;
+  deliveredFromLog: Counter<'region'>;
+  rollbacks: Counter<'region'>;
 }
 
 /**
@@ -93,12 +102,22 @@ export function createStreamMetrics(registry: Registry): StreamMetrics {
           registers,
         }),
     ),
-    repairs: once(
-      'cordon_ws_repairs_total',
+    deliveredFromLog: once(
+      'cordon_ws_log_reads_total',
       () =>
         new Counter({
-          name: 'cordon_ws_repairs_total',
-          help: 'Alerts the hub read from the region log because the bus skipped or lost them',
+          name: 'cordon_ws_log_reads_total',
+          help: 'Alerts the hub read from the region log after a doorbell or position check and handed to this node\'s desks',
+          labelNames: ['region'] as const,
+          registers,
+        }),
+    ),
+    rollbacks: once(
+      'cordon_region_rollbacks_total',
+      () =>
+        new Counter({
+          name: 'cordon_region_rollbacks_total',
+          help: 'Region logs found rolled back under their epoch (a new epoch was started)',
           labelNames: ['region'] as const,
           registers,
         }),
@@ -114,14 +133,14 @@ export interface HubOptions {
   batch: number;
   /** config positionCheckMs */
   positionCheckMs: number;
-  /** alerts the bus may deliver ahead of a catch-up before the hub drops them and relies on the log */
-  maxPending?: number;
   /** recent deliveries kept per watched region (ack look-ups, replay reuse) */
   recent?: number;
+  /**
+   * How long the region log may stay unreachable before the hub closes this node's desks of that
+   * region with a reconnect-and-resume code, so they resume on a node that can reach it.
+   */
+  logLostCloseMs?: number;
 }
-
-/** `{"region":"KG-CN-01",...`: every delivered alert starts so (deliveredJson builds it). */
-const REGION_PREFIX = /^\{"region":"([^"\\]{1,32})"/;
 
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -135,7 +154,7 @@ export class Hub {
   private readonly inflight = new Map<string, { at: number; p: Promise<unknown> }>();
 
   constructor(opts: HubOptions) {
-    this.opts = { maxPending: 10_000, recent: 256, ...opts };
+    this.opts = { recent: 256, logLostCloseMs: 5_000, ...opts };
   }
 
   /** Starts the periodic position check. */
@@ -150,16 +169,9 @@ export class Hub {
     this.timer = undefined;
   }
 
-  /** The bus handler: one delivered alert (JSON text) of any region. */
-  onDelivered(json: string): void {
-    const m = REGION_PREFIX.exec(json);
-    if (m && !this.feeds.has(m[1])) return; // nobody here watches it
-    const d = parseDelivered(json);
-    if (!d) {
-      this.opts.log.warn({ bytes: json.length }, 'bus message is not a delivered alert; ignored');
-      return;
-    }
-    this.feeds.get(d.region)?.receive(d);
+  /** The bus handler: a region grew (perhaps up to `ring.seq`, an untrusted hint). */
+  onDoorbell(ring: Doorbell): void {
+    this.feeds.get(ring.region)?.ringDoorbell(ring.seq); // nobody here watches it: nothing to do
   }
 
   /** Starts delivering the region to `l`; returns its mark for readState / readPage. */
@@ -228,7 +240,8 @@ export class Hub {
       // An empty region (epoch null) starts at 0 too, so the position check can find a lost first alert.
       feed.epoch = epoch;
       feed.last = next - 1;
-      feed.drainPending();
+      // A doorbell may have rung while the first subscription read the log: look once more.
+      feed.pull();
     } else if (epoch !== null && feed.epoch !== epoch) {
       void feed.check();
     }
@@ -245,7 +258,7 @@ export class Hub {
     const cached = feed?.cachedAt(e.seq, e.epoch);
     if (cached) return cached;
     const body = JSON.parse(e.body) as { content: AlertContent };
-    const d = makeDelivery(e.region, e.seq, e.epoch, body.content, deliveredJson(e));
+    const d = makeDelivery(e.region, e.seq, e.epoch, e.receivedAt, body.content, deliveredJson(e));
     // The next recoveries reading the same history reuse it (an entry never changes in its epoch).
     feed?.remember(d);
     return d;
@@ -253,6 +266,9 @@ export class Hub {
 
   /** Compares each watched region's delivered position with its log's top; repairs what is missing. */
   async checkPositions(): Promise<void> {
+    // Before the guard: a check hanging on an unreachable log must not hide that it is unreachable.
+    const now = Date.now();
+    for (const f of this.feeds.values()) f.closeIfLogLost(now);
     if (this.checking) return;
     this.checking = true;
     try {
@@ -276,9 +292,13 @@ class Feed {
   last = -1;
   readonly listeners = new Set<FeedListener>();
   closed = false;
-  private readonly pending = new Map<number, Delivery>();
-  private busy = false;
+  /** a log read is in flight */
+  private reading = false;
+  /** a doorbell rang since the read in flight began: read again when it ends */
+  private rung = false;
   private checking = false;
+  /** when the log last answered this feed */
+  private reachedAt = Date.now();
   private readonly ring: (Delivery | undefined)[];
 
   constructor(
@@ -288,22 +308,11 @@ class Feed {
     this.ring = new Array<Delivery | undefined>(hub.opts.recent);
   }
 
-  receive(d: Delivery): void {
-    if (this.epoch !== null && d.epoch !== this.epoch) {
-      // Only the log may announce a new epoch: a late message of an old one must not flip it.
-      void this.check();
-      return;
-    }
-    if (this.last < 0) this.last = d.seq - 1;
-    // The first alert of a region that was empty when it went live names the epoch.
-    if (this.epoch === null) this.epoch = d.epoch;
-    if (d.seq <= this.last) return; // duplicate
-    if (this.busy || d.seq !== this.last + 1) {
-      if (this.pending.size < this.hub.opts.maxPending) this.pending.set(d.seq, d);
-      this.catchUp();
-      return;
-    }
-    this.emit(d);
+  /** A doorbell: read the log unless the hint says this node already delivered that far. */
+  ringDoorbell(hint: number | undefined): void {
+    if (hint !== undefined && this.last >= 0 && hint <= this.last) return;
+    this.rung = true;
+    this.pull();
   }
 
   recentAt(seq: number): Delivery | undefined {
@@ -326,64 +335,90 @@ class Feed {
     this.ring[i] = d;
   }
 
-  drainPending(): void {
-    if (this.pending.size === 0) return;
-    for (;;) {
-      const d = this.pending.get(this.last + 1);
-      if (!d) break;
-      this.pending.delete(d.seq);
-      this.emit(d);
-    }
-    for (const seq of this.pending.keys()) if (seq <= this.last) this.pending.delete(seq);
-  }
-
   private emit(d: Delivery): void {
     this.last = d.seq;
     this.ring[d.seq % this.ring.length] = d;
     for (const l of this.listeners) l.offer(d);
   }
 
-  /** Reads what the bus skipped from the log, in bounded pages, merging what the bus delivers meanwhile. */
-  catchUp(): void {
-    if (this.busy || this.closed) return;
-    this.busy = true;
-    void this.runCatchUp().finally(() => {
-      this.busy = false;
+  /**
+   * Reads what follows the last delivered seq from the log, in bounded pages, until the top. One
+   * read at a time per region: doorbells meanwhile only mark that another read is due. Before the
+   * feed is live (no subscription finished its recovery) there is nothing to read for.
+   */
+  pull(): void {
+    if (this.reading || this.closed || this.last < 0) return;
+    this.reading = true;
+    this.rung = false;
+    void this.runPull().finally(() => {
+      this.reading = false;
+      if (this.rung) this.pull();
     });
   }
 
-  private async runCatchUp(): Promise<void> {
+  private async runPull(): Promise<void> {
     const { regionLog, batch, log, metrics } = this.hub.opts;
     try {
       for (;;) {
         if (this.closed) return;
-        this.drainPending();
-        const read = await regionLog.read(this.region, Math.max(this.last, 0), batch);
+        // From the last delivered seq itself, when there is one: its entry must still be the one
+        // delivered, or the log was rolled back under its epoch.
+        const from = Math.max(this.last - 1, 0);
+        const limit = batch + (this.last - from);
+        const read = await regionLog.read(this.region, from, limit);
         if (this.closed) return;
-        if (read.epoch !== null && this.epoch !== null && read.epoch !== this.epoch) {
+        this.reachedAt = Date.now();
+        if (read.epoch === null) return; // still empty
+        if (this.epoch !== null && read.epoch !== this.epoch) {
           this.applyEpoch(read);
           continue;
         }
-        if (this.epoch === null) this.epoch = read.epoch;
-        let repaired = 0;
+        this.epoch = read.epoch;
+        if (this.rolledBack(read)) {
+          await this.rotate(read);
+          continue;
+        }
+        let delivered = 0;
         for (const e of read.entries) {
           if (e.seq <= this.last) continue;
-          const d = this.pending.get(e.seq) ?? this.hub.fromEntry(e);
-          if (this.pending.delete(e.seq) === false) repaired++;
           // A hole in the log is trimmed history: move on, sessions announce their own gap.
-          this.emit(d);
+          this.emit(this.hub.fromEntry(e));
+          delivered++;
         }
-        if (repaired > 0) metrics.repairs.inc({ region: this.region }, repaired);
-        this.drainPending();
-        if (read.entries.length < batch) {
-          // At the top as of the read; what is still pending lies beyond it and waits for the next check.
-          return;
-        }
+        if (delivered > 0) metrics.deliveredFromLog.inc({ region: this.region }, delivered);
+        if (read.entries.length < limit) return; // at the top as of the read
         await yieldTurn();
       }
     } catch (err) {
-      log.warn({ err, region: this.region }, 'catch-up from the region log failed; the position check retries');
+      log.warn({ err, region: this.region }, 'reading the region log failed; the position check retries');
     }
+  }
+
+  /**
+   * The log is behind what this node delivered in the same epoch, or holds another entry at the
+   * last delivered seq: it was rolled back (for example Redis restarted from an older snapshot)
+   * and would reuse seqs silently.
+   */
+  private rolledBack(state: ReadResult): boolean {
+    if (this.last <= 0 || state.epoch !== this.epoch) return false;
+    if (state.latest < this.last) return true;
+    const first = state.entries[0];
+    if (!first || first.seq !== this.last) return false;
+    const held = this.recentAt(this.last);
+    return held !== undefined && held.receivedAt !== first.receivedAt;
+  }
+
+  /** Starts a new epoch on the log (compare-and-set: one node wins, the others see its epoch). */
+  private async rotate(state: RegionState): Promise<void> {
+    const { regionLog, log, metrics } = this.hub.opts;
+    log.error(
+      { region: this.region, epoch: state.epoch, latest: state.latest, delivered: this.last },
+      'region log rolled back under its epoch; starting a new epoch so desks hear of it',
+    );
+    metrics.rollbacks.inc({ region: this.region });
+    const now = await regionLog.rotateEpoch(this.region, state.epoch!);
+    if (this.closed) return;
+    this.applyEpoch(now);
   }
 
   /** The log says the region has a new epoch: start over at its oldest entry and make every listener recover. */
@@ -391,63 +426,43 @@ class Feed {
     this.hub.opts.log.warn({ region: this.region, from: this.epoch, to: state.epoch }, 'region log epoch changed');
     this.epoch = state.epoch;
     this.last = firstHeld(state) - 1;
-    this.pending.clear();
     this.ring.fill(undefined);
     for (const l of this.listeners) l.resync();
   }
 
-  /** The position check of this region: a lost last message, a new epoch, the lag gauge. */
+  /** The position check of this region: a lost last doorbell, a new or rolled-back epoch, the lag gauge. */
   async check(): Promise<void> {
     if (this.checking || this.closed) return;
     this.checking = true;
     try {
       const state = await this.hub.opts.regionLog.state(this.region);
       if (this.closed) return;
+      this.reachedAt = Date.now();
       this.hub.opts.metrics.regionLag.set({ region: this.region }, Math.max(0, state.latest - Math.max(this.last, 0)));
-      if (state.epoch === null || this.busy) return;
-      if (this.epoch !== null && state.epoch !== this.epoch) {
-        this.applyEpoch(state);
-        this.catchUp();
-        return;
+      if (state.epoch === null || this.last < 0) return;
+      // A new epoch, a top below what was delivered, or new entries: the read sorts them out.
+      if (state.epoch !== this.epoch || state.latest !== this.last) {
+        this.rung = true;
+        this.pull();
       }
-      if (this.last >= 0 && state.latest > this.last) this.catchUp();
     } catch (err) {
       this.hub.opts.log.warn({ err, region: this.region }, 'position check failed');
     } finally {
       this.checking = false;
     }
   }
-}
 
-/** Parses a delivered alert from the bus; undefined when it is not one. */
-export function parseDelivered(json: string): Delivery | undefined {
-  let v: { region?: unknown; seq?: unknown; epoch?: unknown; content?: AlertContent };
-  try {
-    v = JSON.parse(json) as typeof v;
-  } catch {
-    return undefined;
+  /** Closes the listeners when the log has not answered for longer than the hub allows. */
+  closeIfLogLost(now: number): void {
+    if (this.closed || now - this.reachedAt <= this.hub.opts.logLostCloseMs) return;
+    this.hub.opts.log.warn({ region: this.region, silentMs: now - this.reachedAt }, 'region log unreachable; closing its desks so they resume elsewhere');
+    this.reachedAt = now; // the listeners go; a new one starts the clock again
+    for (const l of [...this.listeners]) l.logLost();
   }
-  if (v === null || typeof v !== 'object') return undefined;
-  const c = v.content;
-  if (
-    typeof v.region !== 'string' ||
-    typeof v.seq !== 'number' ||
-    !Number.isSafeInteger(v.seq) ||
-    v.seq < 1 ||
-    typeof v.epoch !== 'string' ||
-    c === null ||
-    typeof c !== 'object' ||
-    typeof c.issuer?.state !== 'string' ||
-    !Array.isArray(c.audience?.states) ||
-    typeof c.audience.min_clearance !== 'string'
-  ) {
-    return undefined;
-  }
-  return makeDelivery(v.region, v.seq, v.epoch, c, json);
 }
 
 /** Builds the shared frame and the small visibility key once per alert per node. */
-export function makeDelivery(region: string, seq: number, epoch: string, content: AlertContent, delivered: string): Delivery {
+export function makeDelivery(region: string, seq: number, epoch: string, receivedAt: string, content: AlertContent, delivered: string): Delivery {
   const key = {
     issuer: { state: content.issuer.state },
     audience: { states: content.audience.states, min_clearance: content.audience.min_clearance },
@@ -455,5 +470,5 @@ export function makeDelivery(region: string, seq: number, epoch: string, content
     urgency: content.urgency,
     category: content.category,
   } as AlertContent;
-  return { region, seq, epoch, frame: wsTextFrame(alertFrame(delivered)), key, id: content.id, modified: content.modified };
+  return { region, seq, epoch, frame: wsTextFrame(alertFrame(delivered)), key, id: content.id, modified: content.modified, receivedAt };
 }

@@ -64,6 +64,7 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
     metrics,
     batch: config.wsReplayBatch,
     positionCheckMs: config.positionCheckMs,
+    logLostCloseMs: config.wsLogLostCloseMs,
   });
   const sessions = new Set<DeskSession>();
   const openSockets = new Set<WebSocket>();
@@ -221,7 +222,7 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
   heartbeat.unref();
 
   app.addHook('onReady', async () => {
-    busSub = await ctx.bus.subscribeAlerts((json) => hub.onDelivered(json));
+    busSub = await ctx.bus.subscribeDoorbell((ring) => hub.onDoorbell(ring));
     hub.start();
   });
   app.addHook('onClose', async () => {

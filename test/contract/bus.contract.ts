@@ -1,5 +1,5 @@
 import { CordonError, problemBody } from '../../src/errors';
-import { BusUnavailableError, type Bus, type IngestHandler } from '../../src/ports/bus';
+import { BusUnavailableError, type Bus, type Doorbell, type IngestHandler } from '../../src/ports/bus';
 import { uniqueRegion } from '../helpers/env';
 
 /**
@@ -202,6 +202,43 @@ export function describeBusContract(
           expect(flashOnly.received).toEqual([{ subject: `alerts.${other}.flash`, data: delivered(other, 1, 'flash') }]);
         },
       );
+    });
+
+    describe('doorbell', () => {
+      test('each message rings with the region of its subject and the seq its payload starts with', async () => {
+        const [a, b] = await Promise.all([net.openNode(), net.openNode()]);
+        const rings: Doorbell[] = [];
+        await b.subscribeDoorbell((r) => void rings.push(r));
+        const region = uniqueRegion();
+        for (let seq = 1; seq <= 3; seq++) await a.publish(region, 'flash', delivered(region, seq));
+        await eventually(() => rings.length === 3, 5000, 'three doorbells');
+        expect(rings).toEqual([1, 2, 3].map((seq) => ({ region, seq })));
+      });
+
+      test('a payload of another region, or not a delivered alert, rings its subject region without a hint', async () => {
+        const a = await net.openNode();
+        const rings: Doorbell[] = [];
+        await a.subscribeDoorbell((r) => void rings.push(r));
+        const region = uniqueRegion();
+        const other = uniqueRegion('KZ', 'KG');
+        await a.publish(region, 'flash', delivered(other, 7));
+        await a.publish(region, 'flash', '{"seq":8,"region":"' + region + '"}');
+        await a.publish(region, 'flash', 'x'.repeat(100_000));
+        await eventually(() => rings.length === 3, 5000, 'three doorbells');
+        expect(rings).toEqual([0, 1, 2].map(() => ({ region, seq: undefined })));
+      });
+
+      test('a subject whose region token is not a region code rings nothing', async () => {
+        const a = await net.openNode();
+        const rings: Doorbell[] = [];
+        await a.subscribeDoorbell((r) => void rings.push(r));
+        const region = uniqueRegion();
+        await a.publish('not-a-region', 'flash', delivered(region, 1));
+        await a.publish(region, 'flash', delivered(region, 2));
+        await eventually(() => rings.length >= 1, 5000, 'the doorbell of the real region');
+        await sleep(50);
+        expect(rings).toEqual([{ region, seq: 2 }]);
+      });
     });
 
     describe('ingest', () => {

@@ -72,6 +72,20 @@ export function describeRegionLogContract(name: string, factory: () => Promise<R
       return out;
     }
 
+    it('rotates the epoch by compare-and-set: entries kept under the new epoch, seq goes on, a stale expectation changes nothing', async () => {
+      const [first] = await appendMany(3);
+      const rotated = await log.rotateEpoch(region, first.epoch);
+      expect(rotated).toMatchObject({ region, latest: 3, earliest: 1 });
+      expect(rotated.epoch).not.toBe(first.epoch);
+      // A second node that found the same rollback expects the old epoch: it adopts the new one.
+      expect(await fx.peer.rotateEpoch(region, first.epoch)).toEqual(rotated);
+      const read = await log.read(region, 0, 10);
+      expect(read.entries.map((e) => [e.seq, e.epoch])).toEqual([1, 2, 3].map((s) => [s, rotated.epoch]));
+      const next = appended(await log.append(alertInput(region)));
+      expect(next.receipt).toMatchObject({ seq: 4, epoch: rotated.epoch });
+      expect(await log.rotateEpoch(uniqueRegion(), 'none')).toMatchObject({ epoch: null, latest: 0 });
+    });
+
     it('reports an empty, never-written region with a null epoch and zero positions', async () => {
       expect(await log.state(region)).toEqual({ region, epoch: null, latest: 0, earliest: 0 });
       const page = await log.read(region, 0, 10);

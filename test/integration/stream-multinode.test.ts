@@ -91,7 +91,7 @@ describe('the stream across two nodes on real NATS and Redis', () => {
     await d.until((x) => seqs(x).includes(lost.seq), 5000, 'the lost alert');
     expect(d.alerts().find((x) => x.seq === lost.seq)!.content.id).toBe(JSON.parse(lost.body).content.id);
     const metrics = (await b.app.inject({ url: '/metrics' })).body;
-    expect(metrics).toMatch(new RegExp(`cordon_ws_repairs_total\\{region="${R}"\\} [1-9]`));
+    expect(metrics).toMatch(new RegExp(`cordon_ws_log_reads_total\\{region="${R}"\\} [1-9]`));
   });
 
   test('the first alert of an empty region, lost on the bus, is found by the position check (regression)', async () => {

@@ -43,7 +43,7 @@ async function setup(alerts: number): Promise<{ log: CountingLog; hub: Hub }> {
   return { log, hub };
 }
 
-const listener = (): FeedListener => ({ region: R, offer: (_d: Delivery) => undefined, resync: () => undefined });
+const listener = (): FeedListener => ({ region: R, offer: (_d: Delivery) => undefined, resync: () => undefined, logLost: () => undefined });
 
 describe('Hub.readPage', () => {
   test('recoveries asking for the same page while it is read share one read and the same deliveries', async () => {

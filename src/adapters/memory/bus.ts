@@ -5,6 +5,8 @@ import {
   BusUnavailableError,
   type Bus,
   type BusSubscription,
+  type Doorbell,
+  doorbellOf,
   type IngestHandler,
   type IngestReply,
 } from '../../ports/bus';
@@ -21,7 +23,8 @@ import { InFlight } from '../in-flight';
  */
 
 interface AlertSubscriber {
-  readonly onAlert: (deliveredJson: string) => void;
+  /** gets each message's region (its subject token) and payload */
+  readonly onAlert: (region: string, deliveredJson: string) => void;
   readonly log: Logger;
   active: boolean;
 }
@@ -37,12 +40,13 @@ export class MemoryBusNetwork {
   private subscribers: readonly AlertSubscriber[] = [];
   private responders: readonly Responder[] = [];
   private nextResponder = 0;
+  /** region, payload, region, payload, ... */
   private pending: string[] = [];
   private scheduled = false;
   private settledWaiters: Array<() => void> = [];
 
-  publish(deliveredJson: string): void {
-    this.pending.push(deliveredJson);
+  publish(region: string, deliveredJson: string): void {
+    this.pending.push(region, deliveredJson);
     if (!this.scheduled) {
       this.scheduled = true;
       queueMicrotask(this.flush);
@@ -85,13 +89,14 @@ export class MemoryBusNetwork {
     this.pending = [];
     this.scheduled = false;
     const subs = this.subscribers;
-    for (let i = 0; i < batch.length; i++) {
-      const json = batch[i];
+    for (let i = 0; i < batch.length; i += 2) {
+      const region = batch[i];
+      const json = batch[i + 1];
       for (let j = 0; j < subs.length; j++) {
         const s = subs[j];
         if (!s.active) continue;
         try {
-          s.onAlert(json);
+          s.onAlert(region, json);
         } catch (err) {
           // One failing subscriber must not starve the others or later alerts.
           s.log.error({ err }, 'alert subscriber failed');
@@ -127,12 +132,23 @@ export class MemoryBus implements Bus {
     this.log = (opts.log ?? pino({ enabled: false })).child({ component: 'bus' });
   }
 
-  async publish(_region: string, _urgency: string, deliveredJson: string): Promise<void> {
+  async publish(region: string, _urgency: string, deliveredJson: string): Promise<void> {
     this.assertOpen();
-    this.network.publish(deliveredJson);
+    this.network.publish(region, deliveredJson);
   }
 
   async subscribeAlerts(onAlert: (deliveredJson: string) => void): Promise<BusSubscription> {
+    return this.subscribe((_region, json) => onAlert(json));
+  }
+
+  async subscribeDoorbell(onRing: (ring: Doorbell) => void): Promise<BusSubscription> {
+    return this.subscribe((region, json) => {
+      const ring = doorbellOf(region, json);
+      if (ring) onRing(ring);
+    });
+  }
+
+  private async subscribe(onAlert: AlertSubscriber['onAlert']): Promise<BusSubscription> {
     this.assertOpen();
     const s: AlertSubscriber = { onAlert, log: this.log, active: true };
     this.subscribers.add(s);

@@ -125,6 +125,15 @@ export class MemoryRegionLog implements RegionLog {
     return this.stateOf(region);
   }
 
+  async rotateEpoch(region: string, expected: string): Promise<RegionState> {
+    const d = this.regions.get(region);
+    if (d && d.epoch === expected) {
+      d.epoch = randomBytes(9).toString('base64url');
+      for (const h of d.entries) h.entry = { ...h.entry, epoch: d.epoch };
+    }
+    return this.stateOf(region);
+  }
+
   async seqAtOrAfter(region: string, timeMs: number): Promise<number | null> {
     const d = this.regions.get(region);
     if (!d) return null;

@@ -8,6 +8,8 @@ import {
   BusUnavailableError,
   type Bus,
   type BusSubscription,
+  type Doorbell,
+  doorbellOf,
   type IngestHandler,
   type IngestReply,
 } from '../../ports/bus';
@@ -109,6 +111,39 @@ export class NatsBus implements Bus {
           } catch (err) {
             // The parser loop calls us: an exception must not reach it.
             log.error({ err }, 'alert subscriber failed');
+          }
+        },
+      });
+    } catch (err) {
+      throw busError(err);
+    }
+    await this.subscribed();
+    let stopping: Promise<void> | undefined;
+    return {
+      unsubscribe: () => (stopping ??= this.drainSubscription(sub)),
+    };
+  }
+
+  async subscribeDoorbell(onRing: (ring: Doorbell) => void): Promise<BusSubscription> {
+    const log = this.log;
+    const at = this.alertsPrefix.length;
+    let sub: Subscription;
+    try {
+      // Exactly <prefix>.alerts.<region>.<urgency>: the region is the subject's own token.
+      sub = this.nc.subscribe(this.alertsPrefix + '*.*', {
+        callback: (err, msg) => {
+          if (err) {
+            log.error({ err }, 'doorbell subscription failed');
+            return;
+          }
+          const subject = msg.subject;
+          const ring = doorbellOf(subject.slice(at, subject.indexOf('.', at)), msg.data);
+          if (!ring) return; // not a region's subject: nothing to look at
+          try {
+            onRing(ring);
+          } catch (err) {
+            // The parser loop calls us: an exception must not reach it.
+            log.error({ err }, 'doorbell subscriber failed');
           }
         },
       });

@@ -16,7 +16,7 @@ import type {
 import { LogUnavailableError } from '../../ports/region-log';
 import { logCall, quitClient, type RedisClient } from './client';
 import { scanRawRange, type RawConnectionOptions } from './raw-scan';
-import { APPEND_LUA, READ_LUA, SEQ_AT_OR_AFTER_LUA, TRIM_LUA, VERSIONS_LUA } from './scripts';
+import { APPEND_LUA, READ_LUA, ROTATE_EPOCH_LUA, SEQ_AT_OR_AFTER_LUA, TRIM_LUA, VERSIONS_LUA } from './scripts';
 
 export interface RedisRegionLogOptions {
   /** key prefix; default `cordon:`. */
@@ -39,6 +39,7 @@ interface LogScripts {
   cordonLogSeqAt(...args: (string | number)[]): Promise<number | null>;
   cordonLogTrim(...args: (string | number)[]): Promise<number>;
   cordonLogVersions(...args: (string | number)[]): Promise<[string | null, RawEntry[]]>;
+  cordonLogRotateEpoch(...args: (string | number)[]): Promise<number>;
 }
 
 /**
@@ -64,6 +65,7 @@ export class RedisRegionLog implements RegionLog {
     client.defineCommand('cordonLogSeqAt', { numberOfKeys: 1, lua: SEQ_AT_OR_AFTER_LUA, readOnly: true });
     client.defineCommand('cordonLogTrim', { numberOfKeys: 2, lua: TRIM_LUA });
     client.defineCommand('cordonLogVersions', { numberOfKeys: 3, lua: VERSIONS_LUA, readOnly: true });
+    client.defineCommand('cordonLogRotateEpoch', { numberOfKeys: 1, lua: ROTATE_EPOCH_LUA });
     this.redis = client as RedisClient & LogScripts;
   }
 
@@ -163,6 +165,12 @@ export class RedisRegionLog implements RegionLog {
   async state(region: string): Promise<RegionState> {
     const { entries: _entries, ...state } = await this.read(region, 0, 0);
     return state;
+  }
+
+  async rotateEpoch(region: string, expected: string): Promise<RegionState> {
+    const tag = this.tag(region);
+    await this.call(() => this.redis.cordonLogRotateEpoch(`${tag}:meta`, expected, randomBytes(9).toString('base64url')));
+    return this.state(region);
   }
 
   async seqAtOrAfter(region: string, timeMs: number): Promise<number | null> {

@@ -141,6 +141,17 @@ if limit > 0 then entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 
 return {m[1], tonumber(m[2] or '0'), earliest, entries}
 `;
 
+/**
+ * A new epoch for the entries held, if the epoch is still the one expected (compare-and-set: of
+ * several nodes that find the log rolled back, one rotates it and the others adopt its epoch).
+ * KEYS: meta. ARGV: expected epoch, fresh epoch. Returns 1 when rotated, 0 when not.
+ */
+export const ROTATE_EPOCH_LUA = `
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'epoch', ARGV[2])
+return 1
+`;
+
 /** KEYS: log. ARGV: target ISO time. Returns the first seq received at or after it, or false. */
 export const SEQ_AT_OR_AFTER_LUA = `${SEARCH_FN}
 return first_at_or_after(KEYS[1], ARGV[1])
