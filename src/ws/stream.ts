@@ -170,7 +170,7 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
       }
       // Until a session holds it, the slot lives as long as the connection (an upgrade that fails
       // in between frees it when its socket closes).
-      request.raw.socket.once('close', release);
+      (request.raw.socket as { once?: (e: 'close', fn: () => void) => unknown } | undefined)?.once?.('close', release);
       releases.set(request, release);
       tokens.set(request, token);
       return undefined;

@@ -74,6 +74,8 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
     CORDON_REDIS_KEY_PREFIX: shared.keyPrefix,
     CORDON_NATS_SUBJECT_PREFIX: shared.subjectPrefix,
     CORDON_RATE_LIMIT_MAX: '0',
+    CORDON_READ_RATE_LIMIT_MAX: '0',
+    CORDON_AUDIT_RATE_LIMIT_MAX: '0',
     ...opts.config,
   });
 
