@@ -1,5 +1,7 @@
 import { makeTestApp, type TestApp } from '../helpers/app';
 import { injectDesk, type Desk } from '../helpers/desk';
+import { runCordon } from '../helpers/cli';
+import { tmpdir } from 'node:os';
 import { validContent } from '../fixtures/alerts';
 import { validator } from '../../src/domain/schemas';
 import type { AuditRecord } from '../../src/ports/audit-log';
@@ -177,6 +179,26 @@ describe('GET /v1/audit is scoped to what the caller state may read (Redis)', ()
     const page = (await get(`/v1/audit?after=${firstHidden.n - 1}&limit=1&purpose=x`, ops('KZ'))).json();
     expect(page.items[0]?.n ?? Infinity).toBeGreaterThanOrEqual(seenRec.n);
     expect(page.next === null || page.next > firstHidden.n - 1).toBe(true);
+  });
+
+  test('cordon audit with another state\'s token prints only its records, paging past empty pages', async () => {
+    const small = await makeTestApp({ backend: 'memory', config: { CORDON_PAGE_MAX_EXAMINED: '1000' } });
+    try {
+      const url = await small.app.listen({ port: 0, host: '127.0.0.1' });
+      const R = small.regions.list()[0].code;
+      // 1,500 records KZ may not read, then one it may: the first page (limit 1000) is empty.
+      const many = Array.from({ length: 1500 }, () => small.deps.audit.append({ kind: 'published', actor: 'KG/kid', state: 'KG', region: R, audience: { states: ['KG'], min_clearance: 'restricted' } }));
+      await Promise.all(many);
+      const mine = await small.deps.audit.append({ kind: 'published', actor: 'KG/kid', state: 'KG', region: R, audience: { states: ['KG', 'KZ'], min_clearance: 'restricted' } });
+      const kz = small.token({ iss: 'KZ', sub: 'ops-kz', role: 'ops' });
+      const r = await runCordon(tmpdir(), ['audit', '--url', url, '--token', kz, '--purpose', 'review']);
+      expect(r.code).toBe(0);
+      const recs = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as AuditRecord);
+      expect(recs[0].n).toBe(mine.n);
+      expect(recs.every((x) => x.n === mine.n || (x.kind === 'replayed' && x.actor === 'KZ/ops-kz'))).toBe(true);
+    } finally {
+      await small.close();
+    }
   });
 
   test('a page examines at most CORDON_PAGE_MAX_EXAMINED records and continues with next', async () => {
