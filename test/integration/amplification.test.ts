@@ -180,7 +180,8 @@ describe('history and audit calls are rate limited per token', () => {
   beforeAll(async () => {
     t = await makeTestApp({
       backend: 'memory',
-      config: { CORDON_READ_RATE_LIMIT_MAX: '3', CORDON_AUDIT_RATE_LIMIT_MAX: '2', CORDON_TOKEN_RATE_LIMIT_WINDOW_MS: '60000' },
+      // The ingest limit is on too (as in production): both share one @fastify/rate-limit registration.
+      config: { CORDON_READ_RATE_LIMIT_MAX: '3', CORDON_AUDIT_RATE_LIMIT_MAX: '2', CORDON_TOKEN_RATE_LIMIT_WINDOW_MS: '60000', CORDON_RATE_LIMIT_MAX: '1000' },
     });
     R = t.regions.list()[0].code;
     await t.publish(validContent({ region: R }));
