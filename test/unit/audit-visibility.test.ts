@@ -12,7 +12,7 @@ const token = (iss: string, over: Partial<Token> = {}): Token => ({
   clearance: 'secret',
   ...over,
 });
-const rec = (r: Omit<AuditRecord, 'n' | 'at'>): AuditRecord => ({ n: 1, at: '2026-01-01T00:00:00.000Z', ...r });
+const rec = (r: Omit<AuditRecord, 'n' | 'at'>): AuditRecord => ({ n: 1, at: '2026-01-01T00:00:00.000Z', ...r }) as AuditRecord;
 
 describe('audit visibility (contract §7 v1.1)', () => {
   const published = rec({ kind: 'published', actor: 'KG/kid1', state: 'KG', region: 'KG-CN-01', audience: { states: ['KG', 'CN'], min_clearance: 'confidential' } });
