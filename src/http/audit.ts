@@ -32,14 +32,17 @@ export async function readVisibleAudit(
   let budget = Math.max(limit, maxExamined);
   const items: AuditRecord[] = [];
   let examined = after;
+  // The first read is sized to the page (a caller who may read most records needs no more).
+  let size = Math.min(limit, budget);
   for (;;) {
     let page;
     try {
-      page = await audit.read(examined, Math.min(AUDIT_BATCH, budget));
+      page = await audit.read(examined, size);
     } catch (err) {
       return unavailable(err, 'audit trail');
     }
     budget -= page.items.length;
+    size = Math.min(AUDIT_BATCH, budget);
     let full = false;
     for (const rec of page.items) {
       examined = rec.n;
