@@ -56,7 +56,8 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   let audit: AppDeps['audit'];
   if (config.redisUrl) {
     const redis = createRedisClient(config.redisUrl, {
-      log: log.child({ component: 'redis' }) as never,
+      // The client names its own lines ({ component: 'redis' }); a child here would repeat the key.
+      log: log as never,
       sentinels: config.redisSentinels,
       sentinelName: config.redisSentinelName,
       cluster: config.redisCluster,
@@ -74,9 +75,10 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
         servers: config.natsUrl.split(','),
         subjectPrefix: config.natsSubjectPrefix,
         name: `cordon-${config.nodeId}`,
-        log: log.child({ component: 'nats' }),
+        // Both buses bind { component: 'bus' } themselves: a child here would repeat the key.
+        log,
       })
-    : new MemoryBus({ log: log.child({ component: 'bus' }) });
+    : new MemoryBus({ log });
   // Bus first (drain), then the stores.
   closers.unshift(() => bus.close());
   const verifier = createVerifyPool(config.verifyThreads, log.child({ component: 'verify' }));

@@ -34,6 +34,11 @@ export interface Config {
   wsMaxQueueFrames: number;
   wsMaxFrameBytes: number;
   wsMaxFramesPerS: number;
+  wsMaxSessionsPerToken: number;
+  readRateLimitMax: number;
+  auditRateLimitMax: number;
+  tokenRateLimitWindowMs: number;
+  pageMaxExamined: number;
   wsReplayBatch: number;
   wsPingMs: number;
   verifyThreads: number;
@@ -59,6 +64,11 @@ const INTEGER_VARS = new Set([
   'CORDON_WS_MAX_QUEUE_FRAMES',
   'CORDON_WS_MAX_FRAME_BYTES',
   'CORDON_WS_MAX_FRAMES_PER_S',
+  'CORDON_WS_MAX_SESSIONS_PER_TOKEN',
+  'CORDON_READ_RATE_LIMIT_MAX',
+  'CORDON_AUDIT_RATE_LIMIT_MAX',
+  'CORDON_TOKEN_RATE_LIMIT_WINDOW_MS',
+  'CORDON_PAGE_MAX_EXAMINED',
   'CORDON_WS_REPLAY_BATCH',
   'CORDON_WS_PING_MS',
   'CORDON_VERIFY_THREADS',
@@ -135,6 +145,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     wsMaxQueueFrames: v.CORDON_WS_MAX_QUEUE_FRAMES,
     wsMaxFrameBytes: v.CORDON_WS_MAX_FRAME_BYTES,
     wsMaxFramesPerS: v.CORDON_WS_MAX_FRAMES_PER_S,
+    wsMaxSessionsPerToken: v.CORDON_WS_MAX_SESSIONS_PER_TOKEN,
+    readRateLimitMax: v.CORDON_READ_RATE_LIMIT_MAX,
+    auditRateLimitMax: v.CORDON_AUDIT_RATE_LIMIT_MAX,
+    tokenRateLimitWindowMs: v.CORDON_TOKEN_RATE_LIMIT_WINDOW_MS,
+    pageMaxExamined: v.CORDON_PAGE_MAX_EXAMINED,
     wsReplayBatch: v.CORDON_WS_REPLAY_BATCH,
     wsPingMs: v.CORDON_WS_PING_MS,
     verifyThreads: v.CORDON_VERIFY_THREADS,

@@ -51,6 +51,7 @@ export const ERRORS = {
   STREAM_ALREADY_SUBSCRIBED: { status: 409, title: 'The session is already subscribed to the region' },
   STREAM_POSITION_AHEAD: { status: 400, title: 'from.seq is beyond the newest seq of the region' },
   STREAM_ACK_UNKNOWN: { status: 404, title: 'No alert this desk may see at that position' },
+  STREAM_TOO_MANY_SESSIONS: { status: 429, title: 'This token already has the most stream sessions allowed on this node' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -52,6 +52,10 @@ export function productionEnv(fx: BenchFixture, keyPrefix: string, subjectPrefix
     CORDON_NATS_SUBJECT_PREFIX: subjectPrefix,
     CORDON_LOG_LEVEL: 'warn',
     CORDON_RATE_LIMIT_MAX: '0',
+    // The fan-out bench opens hundreds of desks per token (one token per client worker), and the
+    // replay bench measures throughput: the per-token bounds would only get in the way.
+    CORDON_WS_MAX_SESSIONS_PER_TOKEN: '0',
+    CORDON_READ_RATE_LIMIT_MAX: '0',
   };
 }
 

@@ -67,7 +67,8 @@ export const audit = defineCommand({
         if (since === undefined || at >= since) text += JSON.stringify(rec) + '\n';
       }
       if (text) io.stdout.write(text);
-      if (page.next === null || page.items.length === 0) return 0;
+      // A page of records this token may not read is empty and still moves on (next > after).
+      if (page.next === null || page.next <= after) return 0;
       after = page.next;
     }
   },

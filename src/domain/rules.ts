@@ -170,12 +170,27 @@ export const retentionAfterCreated: ContentRule = (c) => {
 // C0, DEL and C1 controls; the title also may not break a line (U+2028, U+2029).
 const TITLE_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const DESCRIPTION_FORBIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+/**
+ * Characters that make a title read otherwise than it is (Trojan Source): bidirectional embeddings
+ * and overrides (U+202A–U+202E), isolates (U+2066–U+2069), zero-width space, non-joiner and
+ * joiner (U+200B–U+200D), word joiner (U+2060) and the byte order mark (U+FEFF). The same set is
+ * in the `purpose` pattern of schemas/replay-query.json.
+ */
+const INVISIBLE_FORMAT = /[\u200b-\u200d\u2060\u202a-\u202e\u2066-\u2069\ufeff]/;
+/** Only white space (JavaScript's \s: Unicode White_Space and the BOM). */
+const BLANK = /^\s*$/;
 
 export const noControlCharacters: ContentRule = (c) => {
   const out: FieldError[] = [];
   const title = str(c, 'title');
   if (title !== undefined && TITLE_FORBIDDEN.test(title)) {
     out.push({ path: '/title', message: 'must be one line without control characters' });
+  }
+  if (title !== undefined && INVISIBLE_FORMAT.test(title)) {
+    out.push({ path: '/title', message: 'must not contain bidirectional overrides, zero-width characters or a byte order mark' });
+  }
+  if (title !== undefined && title.length > 0 && BLANK.test(title)) {
+    out.push({ path: '/title', message: 'must not be blank' });
   }
   const description = str(c, 'description');
   if (description !== undefined && DESCRIPTION_FORBIDDEN.test(description)) {

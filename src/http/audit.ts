@@ -1,8 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../app';
-import type { AuditPage } from '../ports/audit-log';
+import { auditVisible } from '../domain/audit-visibility';
+import type { Token } from '../domain/types';
+import type { AuditLog, AuditRecord } from '../ports/audit-log';
 import { authenticate, requireOps } from './auth';
 import { parseQuery, purposeOf, recordReplay, unavailable } from './ops';
+import { tokenRateLimit } from './token-rate-limit';
 
 interface AuditQuery {
   after: number;
@@ -10,24 +13,76 @@ interface AuditQuery {
   purpose?: string;
 }
 
+/** Records read from the trail per batch while a page is filled. */
+const AUDIT_BATCH = 500;
+
 /**
- * GET /v1/audit (contract §8): the audit trail oldest first, for ops only, with a purpose. Reading
- * the trail is itself recorded (target `audit`), so who looked at it can be seen too.
+ * One page of the records `token` may read (contract §7 v1.1 audit visibility): the trail is read
+ * forward in batches until `limit` visible records, the top, or `maxExamined` records examined
+ * (or `limit`, when larger). Records keep their own `n`; `next` is the last `n` examined, so a
+ * page of records the caller may not see can be empty and still move on; `null` at the top.
  */
-export async function auditRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
-  app.get('/v1/audit', async (request, reply) => {
-    const token = authenticate(request, ctx.trust, ctx.now());
-    requireOps(token);
-    const q = parseQuery<AuditQuery>('audit-query', request.query);
-    const purpose = purposeOf(token, q.purpose) as string;
-    let page: AuditPage;
+export async function readVisibleAudit(
+  audit: AuditLog,
+  token: Token,
+  after: number,
+  limit: number,
+  maxExamined: number,
+): Promise<{ items: AuditRecord[]; next: number | null; examined: number }> {
+  let budget = Math.max(limit, maxExamined);
+  const items: AuditRecord[] = [];
+  let examined = after;
+  // The first read is sized to the page (a caller who may read most records needs no more).
+  let size = Math.min(limit, budget);
+  for (;;) {
+    let page;
     try {
-      page = await ctx.audit.read(q.after, q.limit);
+      page = await audit.read(examined, size);
     } catch (err) {
       return unavailable(err, 'audit trail');
     }
-    const to = page.items.length > 0 ? page.items[page.items.length - 1].n : q.after;
-    await recordReplay(ctx.audit, token, purpose, { target: 'audit', from: q.after + 1, to, count: page.items.length });
-    return reply.type('application/json; charset=utf-8').send(JSON.stringify(page));
+    budget -= page.items.length;
+    size = Math.min(AUDIT_BATCH, budget);
+    let full = false;
+    for (const rec of page.items) {
+      examined = rec.n;
+      if (auditVisible(token, rec)) {
+        items.push(rec);
+        if (items.length === limit) {
+          full = true;
+          break;
+        }
+      }
+    }
+    const last = page.items.length > 0 ? page.items[page.items.length - 1].n : examined;
+    // The top: the batch was read to its end and the trail said nothing follows.
+    const atTop = page.next === null && (page.items.length === 0 || examined === last);
+    if (atTop) return { items, next: null, examined };
+    if (full || budget <= 0) return { items, next: examined, examined };
+  }
+}
+
+/**
+ * GET /v1/audit (contract §8): the audit trail oldest first, for ops only, with a purpose, scoped
+ * to what the caller's state may read (contract §7 v1.1). Reading the trail is itself recorded
+ * (target `audit`), so who looked at it can be seen too.
+ */
+export async function auditRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const limitCalls = await tokenRateLimit(app, 'audit', ctx.config.auditRateLimitMax, ctx.config.tokenRateLimitWindowMs);
+
+  app.get('/v1/audit', async (request, reply) => {
+    const token = authenticate(request, ctx.trust, ctx.now());
+    requireOps(token);
+    await limitCalls(request, reply, token);
+    const q = parseQuery<AuditQuery>('audit-query', request.query);
+    const purpose = purposeOf(token, q.purpose) as string;
+    const page = await readVisibleAudit(ctx.audit, token, q.after, q.limit, ctx.config.pageMaxExamined);
+    await recordReplay(ctx.audit, token, purpose, {
+      target: 'audit',
+      from: q.after + 1,
+      to: Math.max(page.examined, q.after),
+      count: page.items.length,
+    });
+    return reply.type('application/json; charset=utf-8').send(JSON.stringify({ items: page.items, next: page.next }));
   });
 }

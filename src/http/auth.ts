@@ -4,11 +4,15 @@ import type { TrustStore } from '../domain/trust-store';
 import { verifyToken } from '../domain/tokens';
 import type { Token } from '../domain/types';
 
-/** `Authorization: Bearer <token>` → the token text, or undefined. */
+/**
+ * `Authorization: Bearer <token>` → the credential as sent, or undefined when there is none. Any
+ * credential counts as given, well-formed or not (`=` padding, stray characters): verifyToken then
+ * refuses it as TOKEN_INVALID, so TOKEN_MISSING means only that no bearer token was sent.
+ */
 export function bearerToken(header: string | undefined): string | undefined {
   if (!header) return undefined;
-  const m = /^Bearer\s+([A-Za-z0-9_\-.]+)\s*$/i.exec(header);
-  return m ? m[1] : undefined;
+  const m = /^Bearer[ \t]+(.*?)[ \t]*$/is.exec(header);
+  return m && m[1].length > 0 ? m[1] : undefined;
 }
 
 /** Verifies the caller's desk or ops token; throws TOKEN_MISSING / TOKEN_INVALID (401). */

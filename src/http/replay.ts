@@ -16,6 +16,7 @@ import {
 } from '../ports/region-log';
 import { authenticate } from './auth';
 import { negotiate, parseQuery, purposeOf, recordReplay, unavailable } from './ops';
+import { tokenRateLimit } from './token-rate-limit';
 
 /**
  * History for desks and ops (contract §8): keyset pages of a region log, an NDJSON export of it,
@@ -40,11 +41,6 @@ interface AlertQuery {
 export const NDJSON_TYPE = 'application/x-ndjson; charset=utf-8';
 const JSON_TYPE = 'application/json; charset=utf-8';
 const ALERT_ID = /^alert--[0-9a-f]{8}-[0-9a-f]{4}-[47][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-/**
- * A page stops after this many reads even short of `limit`, so one request over a long run of
- * alerts the caller may not see stays bounded; `next` lets the caller carry on.
- */
-const MAX_READS_PER_PAGE = 100;
 
 /** The oldest seq held, or latest + 1 when nothing is held: the held range is [earliest, latest]. */
 export function effectiveEarliest(s: RegionState): number {
@@ -300,13 +296,17 @@ async function readPage(
   token: Token,
   limit: number,
   batch: number,
+  maxExamined: number,
 ): Promise<{ body: string; from: number; to: number; count: number; epoch: string | null }> {
-  let r = await reader.first(Math.min(limit, batch));
+  // A page examines at most `budget` entries, even short of `limit`, so one request over a long
+  // run of alerts the caller may not see stays cheap (issue 8); `next` lets the caller carry on.
+  let budget = Math.max(limit, maxExamined);
+  let r = await reader.first(Math.min(limit, batch, budget));
   const epoch = r.epoch;
   let examined = reader.start;
   const items: string[] = [];
-  let batches = 1;
   for (;;) {
+    budget -= r.entries.length;
     for (const e of r.entries) {
       examined = e.seq;
       if (visibleEntry(token, e)) {
@@ -314,9 +314,8 @@ async function readPage(
         if (items.length === limit) break;
       }
     }
-    if (items.length === limit || examined >= r.latest || batches >= MAX_READS_PER_PAGE) break;
-    r = await reader.read(batch);
-    batches++;
+    if (items.length === limit || examined >= r.latest || budget <= 0 || r.entries.length === 0) break;
+    r = await reader.read(Math.min(batch, budget));
   }
   const next = examined >= r.latest ? null : examined;
   const body =
@@ -506,9 +505,11 @@ async function streamExport(
 
 export async function replayRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const batch = ctx.config.replayBatch;
+  const limitReads = await tokenRateLimit(app, 'history', ctx.config.readRateLimitMax, ctx.config.tokenRateLimitWindowMs);
 
   app.get<{ Params: { region: string } }>('/v1/regions/:region/alerts', async (request, reply) => {
     const token = authenticate(request, ctx.trust, ctx.now());
+    await limitReads(request, reply, token);
     const format = negotiate(request.headers.accept);
     const q = parseQuery<ReplayQuery>('replay-query', request.query);
     if (q.after !== undefined && q.since !== undefined) {
@@ -529,7 +530,7 @@ export async function replayRoutes(app: FastifyInstance, ctx: AppContext): Promi
     const log = ctx.regionLog;
     const reader = await startOf(log, region.code, q);
     if (format === 'json') {
-      const page = await readPage(reader, token, q.limit, batch);
+      const page = await readPage(reader, token, q.limit, batch, ctx.config.pageMaxExamined);
       if (purpose !== undefined) {
         await recordReplay(ctx.audit, token, purpose, {
           target: 'region',
@@ -573,6 +574,7 @@ export async function replayRoutes(app: FastifyInstance, ctx: AppContext): Promi
 
   app.get<{ Params: { id: string } }>('/v1/alerts/:id', async (request, reply) => {
     const token = authenticate(request, ctx.trust, ctx.now());
+    await limitReads(request, reply, token);
     const q = parseQuery<AlertQuery>('alert-query', request.query);
     const purpose = purposeOf(token, q.purpose);
     const id = request.params.id;

@@ -127,6 +127,8 @@ export function createIngest(deps: AppDeps, log: FastifyBaseLogger): Ingest {
       region: receipt.region,
       seq: receipt.seq,
       epoch: receipt.epoch,
+      // Audit visibility (contract §7 v1.1): who may read this record is decided from these.
+      audience: { states: content.audience.states, min_clearance: content.audience.min_clearance },
     });
     return { status: 201, body: receipt };
   }
@@ -164,10 +166,13 @@ export function createIngest(deps: AppDeps, log: FastifyBaseLogger): Ingest {
     const submission = JSON.parse(raw.toString()) as Submission;
     const { kid } = decodeProtectedHeader(submission.sig.protected);
     const c = submission.content;
+    // The signing key's state: its ops read this record (contract §7 v1.1 audit visibility).
+    const state = trust.alertKey(kid)?.state ?? c.issuer.state;
     await recordAudit({
       kind: 'rejected',
-      actor: `${trust.alertKey(kid)?.state ?? c.issuer.state}/${kid}`,
+      actor: `${state}/${kid}`,
       code,
+      state,
       kid,
       id: c.id,
       modified: c.modified,

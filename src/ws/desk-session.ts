@@ -21,6 +21,7 @@ import {
 } from './frames';
 import type { Delivery, FeedListener, Hub, StreamMetrics } from './hub';
 import { recoveryStep, resumePoint } from './recovery';
+import type { AckDedup } from './ack-dedup';
 
 /**
  * One desk's WebSocket session (contract §9): its subscriptions, its bounded outbound queue and
@@ -49,6 +50,8 @@ export interface SessionDeps {
   limits: SessionLimits;
   log: FastifyBaseLogger;
   now: () => number;
+  /** acks already recorded, per desk (src/ws/ack-dedup.ts) */
+  acks: AckDedup;
 }
 
 /**
@@ -402,17 +405,35 @@ export class DeskSession {
     // Out of scope answers exactly as not existing (contract §6.6).
     if (!mayWatch(this.token, region)) return unknown();
     try {
-      let found: { id: string; modified: string; key: AlertContent } | undefined = this.deps.hub.recent(f.region, f.seq);
+      let found: { id: string; modified: string; epoch: string; key: AlertContent } | undefined = this.deps.hub.recent(f.region, f.seq);
       if (!found) {
         const read = await this.deps.regionLog.read(f.region, f.seq - 1, 1);
         const e = read.entries[0];
         if (e && e.seq === f.seq) {
           const content = (JSON.parse(e.body) as { content: AlertContent }).content;
-          found = { id: content.id, modified: content.modified, key: content };
+          found = { id: content.id, modified: content.modified, epoch: e.epoch, key: content };
         }
       }
       if (!found || !isVisible(this.token, found.key)) return unknown();
-      await this.deps.audit.append({ kind: 'ack', actor: this.actor, region: f.region, seq: f.seq, id: found.id, modified: found.modified });
+      // One record per desk and position, however many sessions or repeats (issue 8 item 8).
+      const position = { region: f.region, seq: f.seq, epoch: found.epoch };
+      if (!this.deps.acks.claim(this.actor, position)) return;
+      try {
+        await this.deps.audit.append({
+          kind: 'ack',
+          actor: this.actor,
+          region: f.region,
+          seq: f.seq,
+          epoch: found.epoch,
+          id: found.id,
+          modified: found.modified,
+          // Audit visibility (contract §7 v1.1): the issuing state's ops read who received its alerts.
+          issuer_state: found.key.issuer.state,
+        });
+      } catch (err) {
+        this.deps.acks.release(this.actor, position);
+        throw err;
+      }
     } catch (err) {
       this.deps.log.warn({ err, region: f.region, seq: f.seq }, 'ack not recorded');
       this.sendError('LOG_UNAVAILABLE', 'the ack could not be recorded; send it again');

@@ -11,6 +11,7 @@ import type { BusSubscription } from '../ports/bus';
 import { CLOSE } from './frames';
 import { createStreamMetrics, Hub } from './hub';
 import { DeskSession, FlushScheduler, type SessionDeps } from './desk-session';
+import { AckDedup } from './ack-dedup';
 
 /**
  * GET /v1/stream (contract §9): desks watch regions live and resume on any node. Authentication
@@ -88,7 +89,11 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
     },
     log,
     now: ctx.now,
+    acks: new AckDedup(),
   };
+  const slots = new SessionSlots(config.wsMaxSessionsPerToken);
+  /** The session slot an upgrade request holds, released once whatever it became ends. */
+  const releases = new WeakMap<FastifyRequest, () => void>();
   let busSub: BusSubscription | undefined;
 
   /** Shutdown: every desk gets 4001 and resumes elsewhere; stragglers are cut after a grace. */
@@ -159,6 +164,15 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
       if (!compact) throw new CordonError('TOKEN_MISSING');
       const token = verifyToken(compact, ctx.trust, ctx.now());
       if (token.role !== 'desk') throw new CordonError('ROLE_FORBIDDEN', 'The stream is for desk tokens');
+      // Per-token session cap (issue 8): refused before the upgrade, so no socket is ever made.
+      const release = slots.take(`${token.iss}/${token.sub}`);
+      if (!release) {
+        throw new CordonError('STREAM_TOO_MANY_SESSIONS', `This token already has ${config.wsMaxSessionsPerToken} sessions open on this node`);
+      }
+      // Until a session holds it, the slot lives as long as the connection (an upgrade that fails
+      // in between frees it when its socket closes).
+      (request.raw.socket as { once?: (e: 'close', fn: () => void) => unknown } | undefined)?.once?.('close', release);
+      releases.set(request, release);
       tokens.set(request, token);
       return undefined;
     } catch (err) {
@@ -171,7 +185,8 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
     method: 'GET',
     url: '/v1/stream',
     onRequest: authenticate,
-    handler: (_request, reply) => {
+    handler: (request, reply) => {
+      releases.get(request)?.();
       // A plain GET with a valid token: this endpoint only speaks WebSocket.
       void reply
         .code(400)
@@ -184,11 +199,14 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
       socket.on('close', onSocketClose);
       socket.on('pong', onPong);
       const token = tokens.get(request);
+      const release = releases.get(request);
       if (!token) {
+        release?.();
         socket.close(CLOSE.UNAUTHORISED, 'unauthorised');
         return;
       }
       if (ctx.shuttingDown.value) {
+        release?.();
         socket.close(CLOSE.SHUTTING_DOWN, 'shutting down');
         return;
       }
@@ -198,6 +216,7 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
       session.onEnd = () => {
         sessions.delete(session);
         metrics.desks.dec();
+        release?.();
       };
       session.start();
     },
@@ -231,4 +250,30 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
     await busSub?.unsubscribe().catch(() => undefined);
     busSub = undefined;
   });
+}
+
+/**
+ * Open sessions per token (`<iss>/<sub>`) on this node, capped (CORDON_WS_MAX_SESSIONS_PER_TOKEN,
+ * 0 = no cap). A slot is taken when the upgrade request is authenticated, before the socket exists,
+ * so a burst of upgrades cannot all pass the check before any of them becomes a session.
+ */
+class SessionSlots {
+  private readonly open = new Map<string, number>();
+
+  constructor(private readonly max: number) {}
+
+  /** A release function (idempotent) for a free slot, or undefined when the token is at its cap. */
+  take(key: string): (() => void) | undefined {
+    const n = this.open.get(key) ?? 0;
+    if (this.max > 0 && n >= this.max) return undefined;
+    this.open.set(key, n + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const left = (this.open.get(key) ?? 1) - 1;
+      if (left > 0) this.open.set(key, left);
+      else this.open.delete(key);
+    };
+  }
 }

@@ -191,6 +191,14 @@ export function describeRegionLogContract(name: string, factory: () => Promise<R
       expect((await log.state(region)).latest).toBe(1);
     });
 
+    it('rejects another state reusing the id with the same modified as not-issuer, not as equivocation', async () => {
+      const v1 = alertInput(region);
+      await log.append(v1);
+      const o = await log.append({ ...v1, issuerState: 'CN', contentHash: 'cn-hash', body: '{"content":{},"sig":{}}' });
+      expect(o).toEqual({ outcome: 'rejected', reason: 'not-issuer' });
+      expect((await log.state(region)).latest).toBe(1);
+    });
+
     it('rejects a version whose created differs as field-changed', async () => {
       const v1 = alertInput(region);
       await log.append(v1);

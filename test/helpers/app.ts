@@ -74,6 +74,11 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
     CORDON_REDIS_KEY_PREFIX: shared.keyPrefix,
     CORDON_NATS_SUBJECT_PREFIX: shared.subjectPrefix,
     CORDON_RATE_LIMIT_MAX: '0',
+    // Per-token limits are tested on their own (test/integration/amplification.test.ts). injectWS
+    // sockets never finish their closing handshake on the server, so their sessions would keep slots.
+    CORDON_READ_RATE_LIMIT_MAX: '0',
+    CORDON_AUDIT_RATE_LIMIT_MAX: '0',
+    CORDON_WS_MAX_SESSIONS_PER_TOKEN: '0',
     ...opts.config,
   });
 

@@ -110,6 +110,20 @@ describe.each<Backend>(['memory', 'real'])('POST /v1/alerts on the %s backend', 
     expect(after.json().code).toBe('VERSION_AFTER_REVOCATION');
   });
 
+  test('another state reusing an alert id with the same modified is 403 VERSION_NOT_ISSUER, not a security event of the caller', async () => {
+    const c = content();
+    expect((await post(t.sign(c))).statusCode).toBe(201);
+    const atTop = await top();
+    const squatter = { ...c, title: 'Same id, same modified, from China', issuer: { state: 'CN', agency: 'cn-customs', gateway: 'cn-gw-1' } };
+    const res = await post(t.sign(squatter, 'CN'));
+    expect(res.statusCode).toBe(403);
+    expect(res.json()).toMatchObject({ status: 403, code: 'VERSION_NOT_ISSUER' });
+    expect(await top()).toBe(atTop);
+    const records = (await t.deps.audit.read(0, 100_000)).items.filter((r) => r.id === c.id);
+    expect(records.filter((r) => r.kind === 'security')).toEqual([]);
+    expect(records).toContainEqual(expect.objectContaining({ kind: 'rejected', code: 'VERSION_NOT_ISSUER', state: 'CN' }));
+  });
+
   test('another state may not version an alert (403) and created may not change (409)', async () => {
     const v1 = content();
     expect((await post(t.sign(v1))).statusCode).toBe(201);

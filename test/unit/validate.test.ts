@@ -209,6 +209,29 @@ describe('rules', () => {
     expect(paths(violations(validContent({ title })))).toEqual(['/content/title']);
   });
 
+  it.each([
+    ['a right-to-left override (U+202E)', 'Truck \u202Eeton\u202C heading north'],
+    ['a left-to-right embedding (U+202A)', 'Truck \u202Aheading'],
+    ['a first-strong isolate (U+2068)', 'Truck \u2068heading\u2069'],
+    ['a right-to-left isolate (U+2067)', 'Truck\u2067'],
+    ['a zero-width space (U+200B)', 'Tru\u200Bck'],
+    ['a zero-width joiner (U+200D)', 'Tru\u200Dck'],
+    ['a word joiner (U+2060)', 'Tru\u2060ck'],
+    ['a byte order mark (U+FEFF)', '\uFEFFTruck'],
+    ['only spaces', '   '],
+    ['only Unicode white space', '\u00A0\u3000\u2003'],
+  ])('rejects a title with %s, naming /content/title', (_name, title) => {
+    const errs = violations(validContent({ title }));
+    expect(errs.length).toBeGreaterThan(0);
+    expect(new Set(paths(errs))).toEqual(new Set(['/content/title']));
+  });
+
+  it('still accepts titles in any script, with inner spaces and punctuation', () => {
+    for (const title of ['Грузовик с тайником, Торугарт', 'شاحنة في طريقها إلى الحدود', '吐尔尕特口岸 货车', ' Truck ', 'Ø 40 kg – “heroin”']) {
+      expect(violations(validContent({ title }))).toEqual([]);
+    }
+  });
+
   it('allows only \\n and \\t among control characters in the description', () => {
     expect(violations(validContent({ description: 'line 1\nline 2\tcol' }))).toEqual([]);
     for (const bad of ['a\r\nb', 'a\u0000b', 'a\u001bb', 'a\u009bb']) {

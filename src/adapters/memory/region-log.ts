@@ -56,6 +56,9 @@ export class MemoryRegionLog implements RegionLog {
     if (owner !== undefined && owner !== region) return { outcome: 'rejected', reason: 'field-changed' };
     const data = this.regions.get(region);
     const alert = data?.alerts.get(id);
+    // Only the issuing state may touch an alert's id, even with a `modified` already held: another
+    // state reusing it is not-issuer, never an equivocation of the caller (issue 8 item 9).
+    if (alert && alert.state !== input.issuerState) return { outcome: 'rejected', reason: 'not-issuer' };
     const prior = alert?.versions.get(modified);
     if (prior) {
       if (prior.contentHash !== input.contentHash) return { outcome: 'rejected', reason: 'equivocation' };
@@ -65,7 +68,6 @@ export class MemoryRegionLog implements RegionLog {
       };
     }
     if (alert) {
-      if (alert.state !== input.issuerState) return { outcome: 'rejected', reason: 'not-issuer' };
       if (alert.created !== input.created) return { outcome: 'rejected', reason: 'field-changed' };
       if (alert.revoked) return { outcome: 'rejected', reason: 'after-revocation' };
       if (modified <= alert.latest) return { outcome: 'rejected', reason: 'stale' };

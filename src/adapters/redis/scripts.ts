@@ -96,13 +96,14 @@ local m = redis.call('HMGET', meta, 'epoch', 'last_ms')
 local epoch = m[1] or ARGV[1]
 local mfield = 'm:' .. modified
 local v = redis.call('HMGET', vkey, 'created', 'state', 'latest', 'revoked', mfield)
+-- only the issuing state may touch the id, even with a modified already held (not an equivocation)
+if v[1] and v[2] ~= state then return {'rejected', 'not-issuer'} end
 if v[5] then
   local vh, vseq, vat = string.match(v[5], '^([^|]*)|([^|]*)|(.*)$')
   if vh == hash then return {'duplicate', tonumber(vseq), vat, epoch} end
   return {'rejected', 'equivocation'}
 end
 if v[1] then
-  if v[2] ~= state then return {'rejected', 'not-issuer'} end
   if v[1] ~= created then return {'rejected', 'field-changed'} end
   if v[4] == '1' then return {'rejected', 'after-revocation'} end
   if modified <= v[3] then return {'rejected', 'stale'} end
