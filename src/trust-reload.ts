@@ -159,8 +159,14 @@ export class TrustReloader {
 
   /** Reads both files again and puts them in force if they changed and are valid. Never throws. */
   reload(reason: ReloadReason): Promise<ReloadResult> {
-    const run = this.chain.then(() => this.reloadNow(reason));
-    this.chain = run.catch(() => undefined);
+    const run = this.chain.then(() =>
+      this.reloadNow(reason).catch((err: unknown): ReloadResult => {
+        // Only a bug gets here; the store in force stays, as for a bad file.
+        this.opts.log.error({ err, reason }, 'trust store reload failed');
+        return { outcome: 'refused', version: '', error: String(err) };
+      }),
+    );
+    this.chain = run;
     return run;
   }
 

@@ -234,6 +234,19 @@ describe.each<Backend>(['memory', 'real'])('live trust reload on the %s backend'
 });
 
 describe('token keys at the time of use on a live session', () => {
+  test('a desk is closed with 4501 when its own token expires (a timer at exp)', async () => {
+    const t = await makeTestApp({ backend: 'memory' });
+    try {
+      const iat = Math.floor(Date.now() / 1000);
+      const d = await injectDesk(t.app, t.token({ iat, exp: iat + 2 }));
+      d.subscribe([t.regions.list()[0].code]);
+      expect(await d.closed).toEqual({ code: 4501, reason: 'token expired' });
+      expect(Date.now()).toBeGreaterThanOrEqual((iat + 2) * 1000);
+    } finally {
+      await t.close();
+    }
+  });
+
   test('a desk whose token key runs out while it is connected is closed with 4501', async () => {
     const n = await startNode('memory');
     try {
