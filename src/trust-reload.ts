@@ -153,7 +153,15 @@ export class TrustReloader {
   /** Starts the periodic check. */
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => void this.reload('file-changed'), this.opts.intervalMs);
+    let checking = false;
+    this.timer = setInterval(() => {
+      // A check still running (a slow file system) is not queued behind by more checks.
+      if (checking) return;
+      checking = true;
+      void this.reload('file-changed').finally(() => {
+        checking = false;
+      });
+    }, this.opts.intervalMs);
     this.timer.unref();
   }
 
