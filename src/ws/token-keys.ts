@@ -54,6 +54,7 @@ export class TokenKeyWatch {
    * active (a reload between the upgrade's token check and now). false when it was closed.
    */
   track(session: DeskSession, kid: string): boolean {
+    if (session.isClosed) return false;
     const key = { kid, iss: session.token.iss };
     this.keyOf.set(session, key);
     const problem = this.problem(key);
