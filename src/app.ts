@@ -4,6 +4,8 @@ import type { RegionLog } from './ports/region-log';
 import type { Bus } from './ports/bus';
 import type { AuditLog } from './ports/audit-log';
 import type { TrustStore } from './domain/trust-store';
+import { LiveTrust } from './domain/live-trust';
+import type { TokenPolicy } from './domain/tokens';
 import type { RegionRegistry } from './domain/regions';
 import type { Metrics } from './metrics';
 import { createIngest, type Ingest } from './ingest/pipeline';
@@ -27,6 +29,8 @@ export interface AppDeps {
   audit: AuditLog;
   trust: TrustStore;
   regions: RegionRegistry;
+  /** The reloadable trust store and region registry (src/trust-reload.ts); unset: trust and regions never change. */
+  live?: LiveTrust;
   metrics: Metrics;
   /** Milliseconds since the epoch; tests may pin it. */
   now: () => number;
@@ -36,6 +40,9 @@ export interface AppDeps {
 
 /** Shared across plugins of one app; set by buildApp. */
 export interface AppContext extends AppDeps {
+  /** `trust` and `regions` read through it: always the snapshot in force. */
+  live: LiveTrust;
+  tokenPolicy: TokenPolicy;
   ingest: Ingest;
   /** true once shutdown has begun: readiness fails and new work is refused. */
   shuttingDown: { value: boolean };
@@ -70,11 +77,22 @@ export async function buildApp(
     // One log line per request would dominate the ingest hot path; routes log what matters.
     logController: new LogController({ disableRequestLogging: true }),
   });
+  const live = deps.live ?? LiveTrust.fixed(deps.trust, deps.regions);
   const ctx: AppContext = {
     ...deps,
-    ingest: createIngest(deps, app.log.child({ component: 'ingest' })),
+    live,
+    // Read at the time of use, so a reload reaches every door (contract §4).
+    get trust() {
+      return live.store;
+    },
+    get regions() {
+      return live.regions;
+    },
+    tokenPolicy: { maxTtlS: deps.config.tokenMaxTtlS },
+    ingest: createIngest({ ...deps, live }, app.log.child({ component: 'ingest' })),
     shuttingDown: { value: false },
   };
+  app.decorate('tokenPolicy', ctx.tokenPolicy);
   app.addHook('preClose', async () => {
     ctx.shuttingDown.value = true;
   });

@@ -3,7 +3,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config';
 import type { AppDeps } from './app';
 import { RegionRegistry } from './domain/regions';
-import { TrustStore } from './domain/trust-store';
+import { LiveTrust } from './domain/live-trust';
+import { readTrustSnapshot, TrustReloader } from './trust-reload';
 import { createMetrics } from './metrics';
 import { MemoryRegionLog } from './adapters/memory/region-log';
 import { MemoryAuditLog } from './adapters/memory/audit-log';
@@ -19,6 +20,8 @@ export interface Composition {
   deps: AppDeps;
   /** embedded: memory log and bus; production: Redis and NATS. */
   mode: { log: 'memory' | 'redis'; bus: 'memory' | 'nats' };
+  /** Re-reads the trust store and region registry (SIGHUP, src/server.ts) and watches their files. */
+  trust: TrustReloader;
   /** Drains the bus, then quits Redis (shutdown order: after the app stopped accepting). */
   close(): Promise<void>;
 }
@@ -33,25 +36,30 @@ function readJsonFile(path: string, what: string): unknown {
 
 /** The one composition root: picks adapters from the configuration. */
 export async function compose(config: Readonly<Config>, log: FastifyBaseLogger): Promise<Composition> {
-  const regions = config.regionsPath
-    ? RegionRegistry.fromJson(readJsonFile(config.regionsPath, 'region registry'))
-    : RegionRegistry.example();
-
   const production = Boolean(config.redisUrl || config.natsUrl);
-  let trust: TrustStore;
-  if (config.trustStorePath) {
-    trust = TrustStore.fromJson(readJsonFile(config.trustStorePath, 'trust store'));
-  } else if (production) {
-    throw new Error('CORDON_TRUST_STORE must be set when CORDON_REDIS_URL or CORDON_NATS_URL is set');
-  } else {
-    trust = ensureDevTrustStore(config.dataDir, regions, log.child({ component: 'dev-trust-store' })).store;
+  let trustStorePath = config.trustStorePath;
+  if (!trustStorePath) {
+    if (production) throw new Error('CORDON_TRUST_STORE must be set when CORDON_REDIS_URL or CORDON_NATS_URL is set');
+    const devRegions = config.regionsPath
+      ? RegionRegistry.fromJson(readJsonFile(config.regionsPath, 'region registry'))
+      : RegionRegistry.example();
+    trustStorePath = ensureDevTrustStore(config.dataDir, devRegions, log.child({ component: 'dev-trust-store' })).path;
   }
+  // The trust store and region registry in force; the reloader keeps them current (contract §4).
+  const trustFiles = { trustStorePath, regionsPath: config.regionsPath };
+  const live = new LiveTrust(readTrustSnapshot(trustFiles));
+  const { store: trust, regions } = live.current;
+  const metrics = createMetrics();
+  const trustReloader = new TrustReloader(live, {
+    files: trustFiles,
+    intervalMs: config.trustReloadMs,
+    log: log.child({ component: 'trust-reload' }),
+    registry: metrics.registry,
+  });
+  trustReloader.warnMismatches();
+  trustReloader.start();
 
-  for (const finding of trust.mismatches((code) => regions.get(code))) {
-    log.warn({ component: 'trust-store' }, `trust store and region registry disagree: ${finding}`);
-  }
-
-  const closers: Array<() => Promise<void>> = [];
+  const closers: Array<() => Promise<void>> = [async () => trustReloader.close()];
   let regionLog: AppDeps['regionLog'];
   let audit: AppDeps['audit'];
   if (config.redisUrl) {
@@ -85,8 +93,9 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   closers.push(() => verifier.close());
 
   return {
-    deps: { config, regionLog, bus, audit, trust, regions, metrics: createMetrics(), now: Date.now, check: verifier.check },
+    deps: { config, regionLog, bus, audit, trust, regions, live, metrics, now: Date.now, check: verifier.check },
     mode: { log: config.redisUrl ? 'redis' : 'memory', bus: config.natsUrl ? 'nats' : 'memory' },
+    trust: trustReloader,
     async close() {
       for (const close of closers) {
         await close().catch((err: unknown) => log.warn({ err }, 'error while closing a backend'));

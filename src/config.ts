@@ -16,6 +16,10 @@ export interface Config {
   redisCluster: boolean;
   trustStorePath?: string;
   regionsPath?: string;
+  /** How often the trust store and region registry files are checked for changes. */
+  trustReloadMs: number;
+  /** Longest accepted token lifetime (exp - iat). */
+  tokenMaxTtlS: number;
   logLevel: string;
   retentionMaxAlerts?: number;
   retentionMaxAgeDays: number;
@@ -51,6 +55,8 @@ export interface Config {
 
 const INTEGER_VARS = new Set([
   'CORDON_PORT',
+  'CORDON_TRUST_RELOAD_MS',
+  'CORDON_TOKEN_MAX_TTL_S',
   'CORDON_RETENTION_MAX_ALERTS',
   'CORDON_RETENTION_MAX_AGE_DAYS',
   'CORDON_RETENTION_INTERVAL_MS',
@@ -127,6 +133,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     redisCluster: v.CORDON_REDIS_CLUSTER,
     trustStorePath: v.CORDON_TRUST_STORE,
     regionsPath: v.CORDON_REGIONS,
+    trustReloadMs: v.CORDON_TRUST_RELOAD_MS,
+    tokenMaxTtlS: v.CORDON_TOKEN_MAX_TTL_S,
     logLevel: v.CORDON_LOG_LEVEL,
     retentionMaxAlerts: v.CORDON_RETENTION_MAX_ALERTS,
     retentionMaxAgeDays: v.CORDON_RETENTION_MAX_AGE_DAYS,

@@ -14,7 +14,9 @@ async function main(): Promise<void> {
   const composition = await compose(config, logger);
   const app = await buildApp(composition.deps, { logger });
 
-  closeWithGrace({ delay: config.shutdownGraceMs, logger }, async ({ signal, err }) => {
+  // SIGHUP reloads the trust store and region registry (contract §4); it does not stop the node.
+  process.on('SIGHUP', () => void composition.trust.reload('signal'));
+  closeWithGrace({ delay: config.shutdownGraceMs, logger, skip: ['SIGHUP'] }, async ({ signal, err }) => {
     if (err) logger.error({ err }, 'fatal error, shutting down');
     else logger.info({ signal }, 'shutting down');
     await app.close();

@@ -14,7 +14,7 @@ export const token = defineCommand({
   --role       desk or ops
   --clearance  unclassified, restricted, confidential or secret
   --regions    narrow what the token may watch
-  --ttl        lifetime: 90s, 30m, 8h, 2d (default 8h)
+  --ttl        lifetime: 90s, 30m, 8h, 2d (default 8h); nodes refuse more than CORDON_TOKEN_MAX_TTL_S (default 12h)
 Prints the compact token; send it as Authorization: Bearer <token>.`,
   options: {
     key: { type: 'string' },

@@ -2,19 +2,28 @@ import { sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node
 import { CordonError } from '../errors';
 import { b64uDecode, b64uEncode } from './base64url';
 import { validator } from './schemas';
-import type { TrustStore } from './trust-store';
+import type { TrustedKey, TrustStore } from './trust-store';
 import type { Token } from './types';
 
 /**
  * Desk and ops tokens (contract §7): compact JWS, alg pinned to "Ed25519", signed by a
  * `use: "token"` key of the state named in `iss`. Failures all map to TOKEN_INVALID with a short
- * generic detail: a caller learns nothing about which keys exist.
+ * generic detail: a caller learns nothing about which keys exist. Everything is judged at the time of
+ * use (contract §7 v1.1): the key's status and window now, the token's lifetime against the policy.
  */
 
 /** Tolerated clock difference between the token issuer and this node. */
 export const TOKEN_SKEW_S = 300;
 const MAX_TOKEN_CHARS = 8192;
 const HEADER_MEMBERS = new Set(['alg', 'kid', 'typ']);
+
+/** What the node's configuration decides about tokens (contract §7 v1.1). */
+export interface TokenPolicy {
+  /** Longest accepted lifetime, `exp - iat` (CORDON_TOKEN_MAX_TTL_S). */
+  readonly maxTtlS: number;
+}
+
+export const DEFAULT_TOKEN_POLICY: TokenPolicy = Object.freeze({ maxTtlS: 43_200 });
 
 function invalid(detail: string): CordonError {
   return new CordonError('TOKEN_INVALID', detail);
@@ -31,7 +40,31 @@ function decodeJson(part: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-export function verifyToken(compact: string, store: TrustStore, nowMs: number): Token {
+/**
+ * Why a token key may not vouch for anything at `nowMs`, or undefined when it may. Judged at the
+ * time of use (contract §7 v1.1): the key must be active and inside its nbf/exp window now. A
+ * token's own iat is the issuer's claim and cannot bring a retired or expired key back to life.
+ */
+export function tokenKeyProblem(key: TrustedKey | undefined, nowMs: number): string | undefined {
+  if (!key || key.use !== 'token') return 'the token key is not in the trust store';
+  if (key.status !== 'active') return `the token key is ${key.status}`;
+  if (key.nbfMs !== undefined && nowMs < key.nbfMs) return 'the token key is not yet valid';
+  if (key.expMs !== undefined && nowMs >= key.expMs) return 'the token key has expired';
+  return undefined;
+}
+
+/** Verifies a desk or ops token now; returns its claims. */
+export function verifyToken(compact: string, store: TrustStore, nowMs: number, policy: TokenPolicy = DEFAULT_TOKEN_POLICY): Token {
+  return verifyTokenKey(compact, store, nowMs, policy).token;
+}
+
+/** As verifyToken, and names the key that signed it (live sessions end when that key stops being active). */
+export function verifyTokenKey(
+  compact: string,
+  store: TrustStore,
+  nowMs: number,
+  policy: TokenPolicy = DEFAULT_TOKEN_POLICY,
+): { token: Token; kid: string } {
   if (typeof compact !== 'string' || compact.length > MAX_TOKEN_CHARS) throw invalid('token is malformed');
   const parts = compact.split('.');
   if (parts.length !== 3) throw invalid('token is malformed');
@@ -60,23 +93,16 @@ export function verifyToken(compact: string, store: TrustStore, nowMs: number): 
   }
 
   const nowS = nowMs / 1000;
-  const iatMs = c.iat * 1000;
   if (c.exp <= nowS) throw invalid('token has expired');
   if (c.iat > nowS + TOKEN_SKEW_S || (c.nbf !== undefined && c.nbf > nowS + TOKEN_SKEW_S)) throw invalid('token is not yet valid');
   if (c.exp <= c.iat) throw invalid('token claims are invalid');
-  if ((key.nbfMs !== undefined && iatMs < key.nbfMs) || (key.expMs !== undefined && iatMs >= key.expMs)) {
-    throw invalid('token is not signed by a trusted token key');
-  }
-  if (key.status === 'retired' && !(key.retiredAtMs !== undefined && iatMs < key.retiredAtMs)) {
-    throw invalid('token is not signed by a trusted token key');
-  }
-  if (key.status === 'revoked' && !(key.revokedAtMs !== undefined && nowMs < key.revokedAtMs)) {
-    throw invalid('token is not signed by a trusted token key');
-  }
+  if (c.exp - c.iat > policy.maxTtlS) throw invalid('token lifetime exceeds the maximum');
+  // The same generic detail for every key problem: a caller learns nothing about the store.
+  if (tokenKeyProblem(key, nowMs) !== undefined) throw invalid('token is not signed by a trusted token key');
 
   const token: Token = { iss: c.iss, sub: c.sub, aud: 'cordon', iat: c.iat, exp: c.exp, role: c.role, clearance: c.clearance };
   if (c.regions) token.regions = [...c.regions];
-  return token;
+  return { token, kid: key.kid };
 }
 
 /** Issues a token as a state's token service would (the CLI and tests use it). */

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { CordonError } from '../errors';
 import type { TrustStore } from '../domain/trust-store';
-import { verifyToken } from '../domain/tokens';
+import { DEFAULT_TOKEN_POLICY, verifyToken, type TokenPolicy } from '../domain/tokens';
 import type { Token } from '../domain/types';
 
 /**
@@ -15,11 +15,26 @@ export function bearerToken(header: string | undefined): string | undefined {
   return m && m[1].length > 0 ? m[1] : undefined;
 }
 
-/** Verifies the caller's desk or ops token; throws TOKEN_MISSING / TOKEN_INVALID (401). */
-export function authenticate(request: FastifyRequest, trust: TrustStore, nowMs = Date.now()): Token {
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The node's token rules (CORDON_TOKEN_MAX_TTL_S), set by buildApp. */
+    tokenPolicy: TokenPolicy;
+  }
+}
+
+/**
+ * Verifies the caller's desk or ops token at the time of use; throws TOKEN_MISSING / TOKEN_INVALID
+ * (401). `trust` is the store in force (ctx.trust reads the live one); the policy is the app's.
+ */
+export function authenticate(
+  request: FastifyRequest,
+  trust: TrustStore,
+  nowMs = Date.now(),
+  policy: TokenPolicy = request.server.tokenPolicy ?? DEFAULT_TOKEN_POLICY,
+): Token {
   const compact = bearerToken(request.headers.authorization);
   if (!compact) throw new CordonError('TOKEN_MISSING');
-  return verifyToken(compact, trust, nowMs);
+  return verifyToken(compact, trust, nowMs, policy);
 }
 
 /** Ops-only endpoints. */

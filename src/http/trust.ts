@@ -1,8 +1,18 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../app';
 
-/** GET /v1/trust: the public trust store, so any recipient can verify an alert end to end. */
+/**
+ * GET /v1/trust: the public trust store in force, so any recipient can verify an alert end to end.
+ * Serialised once per store (a reload brings a new one).
+ */
 export async function trustRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
-  const view = JSON.stringify(ctx.trust.publicView());
-  app.get('/v1/trust', async (_request, reply) => reply.type('application/json').send(view));
+  let served = ctx.trust;
+  let view = JSON.stringify(served.publicView());
+  app.get('/v1/trust', async (_request, reply) => {
+    if (ctx.trust !== served) {
+      served = ctx.trust;
+      view = JSON.stringify(served.publicView());
+    }
+    return reply.type('application/json').send(view);
+  });
 }

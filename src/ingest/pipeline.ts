@@ -7,6 +7,7 @@ import { decodeProtectedHeader, verifySubmission } from '../domain/signature';
 import type { Receipt, Submission } from '../domain/types';
 import { LogUnavailableError, deliveredJson, type AppendInput, type AppendRejection } from '../ports/region-log';
 import type { AppDeps } from '../app';
+import type { LiveTrust } from '../domain/live-trust';
 
 export type Door = 'http' | 'nats';
 
@@ -55,15 +56,16 @@ export function appendInputOf(submission: Submission, contentHash: string): Appe
   };
 }
 
-export function createIngest(deps: AppDeps, log: FastifyBaseLogger): Ingest {
-  const { config, regionLog, bus, audit, trust, regions, metrics, now } = deps;
-  const memberStates: ReadonlySet<string> = new Set(regions.list().flatMap((r) => r.states));
+export function createIngest(deps: AppDeps & { live: LiveTrust }, log: FastifyBaseLogger): Ingest {
+  const { config, regionLog, bus, audit, live, metrics, now } = deps;
   const parseLimits = { maxBytes: config.maxBodyBytes, maxDepth: config.maxJsonDepth };
   const window = { maxAgeS: config.sigMaxAgeS, maxSkewS: config.sigMaxSkewS };
   const { check } = deps;
 
   async function accept(raw: Buffer | string, door: Door, subjectRegion?: string): Promise<IngestResult> {
-    const submission = validateSubmission(parseJson(raw, parseLimits), { regions, memberStates });
+    // The trust store and registry in force now (a reload takes effect for the next submission).
+    const { store: trust, regions } = live.current;
+    const submission = validateSubmission(parseJson(raw, parseLimits), { regions, memberStates: regions.states });
     const { content } = submission;
     if (subjectRegion !== undefined && subjectRegion !== content.region) {
       throw new CordonError('INGEST_SUBJECT_MISMATCH', `subject region ${subjectRegion} differs from content.region`);
@@ -167,7 +169,7 @@ export function createIngest(deps: AppDeps, log: FastifyBaseLogger): Ingest {
     const { kid } = decodeProtectedHeader(submission.sig.protected);
     const c = submission.content;
     // The signing key's state: its ops read this record (contract §7 v1.1 audit visibility).
-    const state = trust.alertKey(kid)?.state ?? c.issuer.state;
+    const state = live.store.alertKey(kid)?.state ?? c.issuer.state;
     await recordAudit({
       kind: 'rejected',
       actor: `${state}/${kid}`,

@@ -5,13 +5,14 @@ import type { AppContext } from '../app';
 import { CordonError, problemBody, toProblem } from '../errors';
 import { bearerToken } from '../http/auth';
 import { PROBLEM_CONTENT_TYPE } from '../http/problem';
-import { verifyToken } from '../domain/tokens';
+import { verifyTokenKey } from '../domain/tokens';
 import type { Token } from '../domain/types';
 import type { BusSubscription } from '../ports/bus';
 import { CLOSE } from './frames';
 import { createStreamMetrics, Hub } from './hub';
 import { DeskSession, FlushScheduler, type SessionDeps } from './desk-session';
 import { AckDedup } from './ack-dedup';
+import { TokenKeyWatch } from './token-keys';
 
 /**
  * GET /v1/stream (contract §9): desks watch regions live and resume on any node. Authentication
@@ -72,10 +73,15 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
   /** Sockets pinged since their last pong. */
   const unanswered = new WeakSet<WebSocket>();
   const tokens = new WeakMap<FastifyRequest, Token>();
+  /** the kid of each upgrade's token: its session ends when that key stops being active. */
+  const tokenKids = new WeakMap<FastifyRequest, string>();
   const deps: SessionDeps = {
     hub,
     regionLog: ctx.regionLog,
-    regions: ctx.regions,
+    // The registry in force when asked (a reload may add regions).
+    get regions() {
+      return ctx.regions;
+    },
     audit: ctx.audit,
     metrics,
     scheduler: new FlushScheduler(metrics),
@@ -95,10 +101,12 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
   /** The session slot an upgrade request holds, released once whatever it became ends. */
   const releases = new WeakMap<FastifyRequest, () => void>();
   let busSub: BusSubscription | undefined;
+  const keyWatch = new TokenKeyWatch(sessions, { live: ctx.live, now: ctx.now, log, registry: ctx.metrics.registry });
 
   /** Shutdown: every desk gets 4001 and resumes elsewhere; stragglers are cut after a grace. */
   async function closeAll(): Promise<void> {
     hub.stop();
+    keyWatch.stop();
     const sub = busSub;
     busSub = undefined;
     await sub?.unsubscribe().catch((err: unknown) => log.warn({ err }, 'bus unsubscribe failed'));
@@ -162,7 +170,7 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
       if (ctx.shuttingDown.value) throw new CordonError('SHUTTING_DOWN');
       const compact = streamToken(request);
       if (!compact) throw new CordonError('TOKEN_MISSING');
-      const token = verifyToken(compact, ctx.trust, ctx.now());
+      const { token, kid } = verifyTokenKey(compact, ctx.trust, ctx.now(), ctx.tokenPolicy);
       if (token.role !== 'desk') throw new CordonError('ROLE_FORBIDDEN', 'The stream is for desk tokens');
       // Per-token session cap (issue 8): refused before the upgrade, so no socket is ever made.
       const release = slots.take(`${token.iss}/${token.sub}`);
@@ -174,6 +182,7 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
       (request.raw.socket as { once?: (e: 'close', fn: () => void) => unknown } | undefined)?.once?.('close', release);
       releases.set(request, release);
       tokens.set(request, token);
+      tokenKids.set(request, kid);
       return undefined;
     } catch (err) {
       const body = err instanceof CordonError ? err.toProblem() : toProblem(err);
@@ -219,6 +228,7 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
         release?.();
       };
       session.start();
+      keyWatch.track(session, tokenKids.get(request) ?? '');
     },
   });
 
@@ -243,10 +253,12 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
   app.addHook('onReady', async () => {
     busSub = await ctx.bus.subscribeDoorbell((ring) => hub.onDoorbell(ring));
     hub.start();
+    keyWatch.start();
   });
   app.addHook('onClose', async () => {
     clearInterval(heartbeat);
     hub.stop();
+    keyWatch.stop();
     await busSub?.unsubscribe().catch(() => undefined);
     busSub = undefined;
   });

@@ -15,6 +15,7 @@ import { createRedisClient, deleteKeysWithPrefix, quitClient } from '../../src/a
 import { NatsBus } from '../../src/adapters/nats/bus';
 import type { Bus } from '../../src/ports/bus';
 import { makeTestTrust } from './keys';
+import type { LiveTrust } from '../../src/domain/live-trust';
 import { TEST_NATS_URL, TEST_REDIS_URL, uniqueKeyPrefix, uniqueSubjectPrefix } from './env';
 
 export type Backend = 'memory' | 'real';
@@ -43,6 +44,8 @@ export interface TestAppOptions {
   /** Reuse one trust across apps (several nodes must trust the same keys). */
   trust?: ReturnType<typeof makeTestTrust>;
   now?: () => number;
+  /** A reloadable trust store and registry (src/trust-reload.ts drives it); `trust` still signs. */
+  live?: LiveTrust;
   /** Real backend only: reach Redis through this URL (e.g. a test proxy that can be paused). */
   redisUrl?: string;
 }
@@ -109,6 +112,7 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
       audit: new RedisAuditLog(redis, { prefix: shared.keyPrefix }),
       trust: trust.store,
       regions,
+      live: opts.live,
       metrics: createMetrics({ defaultMetrics: false }),
       now: opts.now ?? Date.now,
       check: verifier.check,
@@ -121,6 +125,7 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
       audit: new MemoryAuditLog(),
       trust: trust.store,
       regions,
+      live: opts.live,
       metrics: createMetrics({ defaultMetrics: false }),
       now: opts.now ?? Date.now,
     };

@@ -404,8 +404,8 @@ describe('desk lifecycle on real sockets', () => {
     const appNow = () => Date.now() + 86_400_000;
     const t = await makeTestApp({ backend: 'memory', now: appNow });
     try {
-      const exp = Math.floor(appNow() / 1000) + 2;
-      const d = await injectDesk(t.app, t.token({ exp }));
+      const iat = Math.floor(appNow() / 1000);
+      const d = await injectDesk(t.app, t.token({ iat, exp: iat + 2 }));
       d.subscribe([t.regions.list()[0].code]);
       const { code } = await d.closed;
       expect(code).toBe(4501);

@@ -1,7 +1,7 @@
 import { sign as cryptoSign } from 'node:crypto';
 import { CordonError } from '../../src/errors';
 import { b64uEncode } from '../../src/domain/base64url';
-import { issueToken, verifyToken } from '../../src/domain/tokens';
+import { DEFAULT_TOKEN_POLICY, issueToken, tokenKeyProblem, verifyToken, verifyTokenKey } from '../../src/domain/tokens';
 import { TrustStore } from '../../src/domain/trust-store';
 import { keyEntry, makeKeyPair, makeTestTrust, type TestKey } from '../helpers/keys';
 
@@ -83,21 +83,79 @@ describe('verifyToken', () => {
     );
   });
 
-  describe('token key status', () => {
+  describe('time of use (contract §7 v1.1): the key now, not at the token\'s iat', () => {
+    const DAY_S = 86_400;
+    const HUNDRED_YEARS_S = 100 * 365 * DAY_S;
     const key = makeKeyPair();
     const iso = (s: number): string => new Date(s * 1000).toISOString();
     const store = (o: object): TrustStore => TrustStore.fromJson({ states: { KG: { name: 'Kyrgyzstan', keys: [keyEntry(key, 'token', undefined, o)] } } });
-    const tok = (iat: number): string => issueToken({ iss: 'KG', sub: 'd', role: 'ops', clearance: 'secret', exp: NOW_S + 3600, iat }, key);
+    const tok = (iat: number, exp: number): string => issueToken({ iss: 'KG', sub: 'd', role: 'ops', clearance: 'secret', exp, iat }, key);
+    const lax = { maxTtlS: 2 * HUNDRED_YEARS_S };
 
-    test('a retired key accepts tokens issued before retired_at only', () => {
-      const s = store({ status: 'retired', retired_at: iso(NOW_S - 100) });
-      expect(rejection(tok(NOW_S - 101), s)).toBeUndefined();
-      expect(rejection(tok(NOW_S - 100), s)?.code).toBe('TOKEN_INVALID');
+    test('attack: a key that expired yesterday, iat backdated into its window, a 100-year exp: rejected', () => {
+      const s = store({ nbf: iso(NOW_S - 365 * DAY_S), exp: iso(NOW_S - DAY_S) });
+      const forged = tok(NOW_S - 2 * DAY_S, NOW_S + HUNDRED_YEARS_S);
+      expect(rejection(forged, s)?.code).toBe('TOKEN_INVALID');
+      // Not only for its lifetime: with no lifetime bound at all the expired key still vouches for nothing.
+      expect(() => verifyToken(forged, s, NOW_MS, lax)).toThrow('token is not signed by a trusted token key');
+      // The same token from a key still in its window would pass that lax policy: the key decides.
+      const fresh = store({ nbf: iso(NOW_S - 365 * DAY_S), exp: iso(NOW_S + DAY_S) });
+      expect(verifyToken(forged, fresh, NOW_MS, lax).sub).toBe('d');
     });
 
-    test('a revoked key accepts nothing from revoked_at on', () => {
-      const s = store({ status: 'revoked', revoked_at: iso(NOW_S - 100) });
-      expect(rejection(tok(NOW_S - 200), s)?.code).toBe('TOKEN_INVALID');
+    test('attack: a key retired an hour ago, iat backdated before retired_at, a 100-year exp: rejected', () => {
+      const s = store({ status: 'retired', retired_at: iso(NOW_S - 3600) });
+      const forged = tok(NOW_S - 7200, NOW_S + HUNDRED_YEARS_S);
+      expect(rejection(forged, s)?.code).toBe('TOKEN_INVALID');
+      expect(() => verifyToken(forged, s, NOW_MS, lax)).toThrow('token is not signed by a trusted token key');
+    });
+
+    test('a token of a retired key is refused even with an ordinary lifetime', () => {
+      const s = store({ status: 'retired', retired_at: iso(NOW_S - 100) });
+      expect(rejection(tok(NOW_S - 101, NOW_S + 3600), s)?.code).toBe('TOKEN_INVALID');
+    });
+
+    test('a revoked key accepts nothing, whatever its revoked_at says', () => {
+      expect(rejection(tok(NOW_S - 200, NOW_S + 3600), store({ status: 'revoked', revoked_at: iso(NOW_S - 100) }))?.code).toBe('TOKEN_INVALID');
+      expect(rejection(tok(NOW_S - 200, NOW_S + 3600), store({ status: 'revoked', revoked_at: iso(NOW_S + 100) }))?.code).toBe('TOKEN_INVALID');
+    });
+
+    test('a key not yet valid now is refused even for a token issued later than its nbf claims', () => {
+      const s = store({ nbf: iso(NOW_S + DAY_S), exp: iso(NOW_S + 2 * DAY_S) });
+      expect(rejection(tok(NOW_S, NOW_S + 3600), s)?.code).toBe('TOKEN_INVALID');
+    });
+
+    test('exp - iat may not exceed CORDON_TOKEN_MAX_TTL_S (default 12 h)', () => {
+      const s = store({});
+      expect(DEFAULT_TOKEN_POLICY.maxTtlS).toBe(43_200);
+      expect(rejection(tok(NOW_S, NOW_S + 43_200), s)).toBeUndefined();
+      expect(rejection(tok(NOW_S, NOW_S + 43_201), s)?.message).toBe('token lifetime exceeds the maximum');
+      // A backdated iat does not help: the lifetime is exp - iat.
+      expect(rejection(tok(NOW_S - 43_000, NOW_S + 1000), s)?.code).toBe('TOKEN_INVALID');
+      // The configured bound applies.
+      expect(() => verifyToken(tok(NOW_S, NOW_S + 7200), s, NOW_MS, { maxTtlS: 3600 })).toThrow('token lifetime exceeds the maximum');
+      expect(verifyToken(tok(NOW_S, NOW_S + 3600), s, NOW_MS, { maxTtlS: 3600 }).exp).toBe(NOW_S + 3600);
+    });
+
+    test('verifyTokenKey names the key that signed the token', () => {
+      expect(verifyTokenKey(tok(NOW_S, NOW_S + 60), store({}), NOW_MS).kid).toBe(key.kid);
+    });
+  });
+
+  describe('tokenKeyProblem', () => {
+    const key = makeKeyPair();
+    const at = (o: object) => TrustStore.fromJson({ states: { KG: { name: 'Kyrgyzstan', keys: [keyEntry(key, 'token', undefined, o)] } } }).tokenKey(key.kid);
+    test.each<[string, object, string | undefined]>([
+      ['active, in its window', {}, undefined],
+      ['retired', { status: 'retired', retired_at: new Date(NOW_MS - 1).toISOString() }, 'the token key is retired'],
+      ['revoked', { status: 'revoked', revoked_at: new Date(NOW_MS - 1).toISOString() }, 'the token key is revoked'],
+      ['past its exp', { exp: new Date(NOW_MS).toISOString() }, 'the token key has expired'],
+      ['before its nbf', { nbf: new Date(NOW_MS + 1).toISOString() }, 'the token key is not yet valid'],
+    ])('%s', (_name, over, problem) => {
+      expect(tokenKeyProblem(at(over), NOW_MS)).toBe(problem);
+    });
+    test('a key missing from the store', () => {
+      expect(tokenKeyProblem(undefined, NOW_MS)).toBe('the token key is not in the trust store');
     });
   });
 });
