@@ -11,7 +11,7 @@ import { MemoryBus } from './adapters/memory/bus';
 import { RedisRegionLog } from './adapters/redis/region-log';
 import { RedisAuditLog } from './adapters/redis/audit-log';
 import { createRedisClient, quitClient } from './adapters/redis/client';
-import { NatsBus } from './adapters/nats/bus';
+import { NatsBus, hasNatsCredentials, type NatsAuth } from './adapters/nats/bus';
 import { createVerifyPool } from './ingest/verify-pool';
 import { ensureDevTrustStore } from './dev/dev-trust-store';
 
@@ -69,12 +69,32 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
     audit = new MemoryAuditLog();
   }
 
+  const metrics = createMetrics();
+  const natsAuth: NatsAuth = {
+    user: config.natsUser,
+    password: config.natsPassword,
+    token: config.natsToken,
+    nkeySeedFile: config.natsNkeySeedFile,
+    credsFile: config.natsCredsFile,
+    tlsCaFile: config.natsTlsCaFile,
+    tlsCertFile: config.natsTlsCertFile,
+    tlsKeyFile: config.natsTlsKeyFile,
+  };
+  if (config.natsUrl && !hasNatsCredentials(natsAuth)) {
+    log.warn(
+      { component: 'nats' },
+      'NATS without credentials: any client of that server can answer ingest requests or read every alert; see docs/operations.md',
+    );
+  }
   const bus = config.natsUrl
     ? await NatsBus.connect({
         servers: config.natsUrl.split(','),
         subjectPrefix: config.natsSubjectPrefix,
         name: `cordon-${config.nodeId}`,
         log: log.child({ component: 'nats' }),
+        auth: natsAuth,
+        inboxPrefix: config.natsInboxPrefix,
+        registry: metrics.registry,
       })
     : new MemoryBus({ log: log.child({ component: 'bus' }) });
   // Bus first (drain), then the stores.
@@ -83,7 +103,7 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   closers.push(() => verifier.close());
 
   return {
-    deps: { config, regionLog, bus, audit, trust, regions, metrics: createMetrics(), now: Date.now, check: verifier.check },
+    deps: { config, regionLog, bus, audit, trust, regions, metrics, now: Date.now, check: verifier.check },
     mode: { log: config.redisUrl ? 'redis' : 'memory', bus: config.natsUrl ? 'nats' : 'memory' },
     async close() {
       for (const close of closers) {
