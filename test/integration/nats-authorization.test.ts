@@ -21,11 +21,16 @@ const ROOT = join(__dirname, '..', '..');
 const SHIPPED = readFileSync(join(ROOT, 'deploy', 'nats', 'nats-cluster.conf'), 'utf8');
 const AUTHORIZATION = authorizationBlock(SHIPPED);
 const encoder = new TextEncoder();
+/**
+ * A password or token as docs/operations.md makes them: nats-server parses a `$VARIABLE`'s value
+ * like configuration text, so it must start with a letter (`70e1ab...` would be read as a number).
+ */
+const secret = () => `pw-${randomBytes(16).toString('hex')}`;
 const decoder = new TextDecoder();
 
 /** Every `$VARIABLE` the block names, with a fresh random value. */
 const PASSWORDS: Record<string, string> = Object.fromEntries(
-  [...new Set([...AUTHORIZATION.matchAll(/\$([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]))].map((v) => [v, randomBytes(12).toString('hex')]),
+  [...new Set([...AUTHORIZATION.matchAll(/\$([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]))].map((v) => [v, secret()]),
 );
 const REGIONS = RegionRegistry.example().list();
 

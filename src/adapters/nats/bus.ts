@@ -37,6 +37,8 @@ export interface NatsBusOptions {
   /** ping() rejects when the server has not answered within this time. */
   pingTimeoutMs?: number;
   reconnectTimeWaitMs?: number;
+  /** How long the first connection may take (nats.js default 20 s). */
+  connectTimeoutMs?: number;
   /** How this client authenticates to NATS and whether it uses TLS. */
   auth?: NatsAuth;
   /**
@@ -133,6 +135,7 @@ export class NatsBus implements Bus {
       maxReconnectAttempts: -1, // reconnect forever: the hub repairs from the log meanwhile
       reconnectTimeWait: opts.reconnectTimeWaitMs ?? 1000,
       inboxPrefix: opts.inboxPrefix ?? '_INBOX',
+      ...(opts.connectTimeoutMs !== undefined ? { timeout: opts.connectTimeoutMs } : {}),
       ...natsAuthOptions(opts.auth ?? {}),
     };
     let nc: NatsConnection;
