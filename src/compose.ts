@@ -11,7 +11,7 @@ import { MemoryBus } from './adapters/memory/bus';
 import { RedisRegionLog } from './adapters/redis/region-log';
 import { RedisAuditLog } from './adapters/redis/audit-log';
 import { createRedisClient, quitClient } from './adapters/redis/client';
-import { NatsBus, hasNatsCredentials, type NatsAuth } from './adapters/nats/bus';
+import { NatsBus, hasNatsCredentials, natsAuthOf } from './adapters/nats/bus';
 import { createVerifyPool } from './ingest/verify-pool';
 import { ensureDevTrustStore } from './dev/dev-trust-store';
 
@@ -70,16 +70,7 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   }
 
   const metrics = createMetrics();
-  const natsAuth: NatsAuth = {
-    user: config.natsUser,
-    password: config.natsPassword,
-    token: config.natsToken,
-    nkeySeedFile: config.natsNkeySeedFile,
-    credsFile: config.natsCredsFile,
-    tlsCaFile: config.natsTlsCaFile,
-    tlsCertFile: config.natsTlsCertFile,
-    tlsKeyFile: config.natsTlsKeyFile,
-  };
+  const natsAuth = natsAuthOf(config);
   if (config.natsUrl && !hasNatsCredentials(natsAuth)) {
     log.warn(
       { component: 'nats' },

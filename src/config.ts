@@ -165,6 +165,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   });
 }
 
+/**
+ * The CORDON_NATS_* settings of an environment, alone and validated like the node's: for CLI
+ * commands that talk to NATS as a client (a gateway's login, TLS files, inbox prefix).
+ */
+export function loadNatsClientConfig(env: Readonly<Record<string, string | undefined>>): Readonly<Config> {
+  return loadConfig(Object.fromEntries(Object.entries(env).filter(([name]) => name.startsWith('CORDON_NATS_'))));
+}
+
 /** NATS credentials come in pairs and as one method: a server accepts only one of them. */
 function natsChecks(raw: Record<string, unknown>): void {
   const has = (name: string) => raw[name] !== undefined;

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { nkeys } from '@nats-io/nats-core';
 import pino from 'pino';
 import { NatsBus, type NatsAuth } from '../../src/adapters/nats/bus';
+import { makeTestApp } from '../helpers/app';
+import { runCordon } from '../helpers/cli';
 import { compose } from '../../src/compose';
 import { loadConfig } from '../../src/config';
 import { BusUnavailableError, type Bus } from '../../src/ports/bus';
@@ -183,6 +185,39 @@ describe('the composition root reads the CORDON_NATS_* settings', () => {
       expect(warning).toMatchObject({ level: 40, component: 'nats' });
     } finally {
       await c.close();
+    }
+  });
+});
+
+describe('cordon publish --nats', () => {
+  test('logs in with the CORDON_NATS_* variables of its environment', async () => {
+    const node = secret();
+    const gateway = secret();
+    const s = await server('authorization { users: [ { user: node, password: $N }, { user: gateway-kg, password: $G } ] }', {
+      env: { N: node, G: gateway },
+    });
+    const t = await makeTestApp({ backend: 'real', nats: { url: s.url, auth: { user: 'node', password: node } } });
+    try {
+      const k = t.trust.alertKey('KG');
+      const mine = t.regions.list().filter((r) => r.states.includes('KG')).map((r) => r.code);
+      writeFileSync(join(s.dir, 'kg.jwk.json'), JSON.stringify({ ...k.privateKey.export({ format: 'jwk' }), kid: k.kid, cordon: { state: 'KG', use: 'alert', regions: mine } }));
+      writeFileSync(join(s.dir, 'regions.json'), JSON.stringify({ regions: t.regions.list() }));
+      const argv = ['publish', '--demo', '--key', 'kg.jwk.json', '--regions', 'regions.json', '--nats', s.url, '--timeout', '3000'];
+      const env = { CORDON_NATS_SUBJECT_PREFIX: t.deps.config.natsSubjectPrefix };
+
+      const anonymous = await runCordon(s.dir, argv, { env });
+      expect(anonymous.code).toBe(1);
+      expect(anonymous.stderr).toMatch(/cannot connect to NATS/);
+
+      const r = await runCordon(s.dir, argv, { env: { ...env, CORDON_NATS_USER: 'gateway-kg', CORDON_NATS_PASSWORD: gateway } });
+      expect(r.stderr).toContain('published');
+      expect(JSON.parse(r.stdout)).toMatchObject({ region: mine[0], seq: 1, status: 201 });
+      expect(r.code).toBe(0);
+
+      const bad = await runCordon(s.dir, argv, { env: { ...env, CORDON_NATS_USER: 'gateway-kg' } });
+      expect([bad.code, bad.stderr]).toEqual([1, expect.stringContaining('CORDON_NATS_USER needs CORDON_NATS_PASSWORD')]);
+    } finally {
+      await t.close();
     }
   });
 });

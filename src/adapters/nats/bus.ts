@@ -13,6 +13,7 @@ import {
 import { connect } from '@nats-io/transport-node';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
+import type { Config } from '../../config';
 import { toProblem } from '../../errors';
 import {
   BusUnavailableError,
@@ -60,6 +61,20 @@ export interface NatsAuth {
   tlsCaFile?: string;
   tlsCertFile?: string;
   tlsKeyFile?: string;
+}
+
+/** The NATS login a configuration names. */
+export function natsAuthOf(config: Readonly<Config>): NatsAuth {
+  return {
+    user: config.natsUser,
+    password: config.natsPassword,
+    token: config.natsToken,
+    nkeySeedFile: config.natsNkeySeedFile,
+    credsFile: config.natsCredsFile,
+    tlsCaFile: config.natsTlsCaFile,
+    tlsCertFile: config.natsTlsCertFile,
+    tlsKeyFile: config.natsTlsKeyFile,
+  };
 }
 
 /** true when the client authenticates itself to NATS in some way (a client certificate counts). */
