@@ -20,7 +20,8 @@ export interface NatsServerProcess {
   logs(): string;
 }
 
-const BINARY = process.env.CORDON_TEST_NATS_SERVER ?? (existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server');
+/** The nats-server executable (CORDON_TEST_NATS_SERVER, else /usr/sbin/nats-server, else the PATH's). */
+export const NATS_SERVER_BINARY = process.env.CORDON_TEST_NATS_SERVER ?? (existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server');
 const START_TIMEOUT_MS = 10_000;
 
 const running = new Set<ChildProcess>();
@@ -47,7 +48,7 @@ export async function startNatsServer(
   for (const f of readdirSync(dir).filter((f) => f.endsWith('.ports'))) rmSync(path.join(dir, f));
   writeFileSync(conf, `listen: "127.0.0.1:${opts.port ?? -1}"\nports_file_dir: "${dir}"\n${body}\n`);
   let output = '';
-  const proc = spawn(BINARY, ['-c', conf], {
+  const proc = spawn(NATS_SERVER_BINARY, ['-c', conf], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import { makeTestApp, type TestApp } from '../helpers/app';
 import { makeTestTrust } from '../helpers/keys';
 import { Desk, socketDesk } from '../helpers/desk';
 import { uniqueKeyPrefix } from '../helpers/env';
-import { authorizationBlock, startNatsServer, type NatsServerProcess } from '../helpers/nats-server';
+import { authorizationBlock, NATS_SERVER_BINARY, startNatsServer, type NatsServerProcess } from '../helpers/nats-server';
 import { validContent } from '../fixtures/alerts';
 import { RegionRegistry } from '../../src/domain/regions';
 
@@ -86,6 +87,14 @@ describe('the shipped NATS authorization, enforced by a real nats-server', () =>
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.nc.close().catch(() => undefined)));
     await server.close();
+  });
+
+  test('the whole shipped file is a valid nats-server configuration with passwords made as docs/operations.md makes them', () => {
+    const run = spawnSync(NATS_SERVER_BINARY, ['-t', '-c', join(ROOT, 'deploy', 'nats', 'nats-cluster.conf')], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...PASSWORDS },
+      encoding: 'utf8',
+    });
+    expect([run.status, run.stderr.trim()]).toEqual([0, expect.stringMatching(/configuration file .* is valid$/)]);
   });
 
   test('a client without credentials, or with a wrong password, cannot connect', async () => {
