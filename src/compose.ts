@@ -12,7 +12,7 @@ import { MemoryBus } from './adapters/memory/bus';
 import { RedisRegionLog } from './adapters/redis/region-log';
 import { RedisAuditLog } from './adapters/redis/audit-log';
 import { createRedisClient, quitClient } from './adapters/redis/client';
-import { NatsBus } from './adapters/nats/bus';
+import { NatsBus, hasNatsCredentials, natsAuthOf } from './adapters/nats/bus';
 import { createVerifyPool } from './ingest/verify-pool';
 import { ensureDevTrustStore } from './dev/dev-trust-store';
 
@@ -78,6 +78,13 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
     audit = new MemoryAuditLog();
   }
 
+  const natsAuth = natsAuthOf(config);
+  if (config.natsUrl && !hasNatsCredentials(natsAuth)) {
+    log.warn(
+      { component: 'nats' },
+      'NATS without credentials: any client of that server can answer ingest requests or read every alert; see docs/operations.md',
+    );
+  }
   const bus = config.natsUrl
     ? await NatsBus.connect({
         servers: config.natsUrl.split(','),
@@ -85,6 +92,9 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
         name: `cordon-${config.nodeId}`,
         // Both buses bind { component: 'bus' } themselves: a child here would repeat the key.
         log,
+        auth: natsAuth,
+        inboxPrefix: config.natsInboxPrefix,
+        registry: metrics.registry,
       })
     : new MemoryBus({ log });
   // Bus first (drain), then the stores.

@@ -28,6 +28,18 @@ export interface Config {
   nodeId: string;
   redisKeyPrefix: string;
   natsSubjectPrefix: string;
+  /** NATS credentials (at most one method: user and password, token, NKey seed file, .creds file). */
+  natsUser?: string;
+  natsPassword?: string;
+  natsToken?: string;
+  natsNkeySeedFile?: string;
+  natsCredsFile?: string;
+  /** NATS TLS: any of these requires TLS; cert and key for mutual TLS. */
+  natsTlsCaFile?: string;
+  natsTlsCertFile?: string;
+  natsTlsKeyFile?: string;
+  /** Ingest replies go only to reply subjects under `<natsInboxPrefix>.`. */
+  natsInboxPrefix: string;
   maxBodyBytes: number;
   maxJsonDepth: number;
   sigMaxAgeS: number;
@@ -119,6 +131,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   if (raw.CORDON_REDIS_CLUSTER === true && raw.CORDON_REDIS_URL === undefined) {
     throw new ConfigError('invalid configuration: CORDON_REDIS_CLUSTER needs CORDON_REDIS_URL (the seed nodes)');
   }
+  natsChecks(raw);
   const v = raw as Record<string, never>;
   return Object.freeze({
     port: v.CORDON_PORT,
@@ -143,6 +156,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     nodeId: v.CORDON_NODE_ID ?? `${v.CORDON_HOST}:${v.CORDON_PORT}`,
     redisKeyPrefix: v.CORDON_REDIS_KEY_PREFIX,
     natsSubjectPrefix: v.CORDON_NATS_SUBJECT_PREFIX,
+    natsUser: v.CORDON_NATS_USER,
+    natsPassword: v.CORDON_NATS_PASSWORD,
+    natsToken: v.CORDON_NATS_TOKEN,
+    natsNkeySeedFile: v.CORDON_NATS_NKEY_SEED_FILE,
+    natsCredsFile: v.CORDON_NATS_CREDS_FILE,
+    natsTlsCaFile: v.CORDON_NATS_TLS_CA_FILE,
+    natsTlsCertFile: v.CORDON_NATS_TLS_CERT_FILE,
+    natsTlsKeyFile: v.CORDON_NATS_TLS_KEY_FILE,
+    natsInboxPrefix: v.CORDON_NATS_INBOX_PREFIX,
     maxBodyBytes: v.CORDON_MAX_BODY_BYTES,
     maxJsonDepth: v.CORDON_MAX_JSON_DEPTH,
     sigMaxAgeS: v.CORDON_SIG_MAX_AGE_S,
@@ -167,4 +189,27 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     replayBatch: v.CORDON_REPLAY_BATCH,
     trustProxy: v.CORDON_TRUST_PROXY,
   });
+}
+
+/**
+ * The CORDON_NATS_* settings of an environment, alone and validated like the node's: for CLI
+ * commands that talk to NATS as a client (a gateway's login, TLS files, inbox prefix).
+ */
+export function loadNatsClientConfig(env: Readonly<Record<string, string | undefined>>): Readonly<Config> {
+  return loadConfig(Object.fromEntries(Object.entries(env).filter(([name]) => name.startsWith('CORDON_NATS_'))));
+}
+
+/** NATS credentials come in pairs and as one method: a server accepts only one of them. */
+function natsChecks(raw: Record<string, unknown>): void {
+  const has = (name: string) => raw[name] !== undefined;
+  for (const [a, b] of [
+    ['CORDON_NATS_USER', 'CORDON_NATS_PASSWORD'],
+    ['CORDON_NATS_TLS_CERT_FILE', 'CORDON_NATS_TLS_KEY_FILE'],
+  ]) {
+    if (has(a) !== has(b)) throw new ConfigError(`invalid configuration: ${has(a) ? a : b} needs ${has(a) ? b : a}`);
+  }
+  const methods = ['CORDON_NATS_USER', 'CORDON_NATS_TOKEN', 'CORDON_NATS_NKEY_SEED_FILE', 'CORDON_NATS_CREDS_FILE'].filter(has);
+  if (methods.length > 1) {
+    throw new ConfigError(`invalid configuration: give one NATS authentication method, not ${methods.join(' and ')}`);
+  }
 }

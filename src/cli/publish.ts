@@ -4,6 +4,7 @@ import { signContent } from '../domain/signature';
 import type { AlertContent, Region, Submission } from '../domain/types';
 import { CliError, defineCommand, integer, print, readJson, UsageError } from './args';
 import type { CliIo } from './command';
+import { loadNatsClientConfig } from '../config';
 import { loadSigningKey } from './keygen';
 import { checkBeforeSigning, loadRegions } from './sign';
 
@@ -96,11 +97,26 @@ async function postHttp(url: string, submission: Submission): Promise<{ status: 
   return { status: res.status, body };
 }
 
-async function requestNats(servers: string, subject: string, submission: Submission, timeoutMs: number): Promise<{ status: number; body: unknown }> {
+async function requestNats(
+  servers: string,
+  subject: string,
+  submission: Submission,
+  timeoutMs: number,
+  env: CliIo['env'],
+): Promise<{ status: number; body: unknown }> {
   const { connect } = await import('@nats-io/transport-node');
+  const { natsAuthOf, natsAuthOptions } = await import('../adapters/nats/bus');
+  let login;
+  try {
+    // The gateway's own login, from the same CORDON_NATS_* variables a node reads.
+    const config = loadNatsClientConfig(env);
+    login = { inboxPrefix: config.natsInboxPrefix, ...natsAuthOptions(natsAuthOf(config)) };
+  } catch (err) {
+    throw new CliError((err as Error).message, { cause: err });
+  }
   let nc: Awaited<ReturnType<typeof connect>>;
   try {
-    nc = await connect({ servers: servers.split(','), name: 'cordon-cli' });
+    nc = await connect({ servers: servers.split(','), name: 'cordon-cli', ...login });
   } catch (err) {
     throw new CliError(`cannot connect to NATS at ${servers}: ${(err as Error).message}`, { cause: err });
   }
@@ -124,7 +140,8 @@ export const publish = defineCommand({
   --demo     publish a realistic generated alert for the key's state and region
   --region   the demo region (default: the key's first region)
   --url      Cordon HTTP base URL (default ${DEFAULT_URL})
-  --nats     publish as a NATS request on <prefix>.ingest.<region> instead
+  --nats     publish as a NATS request on <prefix>.ingest.<region> instead; the NATS login (user and
+             password, token, NKey seed, .creds, TLS files) comes from the CORDON_NATS_* variables
   --subject-prefix  NATS subject prefix (default: CORDON_NATS_SUBJECT_PREFIX, else cordon)
   --timeout  NATS request timeout in ms (default 5000)
   --regions  region registry file (default: CORDON_REGIONS, else the built-in example)
@@ -159,7 +176,7 @@ Exit 0 when the alert was accepted (201, or 200 for an identical resubmission), 
     const submission = signContent(checkBeforeSigning(content, key, regions), key);
 
     const reply = values.nats
-      ? await requestNats(values.nats, `${values['subject-prefix'] ?? io.env.CORDON_NATS_SUBJECT_PREFIX ?? 'cordon'}.ingest.${submission.content.region}`, submission, timeoutMs)
+      ? await requestNats(values.nats, `${values['subject-prefix'] ?? io.env.CORDON_NATS_SUBJECT_PREFIX ?? 'cordon'}.ingest.${submission.content.region}`, submission, timeoutMs, io.env)
       : await postHttp(values.url ?? DEFAULT_URL, submission);
     const ok = reply.status === 200 || reply.status === 201;
     if (ok) {

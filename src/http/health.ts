@@ -13,7 +13,12 @@ function withTimeout(p: Promise<void>): Promise<boolean> {
   });
 }
 
-/** Liveness, readiness (stores reachable and not shutting down) and Prometheus metrics. */
+/**
+ * Liveness, readiness and Prometheus metrics. Readiness is what the node can still do: without the
+ * region log or the audit trail, or while shutting down, it can do nothing useful (503); without
+ * the bus it still takes HTTP submissions and delivers to desks through its position check, so it
+ * stays ready (200) and says it is degraded.
+ */
 export async function healthRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -23,9 +28,10 @@ export async function healthRoutes(app: FastifyInstance, ctx: AppContext): Promi
       withTimeout(ctx.bus.ping()),
       withTimeout(ctx.audit.ping()),
     ]);
-    const ready = log && bus && audit && !ctx.shuttingDown.value;
+    const ready = log && audit && !ctx.shuttingDown.value;
     return reply.code(ready ? 200 : 503).send({
-      status: ready ? 'ready' : 'not-ready',
+      status: !ready ? 'not-ready' : bus ? 'ready' : 'degraded',
+      bus: bus ? 'ok' : 'unreachable',
       checks: { log, bus, audit, shutting_down: ctx.shuttingDown.value },
     });
   });

@@ -12,7 +12,7 @@ import { MemoryBus } from '../../src/adapters/memory/bus';
 import { RedisRegionLog } from '../../src/adapters/redis/region-log';
 import { RedisAuditLog } from '../../src/adapters/redis/audit-log';
 import { createRedisClient, deleteKeysWithPrefix, quitClient } from '../../src/adapters/redis/client';
-import { NatsBus } from '../../src/adapters/nats/bus';
+import { NatsBus, type NatsAuth } from '../../src/adapters/nats/bus';
 import type { Bus } from '../../src/ports/bus';
 import { makeTestTrust } from './keys';
 import type { LiveTrust } from '../../src/domain/live-trust';
@@ -48,6 +48,8 @@ export interface TestAppOptions {
   live?: LiveTrust;
   /** Real backend only: reach Redis through this URL (e.g. a test proxy that can be paused). */
   redisUrl?: string;
+  /** Real backend only: another NATS server (e.g. one the test started with authorization), and how to log in. */
+  nats?: { url: string; auth?: NatsAuth };
 }
 
 /** Unique regions per test run so real-backend tests never see each other's logs. */
@@ -89,10 +91,14 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
   let deps: AppDeps;
   if (opts.backend === 'real') {
     const redis = createRedisClient(opts.redisUrl ?? TEST_REDIS_URL);
+    const metrics = createMetrics({ defaultMetrics: false });
     const bus: Bus = await NatsBus.connect({
-      servers: TEST_NATS_URL,
+      servers: opts.nats?.url ?? TEST_NATS_URL,
       subjectPrefix: shared.subjectPrefix,
       log: pino({ level: 'silent' }),
+      auth: opts.nats?.auth,
+      inboxPrefix: config.natsInboxPrefix,
+      registry: metrics.registry,
     });
     // Production's verification: on a worker thread (config CORDON_VERIFY_THREADS, default 1).
     const verifier = createVerifyPool(config.verifyThreads);
@@ -113,7 +119,7 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
       trust: trust.store,
       regions,
       live: opts.live,
-      metrics: createMetrics({ defaultMetrics: false }),
+      metrics,
       now: opts.now ?? Date.now,
       check: verifier.check,
     };

@@ -20,10 +20,10 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs the `cordon` CLI in process, in `cwd`, with an empty environment. */
-export async function runCordon(cwd: string, argv: string[], opts: { tty?: boolean } = {}): Promise<CliRun> {
+/** Runs the `cordon` CLI in process, in `cwd`, with an empty environment (or `opts.env`). */
+export async function runCordon(cwd: string, argv: string[], opts: { tty?: boolean; env?: Record<string, string> } = {}): Promise<CliRun> {
   const out = sink();
   const err = sink(opts.tty);
-  const code = await main(argv, { stdout: out.stream, stderr: err.stream, env: {}, cwd });
+  const code = await main(argv, { stdout: out.stream, stderr: err.stream, env: opts.env ?? {}, cwd });
   return { code, stdout: out.text(), stderr: err.text() };
 }

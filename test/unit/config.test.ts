@@ -49,6 +49,14 @@ function sampleValue(name: string, p: PropertySchema): [string, unknown] {
   return [`value-of-${name.toLowerCase()}`, `value-of-${name.toLowerCase()}`];
 }
 
+/** Settings that need their partner to be valid on their own. */
+const NATS_PAIRS: Record<string, Record<string, string>> = {
+  CORDON_NATS_USER: { CORDON_NATS_PASSWORD: 'pw' },
+  CORDON_NATS_PASSWORD: { CORDON_NATS_USER: 'node' },
+  CORDON_NATS_TLS_CERT_FILE: { CORDON_NATS_TLS_KEY_FILE: 'key.pem' },
+  CORDON_NATS_TLS_KEY_FILE: { CORDON_NATS_TLS_CERT_FILE: 'cert.pem' },
+};
+
 function configError(env: Record<string, string>): ConfigError {
   try {
     loadConfig(env);
@@ -102,7 +110,7 @@ describe('loadConfig values', () => {
     for (const v of VARIABLES) {
       const [text, parsed] = sampleValue(v, schema.properties[v]);
       // Sentinels name where to find the primary of CORDON_REDIS_URL: never without it.
-      const needs = v === 'CORDON_REDIS_SENTINELS' || v === 'CORDON_REDIS_CLUSTER' ? { CORDON_REDIS_URL: 'redis://:pw@x/2' } : {};
+      const needs = v === 'CORDON_REDIS_SENTINELS' || v === 'CORDON_REDIS_CLUSTER' ? { CORDON_REDIS_URL: 'redis://:pw@x/2' } : (NATS_PAIRS[v] ?? {});
       const c = loadConfig({ ...needs, [v]: text }) as unknown as Record<string, unknown>;
       expect([v, c[fieldOf(v)]]).toEqual([v, parsed]);
     }
@@ -143,6 +151,24 @@ describe('loadConfig values', () => {
     const c = loadConfig({ PATH: '/usr/bin', PORT: 'x', CORDON_TEST_REDIS_URL: 'redis://elsewhere:1', CORDON_TEST_ANYTHING: '?' });
     expect(c.port).toBe(8080);
     expect(c.redisUrl).toBeUndefined();
+  });
+});
+
+describe('NATS credentials', () => {
+  it('come in pairs (user and password, certificate and key) and as one method', () => {
+    expect(configError({ CORDON_NATS_USER: 'node' }).message).toMatch(/CORDON_NATS_USER needs CORDON_NATS_PASSWORD/);
+    expect(configError({ CORDON_NATS_PASSWORD: 'pw' }).message).toMatch(/CORDON_NATS_PASSWORD needs CORDON_NATS_USER/);
+    expect(configError({ CORDON_NATS_TLS_CERT_FILE: 'c.pem' }).message).toMatch(/needs CORDON_NATS_TLS_KEY_FILE/);
+    expect(configError({ CORDON_NATS_TOKEN: 't', CORDON_NATS_CREDS_FILE: 'n.creds' }).message).toMatch(
+      /one NATS authentication method, not CORDON_NATS_TOKEN and CORDON_NATS_CREDS_FILE/,
+    );
+    const c = loadConfig({ CORDON_NATS_USER: 'node', CORDON_NATS_PASSWORD: 'pw', CORDON_NATS_TLS_CA_FILE: 'ca.pem' });
+    expect([c.natsUser, c.natsPassword, c.natsTlsCaFile, c.natsInboxPrefix]).toEqual(['node', 'pw', 'ca.pem', '_INBOX']);
+  });
+
+  it('take an inbox prefix of whole subject tokens', () => {
+    expect(loadConfig({ CORDON_NATS_INBOX_PREFIX: '_INBOX.cordon' }).natsInboxPrefix).toBe('_INBOX.cordon');
+    for (const bad of ['_INBOX.', '_INBOX.>', 'a b', '*']) expect(configError({ CORDON_NATS_INBOX_PREFIX: bad }).message).toContain('CORDON_NATS_INBOX_PREFIX');
   });
 });
 

@@ -345,6 +345,97 @@ describe('deploy/ examples', () => {
   });
 });
 
+describe('deploy/nats/nats-cluster.conf: NATS authorization with least privilege', () => {
+  const conf = read('deploy/nats/nats-cluster.conf');
+  // The top-level block, braces matched, comments skipped (what test/helpers/nats-server.ts extracts).
+  const block = (() => {
+    const lines = conf.split('\n');
+    const start = lines.findIndex((l) => /^authorization\s*\{/.test(l));
+    expect(start).toBeGreaterThanOrEqual(0);
+    let depth = 0;
+    for (let i = start; i < lines.length; i++) {
+      for (const ch of lines[i].replace(/#.*$/, '')) depth += ch === '{' ? 1 : ch === '}' ? -1 : 0;
+      if (depth === 0) return lines.slice(start, i + 1).map((l) => l.replace(/#.*$/, '')).join('\n');
+    }
+    throw new Error('unterminated authorization block');
+  })();
+  /** Each user's entry: its password variable and its permission lists. */
+  const users = new Map(
+    block
+      .split(/(?=\{ user: )/)
+      .slice(1)
+      .map((entry) => {
+        const m = /^\{ user: ([\w-]+), password: \$([A-Z0-9_]+),/.exec(entry);
+        if (!m) throw new Error(`a user entry without a password variable: ${entry.slice(0, 80)}`);
+        const list = (kind: 'publish' | 'subscribe', rule: 'allow' | 'deny'): string[] | undefined => {
+          const found = new RegExp(`${kind}: \\{ ${rule}: \\[([^\\]]*)\\] \\}`).exec(entry);
+          return found ? (JSON.parse(`[${found[1]}]`) as string[]) : undefined;
+        };
+        return [
+          m[1],
+          {
+            password: m[2],
+            publish: list('publish', 'allow'),
+            publishDeny: list('publish', 'deny'),
+            subscribe: list('subscribe', 'allow'),
+            subscribeDeny: list('subscribe', 'deny'),
+          },
+        ] as const;
+      }),
+  );
+  const registry = RegionRegistry.fromJson(JSON.parse(read('deploy/regions.example.json')));
+  const trust = JSON.parse(read('deploy/trust-store.example.json')) as {
+    states: Record<string, { keys: Array<{ use: string; status: string; regions?: string[] }> }>;
+  };
+  const defaults = schema.properties as Record<string, { default?: string }>;
+  const inbox = `${defaults.CORDON_NATS_INBOX_PREFIX.default}.>`;
+  const prefix = defaults.CORDON_NATS_SUBJECT_PREFIX.default;
+
+  it('has exactly a node user, one gateway user per state of the registry, and a consumer user', () => {
+    expect([...users.keys()].sort()).toEqual(['consumer', 'cordon-node', ...[...registry.states].map((s) => `gateway-${s.toLowerCase()}`)].sort());
+  });
+
+  it('lets nodes answer ingest only in their queue group, reply to inboxes, and publish and read the fan-out', () => {
+    const node = users.get('cordon-node')!;
+    expect(node.publish?.sort()).toEqual([`${prefix}.alerts.>`, inbox].sort());
+    // NatsBus's queue group: a subscription to the ingest subjects outside it is refused.
+    expect(node.subscribe?.sort()).toEqual([`${prefix}.alerts.>`, `${prefix}.ingest.* cordon-ingest`].sort());
+  });
+
+  it('lets each state\'s gateway publish only on the ingest subjects of its own regions and read only inboxes', () => {
+    for (const state of registry.states) {
+      const gateway = users.get(`gateway-${state.toLowerCase()}`)!;
+      const regions = registry.list().filter((r) => r.states.includes(state)).map((r) => `${prefix}.ingest.${r.code}`);
+      const keyRegions = trust.states[state].keys.filter((k) => k.use === 'alert' && k.status === 'active').flatMap((k) => k.regions!);
+      expect([state, gateway.publish?.sort()]).toEqual([state, regions.sort()]);
+      expect([state, gateway.publish?.sort()]).toEqual([state, keyRegions.map((r) => `${prefix}.ingest.${r}`).sort()]);
+      expect([state, gateway.subscribe]).toEqual([state, [inbox]]);
+    }
+  });
+
+  it('lets consumers read the fan-out and publish nothing', () => {
+    const consumer = users.get('consumer')!;
+    expect(consumer.subscribe).toEqual([`${prefix}.alerts.>`]);
+    expect(consumer.publish).toBeUndefined();
+    expect(consumer.publishDeny).toEqual(['>']);
+  });
+
+  it('gives every NATS server every password variable, without a default, and the nodes the node user\'s', () => {
+    const variables = [...users.values()].map((u) => u.password);
+    expect(new Set(variables).size).toBe(variables.length);
+    for (const n of natsNodes) {
+      const env = services[n].environment ?? {};
+      expect([n, Object.keys(env).sort()]).toEqual([n, [...variables].sort()]);
+      for (const v of variables) expect([n, env[v]]).toEqual([n, expect.stringMatching(new RegExp(`^\\$\\{${v}:\\?`))]);
+    }
+    for (const name of cordonNodes) {
+      const env = services[name].environment!;
+      expect([name, env.CORDON_NATS_USER]).toEqual([name, 'cordon-node']);
+      expect([name, env.CORDON_NATS_PASSWORD]).toEqual([name, expect.stringMatching(new RegExp(`^\\$\\{${users.get('cordon-node')!.password}:\\?`))]);
+    }
+  });
+});
+
 describe('docs/operations.md stays in step with the stack', () => {
   const doc = read('docs/operations.md');
 

@@ -1,8 +1,19 @@
 // nats-core is transport-node's own core (pinned by it); this tsconfig's `node` resolution cannot
 // see transport-node's re-exports through the `internal` subpath.
-import { errors, type ConnectionOptions, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { readFileSync } from 'node:fs';
+import {
+  credsAuthenticator,
+  errors,
+  nkeyAuthenticator,
+  type ConnectionOptions,
+  type Msg,
+  type NatsConnection,
+  type Subscription,
+} from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import type { FastifyBaseLogger as Logger } from 'fastify';
+import { Counter, type Registry } from 'prom-client';
+import type { Config } from '../../config';
 import { toProblem } from '../../errors';
 import {
   BusUnavailableError,
@@ -29,6 +40,78 @@ export interface NatsBusOptions {
   /** ping() rejects when the server has not answered within this time. */
   pingTimeoutMs?: number;
   reconnectTimeWaitMs?: number;
+  /** How long the first connection may take (nats.js default 20 s). */
+  connectTimeoutMs?: number;
+  /** How this client authenticates to NATS and whether it uses TLS. */
+  auth?: NatsAuth;
+  /**
+   * Ingest replies go only to reply subjects under `<inboxPrefix>.` (default `_INBOX`), which the
+   * shipped NATS permissions reserve for requesters' inboxes; also this client's own inbox prefix.
+   */
+  inboxPrefix?: string;
+  /** Where the adapter registers its metrics (the app's registry). */
+  registry?: Registry;
+}
+
+/** NATS credentials (one method) and TLS files; see docs/configuration.md. */
+export interface NatsAuth {
+  user?: string;
+  password?: string;
+  token?: string;
+  nkeySeedFile?: string;
+  credsFile?: string;
+  tlsCaFile?: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+}
+
+/** The NATS login a configuration names. */
+export function natsAuthOf(config: Readonly<Config>): NatsAuth {
+  return {
+    user: config.natsUser,
+    password: config.natsPassword,
+    token: config.natsToken,
+    nkeySeedFile: config.natsNkeySeedFile,
+    credsFile: config.natsCredsFile,
+    tlsCaFile: config.natsTlsCaFile,
+    tlsCertFile: config.natsTlsCertFile,
+    tlsKeyFile: config.natsTlsKeyFile,
+  };
+}
+
+/** true when the client authenticates itself to NATS in some way (a client certificate counts). */
+export function hasNatsCredentials(auth: NatsAuth): boolean {
+  return Boolean(auth.user || auth.token || auth.nkeySeedFile || auth.credsFile || auth.tlsCertFile);
+}
+
+/** The nats.js connection options for `auth`; reads the seed or creds file now, so a bad path fails at start. */
+export function natsAuthOptions(auth: NatsAuth): Partial<ConnectionOptions> {
+  const options: Partial<ConnectionOptions> = {};
+  if (auth.user !== undefined) {
+    options.user = auth.user;
+    options.pass = auth.password;
+  }
+  if (auth.token !== undefined) options.token = auth.token;
+  if (auth.nkeySeedFile !== undefined) {
+    const seed = readSecretFile(auth.nkeySeedFile, 'NATS NKey seed file').toString('utf8').trim();
+    options.authenticator = nkeyAuthenticator(new TextEncoder().encode(seed));
+  }
+  if (auth.credsFile !== undefined) {
+    options.authenticator = credsAuthenticator(new Uint8Array(readSecretFile(auth.credsFile, 'NATS .creds file')));
+  }
+  if (auth.tlsCaFile !== undefined || auth.tlsCertFile !== undefined || auth.tlsKeyFile !== undefined) {
+    // Node's TLS checks the server's name (or IP) against its certificate.
+    options.tls = { caFile: auth.tlsCaFile, certFile: auth.tlsCertFile, keyFile: auth.tlsKeyFile };
+  }
+  return options;
+}
+
+function readSecretFile(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new BusUnavailableError(`cannot read ${what} ${path}`, { cause: err });
+  }
 }
 
 const encoder = new TextEncoder();
@@ -51,6 +134,10 @@ export class NatsBus implements Bus {
   private readonly alertsPrefix: string;
   private readonly ingestPrefix: string;
   private readonly queueGroup: string;
+  private readonly replyPrefix: string;
+  private readonly droppedRequests?: Counter<'reason'>;
+  private droppedSinceWarning = 0;
+  private lastDropWarning = 0;
   private readonly drainTimeoutMs: number;
   private readonly pingTimeoutMs: number;
   private readonly responders = new Set<Responder>();
@@ -64,6 +151,9 @@ export class NatsBus implements Bus {
       name: opts.name,
       maxReconnectAttempts: -1, // reconnect forever: the hub repairs from the log meanwhile
       reconnectTimeWait: opts.reconnectTimeWaitMs ?? 1000,
+      inboxPrefix: opts.inboxPrefix ?? '_INBOX',
+      ...(opts.connectTimeoutMs !== undefined ? { timeout: opts.connectTimeoutMs } : {}),
+      ...natsAuthOptions(opts.auth ?? {}),
     };
     let nc: NatsConnection;
     try {
@@ -81,6 +171,17 @@ export class NatsBus implements Bus {
     this.alertsPrefix = `${prefix}.alerts.`;
     this.ingestPrefix = `${prefix}.ingest.`;
     this.queueGroup = opts.queueGroup ?? 'cordon-ingest';
+    this.replyPrefix = `${opts.inboxPrefix ?? '_INBOX'}.`;
+    if (opts.registry) {
+      this.droppedRequests =
+        (opts.registry.getSingleMetric('cordon_nats_ingest_dropped_total') as Counter<'reason'> | undefined) ??
+        new Counter({
+          name: 'cordon_nats_ingest_dropped_total',
+          help: 'NATS ingest requests dropped unprocessed, by reason (no-reply: no reply subject; reply-subject: a reply subject outside the inbox prefix)',
+          labelNames: ['reason'],
+          registers: [opts.registry],
+        });
+    }
     this.drainTimeoutMs = opts.drainTimeoutMs ?? 10_000;
     this.pingTimeoutMs = opts.pingTimeoutMs ?? 2_000;
     this.statusWatch = this.watchStatus();
@@ -167,6 +268,13 @@ export class NatsBus implements Bus {
             this.log.error({ err }, 'ingest subscription failed');
             return;
           }
+          // A reply subject outside the inboxes would make this node publish, with its own
+          // permissions, wherever the requester names (e.g. on the fan-out): drop, never process.
+          const refused = this.refusedReply(msg.reply);
+          if (refused) {
+            this.dropRequest(refused, msg);
+            return;
+          }
           // Not awaited: each request runs as it arrives, so a slow one never delays the next.
           void r.answer(msg);
         },
@@ -177,6 +285,29 @@ export class NatsBus implements Bus {
     this.responders.add(r);
     await this.subscribed();
     return { unsubscribe: () => this.stopResponder(r) };
+  }
+
+  /** Why a request with this reply subject is not answered, or undefined when it is. */
+  private refusedReply(reply: string | undefined): 'no-reply' | 'reply-subject' | undefined {
+    if (!reply) return 'no-reply';
+    if (!reply.startsWith(this.replyPrefix) || reply.length === this.replyPrefix.length) return 'reply-subject';
+    // Wildcards or whitespace have no place in a subject one publishes on.
+    if (/[\s*>]/.test(reply)) return 'reply-subject';
+    return undefined;
+  }
+
+  private dropRequest(reason: 'no-reply' | 'reply-subject', msg: Msg): void {
+    this.droppedRequests?.inc({ reason });
+    this.droppedSinceWarning++;
+    // Anyone allowed to publish on the ingest subjects can send these: at most one line a minute.
+    const now = Date.now();
+    if (now - this.lastDropWarning < 60_000) return;
+    this.log.warn(
+      { reason, subject: msg.subject, reply: msg.reply?.slice(0, 200), dropped: this.droppedSinceWarning },
+      'ingest request dropped',
+    );
+    this.lastDropWarning = now;
+    this.droppedSinceWarning = 0;
   }
 
   async requestIngest(region: string, payload: Uint8Array, timeoutMs: number): Promise<Record<string, unknown>> {
