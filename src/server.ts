@@ -3,6 +3,7 @@ import pino from 'pino';
 import { loadConfig } from './config';
 import { compose } from './compose';
 import { buildApp, REDACT_PATHS } from './app';
+import { buildOperatorApp } from './http/operator';
 
 /**
  * The only file that listens and handles signals. Shutdown order: stop accepting, close desks with
@@ -13,16 +14,23 @@ async function main(): Promise<void> {
   const logger = pino({ level: config.logLevel, redact: REDACT_PATHS });
   const composition = await compose(config, logger);
   const app = await buildApp(composition.deps, { logger });
+  // /metrics only on the operator listener, never on the public port (contract §8 v1.1).
+  const operator = config.metricsEnabled ? await buildOperatorApp(composition.deps.metrics, { logger }) : undefined;
 
   closeWithGrace({ delay: config.shutdownGraceMs, logger }, async ({ signal, err }) => {
     if (err) logger.error({ err }, 'fatal error, shutting down');
     else logger.info({ signal }, 'shutting down');
     await app.close();
+    await operator?.close();
     await composition.close();
     logger.info('shutdown complete');
   });
 
   await app.listen({ port: config.port, host: config.host });
+  if (operator) {
+    const address = await operator.listen({ port: config.metricsPort, host: config.metricsHost });
+    logger.info({ address }, 'operator listener (/metrics) started');
+  }
   logger.info(
     { node: config.nodeId, log: composition.mode.log, bus: composition.mode.bus, port: config.port },
     composition.mode.log === 'memory' ? 'cordon started (embedded mode)' : 'cordon started',

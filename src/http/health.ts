@@ -13,7 +13,7 @@ function withTimeout(p: Promise<void>): Promise<boolean> {
   });
 }
 
-/** Liveness, readiness (stores reachable and not shutting down) and Prometheus metrics. */
+/** Liveness and readiness (stores reachable and not shutting down); /metrics is on the operator listener (src/http/operator.ts). */
 export async function healthRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -29,8 +29,4 @@ export async function healthRoutes(app: FastifyInstance, ctx: AppContext): Promi
       checks: { log, bus, audit, shutting_down: ctx.shuttingDown.value },
     });
   });
-
-  app.get('/metrics', async (_request, reply) =>
-    reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics()),
-  );
 }
