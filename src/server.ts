@@ -28,8 +28,11 @@ async function main(): Promise<void> {
 
   await app.listen({ port: config.port, host: config.host });
   if (operator) {
-    const address = await operator.listen({ port: config.metricsPort, host: config.metricsHost });
-    logger.info({ address }, 'operator listener (/metrics) started');
+    // Metrics are for the operator: a node that cannot bind them still carries alerts.
+    await operator.listen({ port: config.metricsPort, host: config.metricsHost }).then(
+      (address) => logger.info({ address }, 'operator listener (/metrics) started'),
+      (err: unknown) => logger.error({ err, host: config.metricsHost, port: config.metricsPort }, 'operator listener could not start; /metrics unavailable'),
+    );
   }
   logger.info(
     { node: config.nodeId, log: composition.mode.log, bus: composition.mode.bus, port: config.port },
