@@ -111,6 +111,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     else if (BOOLEAN_VARS.has(name) && (v === 'true' || v === 'false')) raw[name] = v === 'true';
     else raw[name] = value;
   }
+  if (raw.CORDON_TRUST_PROXY === true) {
+    throw new ConfigError(
+      'invalid configuration: CORDON_TRUST_PROXY=true would trust every hop, so any client could choose its own address; give the number of proxy hops (1 behind the shipped HAProxy) or the proxies\' addresses',
+    );
+  }
   const validate = validator('config');
   if (!validate(raw)) {
     const problems = fieldErrors(validate.errors).map((e) => `${e.path.slice(1) || 'config'} ${e.message}`);

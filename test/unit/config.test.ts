@@ -139,6 +139,7 @@ describe('loadConfig values', () => {
     expect(loadConfig({ CORDON_TRUST_PROXY: 'false' }).trustProxy).toBe(false);
     expect(loadConfig({ CORDON_TRUST_PROXY: '1' }).trustProxy).toBe(1);
     expect(loadConfig({ CORDON_TRUST_PROXY: '10.0.0.7,fd00::/8' }).trustProxy).toEqual(['10.0.0.7', 'fd00::/8']);
+    expect(configError({ CORDON_TRUST_PROXY: 'true' }).message).toMatch(/would trust every hop/);
     for (const bad of ['true', '0', '10.0.0.300', '10.0.0.0/33', 'proxy.internal', '10.0.0.1/8/1']) {
       expect([bad, configError({ CORDON_TRUST_PROXY: bad }).message]).toEqual([bad, expect.stringContaining('CORDON_TRUST_PROXY')]);
     }
