@@ -145,6 +145,13 @@ describe('HTTP limits against slow and hostile clients', () => {
     expect([a.status, a.contentType, a.body.code]).toEqual([400, 'application/problem+json', 'REQUEST_MALFORMED_HTTP']);
   });
 
+  it('answers oversized headers with 431 REQUEST_HEADERS_TOO_LARGE as problem+json', async () => {
+    const answer = await attack(port, (s) => s.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), 5000);
+    const a = parseAnswer(answer.text);
+    expect([a.status, a.contentType, a.body.code]).toEqual([431, 'application/problem+json', 'REQUEST_HEADERS_TOO_LARGE']);
+    expect(await t.metrics()).toMatch(/cordon_http_connections_refused_total\{code="REQUEST_HEADERS_TOO_LARGE"\} [1-9]/);
+  });
+
   it('closes an idle keep-alive connection after the keep-alive time', async () => {
     const answer = await attack(port, (s) => s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'), 8000);
     expect(answer.closed).toBe(true);
