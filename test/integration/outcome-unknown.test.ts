@@ -8,6 +8,7 @@ import { makeTestApp, type TestApp } from '../helpers/app';
 import { TEST_REDIS_URL, uniqueKeyPrefix, uniqueRegion } from '../helpers/env';
 import { startProxy, type TcpProxy } from '../helpers/tcp-proxy';
 import { validContent } from '../fixtures/alerts';
+import { injectDesk } from '../helpers/desk';
 
 /**
  * Issue 8 item 10 (contract §8 v1.1): when an append was sent and no answer came, the answer is
@@ -66,6 +67,7 @@ describe('an append whose outcome is unknown', () => {
   }
 
   it('answers 504 OUTCOME_UNKNOWN when the append ran but its answer stalled; the resubmission gets 200 and the original receipt', async () => {
+    const before = await t.deps.regionLog.state(region);
     const content = validContent({ region });
     const sub = t.sign(content);
     const acceptedBefore = proxy.accepted();
@@ -91,6 +93,13 @@ describe('an append whose outcome is unknown', () => {
     const page = await t.deps.regionLog.read(region, receipt.seq - 1, 1);
     expect(JSON.parse(page.entries[0].body).content.id).toBe(content.id);
     expect(page.entries[0].receivedAt).toBe(receipt.received_at);
+    // a desk resuming from before the stall gets it once, at the seq of the receipt
+    const desk = await injectDesk(t.app, t.token());
+    desk.subscribe([region], { [region]: { seq: before.latest, epoch: before.epoch! } });
+    await desk.until((d) => d.alerts().some((a) => a.content.id === content.id), 10_000, 'the alert');
+    await desk.settle(300);
+    expect(desk.alerts().filter((a) => a.content.id === content.id).map((a) => a.seq)).toEqual([receipt.seq]);
+    desk.close();
   });
 
   it('answers 504 when the append is held on the link too; whether or not it arrives later, the resubmission settles it once', async () => {
