@@ -271,6 +271,9 @@ describe('docker-compose.yml: the production-shaped stack', () => {
     const cfg = read(mountedFile(services.proxy, '/usr/local/etc/haproxy/haproxy.cfg')).replace(/#.*$/gm, '');
     const frontend = cfg.split(/^(?=\S)/m).find((section) => section.startsWith('frontend cordon\n')) ?? '';
     expect(frontend).toMatch(/^\s+http-request set-header X-Forwarded-For %\[src\]$/m);
+    for (const header of ['Forwarded', 'X-Forwarded-Host', 'X-Forwarded-Proto']) {
+      expect(frontend).toMatch(new RegExp(`^\\s+http-request del-header ${header}$`, 'm'));
+    }
     // `option forwardfor` appends to what the client sent: a spoofed chain would reach the node
     expect(cfg).not.toMatch(/option\s+forwardfor/);
     expect(cfg).not.toMatch(/add-header\s+X-Forwarded-For/i);
