@@ -42,6 +42,8 @@ COPY bin ./bin
 RUN mkdir -p /var/lib/cordon && chown node:node /var/lib/cordon
 USER node
 EXPOSE 8080
+# /metrics is not on 8080: it is on the operator listener, 127.0.0.1:9464 by default (contract
+# §8); set CORDON_METRICS_HOST for a scraper on an internal network, and never publish that port.
 # Liveness only (GET /healthz). Readiness (GET /readyz: Redis and NATS reachable, not shutting
 # down) is what the load balancer checks; restarting a node because Redis is away would not help.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

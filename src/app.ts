@@ -7,9 +7,9 @@ import type { TrustStore } from './domain/trust-store';
 import { LiveTrust } from './domain/live-trust';
 import type { TokenPolicy } from './domain/tokens';
 import type { RegionRegistry } from './domain/regions';
-import type { Metrics } from './metrics';
+import { createHttpMetrics, type Metrics } from './metrics';
 import { createIngest, type Ingest } from './ingest/pipeline';
-import { problemRoutes } from './http/problem';
+import { clientErrorHandler, problemRoutes } from './http/problem';
 import { alertRoutes } from './http/alerts';
 import { regionRoutes } from './http/regions';
 import { trustRoutes } from './http/trust';
@@ -58,6 +58,14 @@ export const REDACT_PATHS = [
 ];
 
 /**
+ * Fastify takes a bare number as "trust nobody"; a hop count is a function of the hop: the
+ * socket's peer is hop 0, the entry X-Forwarded-For's last writer added is hop 1, and so on.
+ */
+function trustedProxy(trust: Config['trustProxy']): boolean | string[] | ((address: string, hop: number) => boolean) {
+  return typeof trust === 'number' ? (_address, hop) => hop < trust : trust;
+}
+
+/**
  * The app factory: pure, no listening, no signals (src/server.ts does those). Tests build the same
  * app with other adapters and drive it with inject() / injectWS().
  */
@@ -65,19 +73,36 @@ export async function buildApp(
   deps: AppDeps,
   opts: { logger?: FastifyBaseLogger } = {},
 ): Promise<FastifyInstance> {
+  const { config } = deps;
+  const httpMetrics = createHttpMetrics(deps.metrics.registry);
   const app = Fastify({
     ...(opts.logger
       ? { loggerInstance: opts.logger }
       : { logger: { level: deps.config.logLevel, redact: REDACT_PATHS } }),
     bodyLimit: deps.config.maxBodyBytes,
     // Ingest parses bodies itself (hostile-input rules); see src/http/alerts.ts.
-    trustProxy: deps.config.trustProxy,
+    // A hop count or the proxies' addresses, never every hop (X-Forwarded-For is client-written).
+    trustProxy: trustedProxy(config.trustProxy),
+    // Slow and hostile clients: bounded header, request, keep-alive and idle times (Node checks
+    // the first two every connectionsCheckingInterval). Upgraded desk sockets leave all of them.
+    http: {
+      headersTimeout: config.httpHeadersTimeoutMs,
+      requestTimeout: config.httpRequestTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.httpHeadersTimeoutMs / 4))),
+    },
+    requestTimeout: config.httpRequestTimeoutMs,
+    keepAliveTimeout: config.httpKeepAliveTimeoutMs,
+    connectionTimeout: config.httpIdleTimeoutMs,
+    clientErrorHandler: clientErrorHandler((code) => httpMetrics.refused.inc({ code })),
     return503OnClosing: true,
     forceCloseConnections: true,
     // One log line per request would dominate the ingest hot path; routes log what matters.
     logController: new LogController({ disableRequestLogging: true }),
   });
   const live = deps.live ?? LiveTrust.fixed(deps.trust, deps.regions);
+  // Connections beyond the bound are closed by Node as they arrive (its 'drop' event).
+  app.server.maxConnections = config.httpMaxConnections;
+  app.server.on('drop', () => httpMetrics.refused.inc({ code: 'MAX_CONNECTIONS' }));
   const ctx: AppContext = {
     ...deps,
     live,

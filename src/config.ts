@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { validator, fieldErrors } from './domain/schemas';
 
 /**
@@ -62,7 +63,21 @@ export interface Config {
   wsLogLostCloseMs: number;
   shutdownGraceMs: number;
   replayBatch: number;
-  trustProxy: boolean;
+  /**
+   * Which peers may set X-Forwarded-For: `false` (none), a number of proxy hops in front of the
+   * node, or the proxies' addresses and CIDR ranges. Never every hop.
+   */
+  trustProxy: false | number | string[];
+  /** Node's http server limits (slow and hostile clients): contract §11 v1.1 "More settings". */
+  httpHeadersTimeoutMs: number;
+  httpRequestTimeoutMs: number;
+  httpKeepAliveTimeoutMs: number;
+  httpIdleTimeoutMs: number;
+  httpMaxConnections: number;
+  /** The operator listener for /metrics (contract §8 v1.1); never the public port. */
+  metricsEnabled: boolean;
+  metricsHost: string;
+  metricsPort: number;
 }
 
 const INTEGER_VARS = new Set([
@@ -94,9 +109,15 @@ const INTEGER_VARS = new Set([
   'CORDON_WS_LOG_LOST_CLOSE_MS',
   'CORDON_SHUTDOWN_GRACE_MS',
   'CORDON_REPLAY_BATCH',
+  'CORDON_HTTP_HEADERS_TIMEOUT_MS',
+  'CORDON_HTTP_REQUEST_TIMEOUT_MS',
+  'CORDON_HTTP_KEEP_ALIVE_TIMEOUT_MS',
+  'CORDON_HTTP_IDLE_TIMEOUT_MS',
+  'CORDON_HTTP_MAX_CONNECTIONS',
+  'CORDON_METRICS_PORT',
 ]);
 
-const BOOLEAN_VARS = new Set(['CORDON_TRUST_PROXY', 'CORDON_REDIS_CLUSTER']);
+const BOOLEAN_VARS = new Set(['CORDON_TRUST_PROXY', 'CORDON_REDIS_CLUSTER', 'CORDON_METRICS_ENABLED']);
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -120,6 +141,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     else if (BOOLEAN_VARS.has(name) && (v === 'true' || v === 'false')) raw[name] = v === 'true';
     else raw[name] = value;
   }
+  if (raw.CORDON_TRUST_PROXY === true) {
+    throw new ConfigError(
+      'invalid configuration: CORDON_TRUST_PROXY=true would trust every hop, so any client could choose its own address; give the number of proxy hops (1 behind the shipped HAProxy) or the proxies\' addresses',
+    );
+  }
   const validate = validator('config');
   if (!validate(raw)) {
     const problems = fieldErrors(validate.errors).map((e) => `${e.path.slice(1) || 'config'} ${e.message}`);
@@ -132,6 +158,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     throw new ConfigError('invalid configuration: CORDON_REDIS_CLUSTER needs CORDON_REDIS_URL (the seed nodes)');
   }
   natsChecks(raw);
+  if (Number(raw.CORDON_HTTP_HEADERS_TIMEOUT_MS) > Number(raw.CORDON_HTTP_REQUEST_TIMEOUT_MS)) {
+    throw new ConfigError('invalid configuration: CORDON_HTTP_HEADERS_TIMEOUT_MS must not exceed CORDON_HTTP_REQUEST_TIMEOUT_MS');
+  }
   const v = raw as Record<string, never>;
   return Object.freeze({
     port: v.CORDON_PORT,
@@ -187,7 +216,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     wsLogLostCloseMs: v.CORDON_WS_LOG_LOST_CLOSE_MS,
     shutdownGraceMs: v.CORDON_SHUTDOWN_GRACE_MS,
     replayBatch: v.CORDON_REPLAY_BATCH,
-    trustProxy: v.CORDON_TRUST_PROXY,
+    trustProxy: trustedProxies(v.CORDON_TRUST_PROXY),
+    httpHeadersTimeoutMs: v.CORDON_HTTP_HEADERS_TIMEOUT_MS,
+    httpRequestTimeoutMs: v.CORDON_HTTP_REQUEST_TIMEOUT_MS,
+    httpKeepAliveTimeoutMs: v.CORDON_HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    httpIdleTimeoutMs: v.CORDON_HTTP_IDLE_TIMEOUT_MS,
+    httpMaxConnections: v.CORDON_HTTP_MAX_CONNECTIONS,
+    metricsEnabled: v.CORDON_METRICS_ENABLED,
+    metricsHost: v.CORDON_METRICS_HOST,
+    metricsPort: v.CORDON_METRICS_PORT,
   });
 }
 
@@ -212,4 +249,28 @@ function natsChecks(raw: Record<string, unknown>): void {
   if (methods.length > 1) {
     throw new ConfigError(`invalid configuration: give one NATS authentication method, not ${methods.join(' and ')}`);
   }
+}
+
+/**
+ * CORDON_TRUST_PROXY: `false`, a hop count, or addresses / CIDR ranges (the schema admits the
+ * shapes; each address is checked here so a typo fails at start, not on the first request).
+ */
+function trustedProxies(value: false | string): false | number | string[] {
+  if (value === false) return false;
+  if (/^\d+$/.test(value.trim())) {
+    const hops = Number(value);
+    if (hops < 1 || hops > 99) throw new ConfigError('invalid configuration: CORDON_TRUST_PROXY: a hop count is 1 to 99');
+    return hops;
+  }
+  const list = value.split(',').map((a) => a.trim());
+  for (const entry of list) {
+    const [address, bits, extra] = entry.split('/');
+    const family = isIP(address);
+    const max = family === 4 ? 32 : 128;
+    const validBits = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max);
+    if (family === 0 || !validBits || extra !== undefined) {
+      throw new ConfigError(`invalid configuration: CORDON_TRUST_PROXY: ${entry} is not an IP address or CIDR range`);
+    }
+  }
+  return list;
 }

@@ -12,6 +12,9 @@ export const ERRORS = {
   REQUEST_FORBIDDEN_KEY: { status: 400, title: 'Forbidden key (__proto__, constructor or prototype)' },
   REQUEST_INVALID_UNICODE: { status: 400, title: 'String is not well-formed Unicode' },
   REQUEST_UNSAFE_NUMBER: { status: 400, title: 'Number outside the safe integer range' },
+  REQUEST_MALFORMED_HTTP: { status: 400, title: 'Request is not well-formed HTTP (framing, chunked encoding or headers)' },
+  REQUEST_TIMEOUT: { status: 408, title: 'The request was not received in time' },
+  REQUEST_HEADERS_TOO_LARGE: { status: 431, title: 'Request headers too large' },
   // Submission content
   SUBMISSION_INVALID: { status: 400, title: 'Submission violates the schema or the alert rules' },
   INGEST_SUBJECT_MISMATCH: { status: 400, title: 'NATS subject region differs from content.region' },
@@ -31,6 +34,7 @@ export const ERRORS = {
   // Flow control and availability
   RATE_LIMITED: { status: 429, title: 'Too many requests' },
   LOG_UNAVAILABLE: { status: 503, title: 'The region log is unreachable; nothing was accepted, retry' },
+  OUTCOME_UNKNOWN: { status: 504, title: 'The append may or may not have happened; resubmit the identical submission' },
   SHUTTING_DOWN: { status: 503, title: 'This node is shutting down; retry on another node' },
   INTERNAL: { status: 500, title: 'Internal error' },
   // Callers (desks and ops)

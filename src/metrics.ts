@@ -37,3 +37,24 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
     }),
   };
 }
+
+export interface HttpMetrics {
+  /** connections the HTTP layer refused or cut, by error code (MAX_CONNECTIONS: over the bound). */
+  refused: Counter<'code'>;
+}
+
+/** The public listener's own metrics; reused when several apps share a registry (tests). */
+export function createHttpMetrics(registry: Registry): HttpMetrics {
+  const name = 'cordon_http_connections_refused_total';
+  const existing = registry.getSingleMetric(name) as Counter<'code'> | undefined;
+  return {
+    refused:
+      existing ??
+      new Counter({
+        name,
+        help: 'Requests and connections refused by the HTTP layer, by code (REQUEST_TIMEOUT, REQUEST_MALFORMED_HTTP, REQUEST_HEADERS_TOO_LARGE, MAX_CONNECTIONS)',
+        labelNames: ['code'],
+        registers: [registry],
+      }),
+  };
+}

@@ -3,6 +3,7 @@ import pino from 'pino';
 import { loadConfig } from './config';
 import { compose } from './compose';
 import { buildApp, REDACT_PATHS } from './app';
+import { buildOperatorApp } from './http/operator';
 
 /**
  * The only file that listens and handles signals. Shutdown order: stop accepting, close desks with
@@ -13,6 +14,8 @@ async function main(): Promise<void> {
   const logger = pino({ level: config.logLevel, redact: REDACT_PATHS });
   const composition = await compose(config, logger);
   const app = await buildApp(composition.deps, { logger });
+  // /metrics only on the operator listener, never on the public port (contract §8 v1.1).
+  const operator = config.metricsEnabled ? await buildOperatorApp(composition.deps.metrics, { logger }) : undefined;
 
   // SIGHUP reloads the trust store and region registry (contract §4); it does not stop the node.
   process.on('SIGHUP', () => void composition.trust.reload('signal'));
@@ -20,11 +23,19 @@ async function main(): Promise<void> {
     if (err) logger.error({ err }, 'fatal error, shutting down');
     else logger.info({ signal }, 'shutting down');
     await app.close();
+    await operator?.close();
     await composition.close();
     logger.info('shutdown complete');
   });
 
   await app.listen({ port: config.port, host: config.host });
+  if (operator) {
+    // Metrics are for the operator: a node that cannot bind them still carries alerts.
+    await operator.listen({ port: config.metricsPort, host: config.metricsHost }).then(
+      (address) => logger.info({ address }, 'operator listener (/metrics) started'),
+      (err: unknown) => logger.error({ err, host: config.metricsHost, port: config.metricsPort }, 'operator listener could not start; /metrics unavailable'),
+    );
+  }
   logger.info(
     { node: config.nodeId, log: composition.mode.log, bus: composition.mode.bus, port: config.port },
     composition.mode.log === 'memory' ? 'cordon started (embedded mode)' : 'cordon started',

@@ -44,7 +44,8 @@ export async function startScript(script: string, env: Record<string, string>, r
   let out = '';
   const proc = spawn(process.execPath, [resolve(ROOT, script)], {
     cwd: ROOT,
-    env: { ...process.env, CORDON_PORT: String(port), CORDON_HOST: '127.0.0.1', PORT: String(port), ...env },
+    // CORDON_METRICS_PORT 0: several nodes on one machine must not race for the operator port.
+    env: { ...process.env, CORDON_PORT: String(port), CORDON_HOST: '127.0.0.1', PORT: String(port), CORDON_METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const keep = (chunk: Buffer) => {

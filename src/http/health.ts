@@ -14,7 +14,7 @@ function withTimeout(p: Promise<void>): Promise<boolean> {
 }
 
 /**
- * Liveness, readiness and Prometheus metrics. Readiness is what the node can still do: without the
+ * Liveness and readiness (/metrics is on the operator listener, src/http/operator.ts). Readiness is what the node can still do: without the
  * region log or the audit trail, or while shutting down, it can do nothing useful (503); without
  * the bus it still takes HTTP submissions and delivers to desks through its position check, so it
  * stays ready (200) and says it is degraded.
@@ -35,8 +35,4 @@ export async function healthRoutes(app: FastifyInstance, ctx: AppContext): Promi
       checks: { log, bus, audit, shutting_down: ctx.shuttingDown.value },
     });
   });
-
-  app.get('/metrics', async (_request, reply) =>
-    reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics()),
-  );
 }

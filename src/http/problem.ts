@@ -1,5 +1,7 @@
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
-import { CordonError, problemBody, toProblem, type ProblemBody } from '../errors';
+import { CordonError, problemBody, toProblem, type ErrorCode, type ProblemBody } from '../errors';
 import type { AppContext } from '../app';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -50,4 +52,36 @@ export async function problemRoutes(app: FastifyInstance, _ctx: AppContext): Pro
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, problemBody('ROUTE_NOT_FOUND', `${request.method} ${request.url.split('?')[0]} does not exist`)),
   );
+}
+
+/** What Node's HTTP layer refuses before any route runs, by its error code. */
+function clientErrorCode(err: NodeJS.ErrnoException): ErrorCode {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'REQUEST_TIMEOUT';
+  if (err.code === 'HPE_HEADER_OVERFLOW') return 'REQUEST_HEADERS_TOO_LARGE';
+  return 'REQUEST_MALFORMED_HTTP';
+}
+
+/**
+ * Fastify's `clientErrorHandler`: a request cut by the header or request time, or a malformed one
+ * (bad chunked body, header line, framing), gets a problem+json answer with a documented code and
+ * the connection is closed. `onRefused` counts it.
+ */
+export function clientErrorHandler(onRefused: (code: ErrorCode) => void) {
+  return function handle(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const code = clientErrorCode(err);
+    onRefused(code);
+    this.log.debug({ code, err: err.code }, 'client request refused by the HTTP layer');
+    // As Node does: answer only if no response has started on this connection.
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+    if (socket.writable && !inFlight?.headersSent) {
+      const problem = problemBody(code);
+      const body = JSON.stringify(problem);
+      socket.end(
+        `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status] ?? ''}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroySoon();
+  };
 }

@@ -5,7 +5,7 @@ import { parseJson } from '../domain/json';
 import { validateSubmission } from '../domain/validate';
 import { decodeProtectedHeader, verifySubmission } from '../domain/signature';
 import type { Receipt, Submission } from '../domain/types';
-import { LogUnavailableError, deliveredJson, type AppendInput, type AppendRejection } from '../ports/region-log';
+import { LogOutcomeUnknownError, LogUnavailableError, deliveredJson, type AppendInput, type AppendRejection } from '../ports/region-log';
 import type { AppDeps } from '../app';
 import type { LiveTrust } from '../domain/live-trust';
 
@@ -78,6 +78,11 @@ export function createIngest(deps: AppDeps & { live: LiveTrust }, log: FastifyBa
     try {
       outcome = await regionLog.append(appendInputOf(submission, verified.contentHash));
     } catch (err) {
+      if (err instanceof LogOutcomeUnknownError) {
+        // Sent, never answered: it may be in the log. Never "nothing was accepted" (contract §8).
+        log.error({ err, region: content.region, id: content.id }, 'append outcome unknown; the gateway must resubmit');
+        throw new CordonError('OUTCOME_UNKNOWN', undefined, { cause: err });
+      }
       if (err instanceof LogUnavailableError) {
         log.error({ err, region: content.region }, 'region log unavailable; submission not accepted');
         throw new CordonError('LOG_UNAVAILABLE', undefined, { cause: err });

@@ -125,7 +125,9 @@ export interface TrimPolicy {
 /**
  * The per-region append-only log (contract §6). The version rules and the append are one atomic
  * step: two nodes appending to one region concurrently still get seq 1, 2, 3... with no gap.
- * Adapter failures (backend unreachable) reject with LogUnavailableError.
+ * Adapter failures reject with LogUnavailableError when nothing can have been written (backend
+ * unreachable, the call never sent), and with its subclass LogOutcomeUnknownError when the call
+ * was sent and no answer came (it may have run).
  */
 export interface RegionLog {
   append(input: AppendInput): Promise<AppendOutcome>;
@@ -158,6 +160,19 @@ export class LogUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'LogUnavailableError';
+  }
+}
+
+/**
+ * The call was sent to the backend but no answer came (the connection stalled or dropped): it may
+ * or may not have run. For an append the caller must not say "nothing was accepted": resubmitting
+ * the identical submission is idempotent and settles it. A LogUnavailableError too, so readers
+ * that only need "not now" treat both alike.
+ */
+export class LogOutcomeUnknownError extends LogUnavailableError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'LogOutcomeUnknownError';
   }
 }
 

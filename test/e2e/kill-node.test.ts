@@ -28,7 +28,8 @@ async function publishWithRetry(sub: Submission, nodes: CordonNode[], first: num
       const res = await fetch(`${node.url}/v1/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
       const json = (await res.json()) as Receipt;
       if (res.status === 200 || res.status === 201) return { receipt: json, status: res.status, tries };
-      if (res.status !== 503) throw new Error(`publish answered ${res.status}: ${JSON.stringify(json)}`);
+      // 503: nothing accepted; 504 OUTCOME_UNKNOWN: maybe accepted. Either way resubmit (idempotent).
+      if (res.status !== 503 && res.status !== 504) throw new Error(`publish answered ${res.status}: ${JSON.stringify(json)}`);
     } catch (err) {
       if ((err as Error).message.startsWith('publish answered')) throw err;
       // Connection refused or reset: the gateway tries another node.

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildApp, type AppContext, type AppDeps } from '../../src/app';
+import { buildOperatorApp } from '../../src/http/operator';
 import { createVerifyPool } from '../../src/ingest/verify-pool';
 import { loadConfig, type Config } from '../../src/config';
 import { RegionRegistry } from '../../src/domain/regions';
@@ -32,6 +33,8 @@ export interface TestApp {
   token(claims?: Partial<Token>): string;
   /** POSTs a signed alert through inject() and returns the receipt (throws on a non-2xx answer). */
   publish(content: AlertContent, state?: string): Promise<Receipt>;
+  /** The body of GET /metrics on this node's operator listener (never the public app). */
+  metrics(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -140,6 +143,7 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
   await app.ready();
 
   const sign = (content: AlertContent, state?: string, iat?: number) => trust.sign(content, state, iat);
+  let operator: FastifyInstance | undefined;
   return {
     app,
     deps,
@@ -155,7 +159,12 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
       }
       return res.json() as Receipt;
     },
+    async metrics() {
+      operator ??= await buildOperatorApp(deps.metrics, { logger: pino({ level: 'silent' }) });
+      return (await operator.inject({ url: '/metrics' })).body;
+    },
     async close() {
+      await operator?.close();
       await app.close();
       for (const close of closers) await close();
     },

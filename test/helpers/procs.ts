@@ -90,7 +90,8 @@ async function startOnce(port: number, env: Record<string, string>, readyTimeout
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !k.startsWith('CORDON_')) childEnv[k] = v;
   }
-  Object.assign(childEnv, { CORDON_PORT: String(port), CORDON_HOST: '127.0.0.1', CORDON_LOG_LEVEL: 'warn' }, env);
+  // CORDON_METRICS_PORT 0: several nodes on one machine must not race for the operator port.
+  Object.assign(childEnv, { CORDON_PORT: String(port), CORDON_HOST: '127.0.0.1', CORDON_LOG_LEVEL: 'warn', CORDON_METRICS_PORT: '0' }, env);
 
   const proc = spawn(process.execPath, [SERVER], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);

@@ -82,7 +82,7 @@ describe('a region log rolled back under its epoch (real Redis)', () => {
     await d.settle();
     const after = d.frames.slice(d.frames.indexOf(gap) + 1).map((f) => [f.seq, f.epoch]);
     expect(after).toEqual([1, 2, 3, 4].map((s) => [s, gap.epoch]));
-    expect((await app.app.inject({ url: '/metrics' })).body).toMatch(new RegExp(`cordon_region_rollbacks_total\\{region="${R}"\\} 1`));
+    expect(await app.metrics()).toMatch(new RegExp(`cordon_region_rollbacks_total\\{region="${R}"\\} 1`));
   });
 
   test('seqs reused before the node noticed (another entry at the last delivered seq) are never silent', async () => {

@@ -90,7 +90,7 @@ describe('the stream across two nodes on real NATS and Redis', () => {
     const [lost] = await appendDirect(a.deps, a.sign, [content()]);
     await d.until((x) => seqs(x).includes(lost.seq), 5000, 'the lost alert');
     expect(d.alerts().find((x) => x.seq === lost.seq)!.content.id).toBe(JSON.parse(lost.body).content.id);
-    const metrics = (await b.app.inject({ url: '/metrics' })).body;
+    const metrics = await b.metrics();
     expect(metrics).toMatch(new RegExp(`cordon_ws_log_reads_total\\{region="${R}"\\} [1-9]`));
   });
 

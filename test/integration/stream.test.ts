@@ -233,8 +233,7 @@ describe.each<Backend>(['memory', 'real'])('GET /v1/stream on the %s backend', (
       expect(d.frames[1]).toMatchObject({ type: 'subscribed', recovered: false, seq: latest });
       expect(d.alerts().map((a) => a.seq)).toEqual([latest - 1, latest]);
       expectValidFrames(d);
-      const metrics = await t.app.inject({ url: '/metrics' });
-      expect(metrics.body).toMatch(/cordon_ws_gaps_total\{reason="trimmed"\} [1-9]/);
+      expect(await t.metrics()).toMatch(/cordon_ws_gaps_total\{reason="trimmed"\} [1-9]/);
     });
 
     test('another epoch: an epoch-changed gap comes before anything else, then the held log', async () => {
@@ -353,7 +352,7 @@ describe.each<Backend>(['memory', 'real'])('GET /v1/stream on the %s backend', (
     await t.publish(content());
     await d.untilFrames('alert', 1);
     await d.settle(20);
-    const body = (await t.app.inject({ url: '/metrics' })).body;
+    const body = await t.metrics();
     expect(body).toMatch(/cordon_ws_desks [1-9]/);
     expect(body).toMatch(/cordon_ws_deliveries_total [1-9]/);
     expect(body).toMatch(/cordon_ws_resumes_total\{recovered="true"\} [1-9]/);
@@ -385,7 +384,7 @@ describe('desk lifecycle on real sockets', () => {
       const got = slow.alerts().map((a) => a.seq);
       expect(got.length).toBeLessThan(600);
       expect(got).toEqual(got.map((_, i) => 1 + i)); // contiguous from the first: nothing skipped
-      const body = (await t.app.inject({ url: '/metrics' })).body;
+      const body = await t.metrics();
       expect(body).toMatch(/cordon_ws_slow_closes_total [1-9]/);
 
       const again = await socketDesk(url, t.token());

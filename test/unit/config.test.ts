@@ -43,6 +43,7 @@ function sampleValue(name: string, p: PropertySchema): [string, unknown] {
     return [String(v), v];
   }
   if (name === 'CORDON_NATS_SUBJECT_PREFIX') return ['cordon_b', 'cordon_b'];
+  if (name === 'CORDON_TRUST_PROXY') return ['10.0.0.1, 10.0.1.0/24', ['10.0.0.1', '10.0.1.0/24']];
   if (name === 'CORDON_REDIS_SENTINELS') {
     return ['sentinel-1:26379,10.0.0.2:26380', [{ host: 'sentinel-1', port: 26379 }, { host: '10.0.0.2', port: 26380 }]];
   }
@@ -139,6 +140,33 @@ describe('loadConfig values', () => {
       /exclude each other/,
     );
     expect(configError({ CORDON_REDIS_CLUSTER: 'true' }).message).toMatch(/CORDON_REDIS_URL/);
+  });
+
+  it('trusts X-Forwarded-For from nobody, a number of hops, or listed proxies; never from every hop', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ CORDON_TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(loadConfig({ CORDON_TRUST_PROXY: '1' }).trustProxy).toBe(1);
+    expect(loadConfig({ CORDON_TRUST_PROXY: '10.0.0.7,fd00::/8' }).trustProxy).toEqual(['10.0.0.7', 'fd00::/8']);
+    expect(configError({ CORDON_TRUST_PROXY: 'true' }).message).toMatch(/would trust every hop/);
+    for (const bad of ['true', '0', '10.0.0.300', '10.0.0.0/33', 'proxy.internal', '10.0.0.1/8/1']) {
+      expect([bad, configError({ CORDON_TRUST_PROXY: bad }).message]).toEqual([bad, expect.stringContaining('CORDON_TRUST_PROXY')]);
+    }
+  });
+
+  it('bounds header, request and idle times and the connection count, with the headers inside the request time', () => {
+    const c = loadConfig({});
+    expect([c.httpHeadersTimeoutMs, c.httpRequestTimeoutMs, c.httpKeepAliveTimeoutMs, c.httpIdleTimeoutMs]).toEqual([10000, 30000, 30000, 60000]);
+    expect(c.httpMaxConnections).toBe(10000);
+    expect(configError({ CORDON_HTTP_HEADERS_TIMEOUT_MS: '5000', CORDON_HTTP_REQUEST_TIMEOUT_MS: '1000' }).message).toMatch(
+      /CORDON_HTTP_HEADERS_TIMEOUT_MS must not exceed/,
+    );
+    expect(configError({ CORDON_HTTP_REQUEST_TIMEOUT_MS: '0' }).message).toContain('CORDON_HTTP_REQUEST_TIMEOUT_MS');
+  });
+
+  it('puts /metrics on an operator listener, 127.0.0.1:9464 unless told otherwise', () => {
+    const c = loadConfig({});
+    expect([c.metricsEnabled, c.metricsHost, c.metricsPort]).toEqual([true, '127.0.0.1', 9464]);
+    expect(loadConfig({ CORDON_METRICS_PORT: '0', CORDON_METRICS_ENABLED: 'false' })).toMatchObject({ metricsPort: 0, metricsEnabled: false });
   });
 
   it('treats an empty value as unset', () => {

@@ -267,6 +267,38 @@ describe('docker-compose.yml: the production-shaped stack', () => {
     }
   });
 
+  it('sets X-Forwarded-For at the proxy (never appends) and has the nodes trust exactly that one hop', () => {
+    const cfg = read(mountedFile(services.proxy, '/usr/local/etc/haproxy/haproxy.cfg')).replace(/#.*$/gm, '');
+    const frontend = cfg.split(/^(?=\S)/m).find((section) => section.startsWith('frontend cordon\n')) ?? '';
+    expect(frontend).toMatch(/^\s+http-request set-header X-Forwarded-For %\[src\]$/m);
+    for (const header of ['Forwarded', 'X-Forwarded-Host', 'X-Forwarded-Proto']) {
+      expect(frontend).toMatch(new RegExp(`^\\s+http-request del-header ${header}$`, 'm'));
+    }
+    // `option forwardfor` appends to what the client sent: a spoofed chain would reach the node
+    expect(cfg).not.toMatch(/option\s+forwardfor/);
+    expect(cfg).not.toMatch(/add-header\s+X-Forwarded-For/i);
+    for (const name of cordonNodes) expect([name, loadConfig(services[name].environment!).trustProxy]).toEqual([name, 1]);
+  });
+
+  it('serves /metrics on each node\'s operator listener, which neither the proxy nor the host reaches', () => {
+    const cfg = read(mountedFile(services.proxy, '/usr/local/etc/haproxy/haproxy.cfg')).replace(/#.*$/gm, '');
+    // no path rule needed (and none that an encoding like /%6detrics could slip past)
+    expect(cfg).not.toMatch(/metrics/);
+    for (const name of cordonNodes) {
+      const config = loadConfig(services[name].environment!);
+      expect(config.metricsEnabled).toBe(true);
+      expect(config.metricsPort).not.toBe(config.port);
+      // the proxy's servers are the public port only
+      for (const m of cfg.matchAll(new RegExp(`server ${name} ${name}:(\\d+)`, 'g'))) expect(Number(m[1])).toBe(config.port);
+      // the node publishes no port on the host at all, the operator port least of all
+      expect([name, services[name].ports ?? []]).toEqual([name, []]);
+    }
+    for (const name of serviceNames) {
+      for (const p of services[name].ports ?? []) expect([name, p]).toEqual([name, expect.not.stringMatching(/:9464$/)]);
+    }
+    expect(dockerfile).not.toMatch(/^EXPOSE .*9464/m);
+  });
+
   it('mounts only files that exist in the repository', () => {
     for (const name of serviceNames) {
       for (const b of binds(services[name])) expect([name, b.host, existsSync(join(ROOT, b.host))]).toEqual([name, b.host, true]);

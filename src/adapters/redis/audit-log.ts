@@ -99,7 +99,7 @@ export class RedisAuditLog implements AuditLog {
   }
 
   private call<T>(fn: () => Promise<T>): Promise<T> {
-    return logCall('audit log', fn);
+    return logCall('audit log', fn, this.redis);
   }
 }
 

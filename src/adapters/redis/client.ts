@@ -1,5 +1,5 @@
-import Redis, { Cluster, type RedisOptions } from 'ioredis';
-import { LogUnavailableError } from '../../ports/region-log';
+import Redis, { Cluster, ReplyError, type RedisOptions } from 'ioredis';
+import { LogOutcomeUnknownError, LogUnavailableError } from '../../ports/region-log';
 
 export interface RedisClientOptions {
   /** bound on one TCP connect attempt. */
@@ -70,8 +70,12 @@ export function createRedisClient(url: string, opts: RedisClientOptions = {}): R
       ...(opts.sentinels?.length ? { sentinels: opts.sentinels, name: opts.sentinelName ?? 'mymaster' } : {}),
     });
   }
+  const connection = { generation: 0 };
+  connections.set(client, connection);
+  if (log) loggers.set(client, log);
   let wasReady = false;
   client.on('ready', () => {
+    connection.generation++;
     // After the first connect, a disconnected client rejects at once instead of queueing.
     client.options.enableOfflineQueue = false;
     if (wasReady) log?.info({ component: 'redis' }, 'redis reconnected');
@@ -101,11 +105,52 @@ export async function quitClient(redis: RedisClient): Promise<void> {
   }
 }
 
-/** Runs a Redis call; any failure becomes LogUnavailableError naming `what`, with the cause. */
-export async function logCall<T>(what: string, fn: () => Promise<T>): Promise<T> {
+/** Per client: how many times it became ready (each time on a new connection). */
+const connections = new WeakMap<RedisClient, { generation: number }>();
+
+const loggers = new WeakMap<RedisClient, NonNullable<RedisClientOptions['log']>>();
+
+/** ioredis' commandTimeout rejection: the command may be on the wire, or even done. */
+function isCommandTimeout(err: unknown): boolean {
+  return err instanceof Error && err.message === 'Command timed out';
+}
+
+/**
+ * Rejections whose outcome is known: Redis answered with an error, or the command never reached a
+ * connection (disconnected, no offline queue).
+ */
+function outcomeKnown(err: unknown): boolean {
+  return err instanceof Error && (err.message.startsWith("Stream isn't writeable") || err instanceof ReplyError);
+}
+
+/**
+ * Drops a connection whose command timed out (it stalled without closing): every command still on
+ * it is rejected now rather than answered later unseen, and the client reconnects. Only the
+ * connection the command was sent on: a newer one that works is left alone.
+ */
+function dropConnection(client: RedisClient, generation: number, log?: RedisClientOptions['log']): void {
+  if (connections.get(client)?.generation !== generation || client.status !== 'ready') return;
+  log?.warn({ component: 'redis' }, 'redis command timed out; dropping the connection and reconnecting');
+  client.disconnect(true);
+}
+
+/**
+ * Runs a Redis call. A failure becomes LogUnavailableError naming `what` when nothing can have
+ * been written (the client was not connected, and did not connect while the call waited), and
+ * LogOutcomeUnknownError when the call went out on a connection and no answer came (timed out,
+ * or the connection dropped under it); a timed-out connection is dropped. Both carry the cause.
+ */
+export async function logCall<T>(what: string, fn: () => Promise<T>, client?: RedisClient): Promise<T> {
+  const generation = client ? connections.get(client)?.generation ?? 0 : 0;
+  const ready = client?.status === 'ready';
   try {
     return await fn();
   } catch (err) {
+    const reconnected = client !== undefined && (connections.get(client)?.generation ?? 0) !== generation;
+    if (client && (ready || reconnected) && !outcomeKnown(err)) {
+      if (isCommandTimeout(err)) dropConnection(client, generation, loggers.get(client));
+      throw new LogOutcomeUnknownError(`${what}: no answer in time; the call may have run`, { cause: err });
+    }
     throw new LogUnavailableError(`${what} unavailable`, { cause: err });
   }
 }

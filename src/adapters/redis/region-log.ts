@@ -206,7 +206,7 @@ export class RedisRegionLog implements RegionLog {
   }
 
   private call<T>(fn: () => Promise<T>): Promise<T> {
-    return logCall('region log', fn);
+    return logCall('region log', fn, this.redis);
   }
 }
 
