@@ -12,13 +12,14 @@ import { RedisRegionLog } from './adapters/redis/region-log';
 import { RedisAuditLog } from './adapters/redis/audit-log';
 import { createRedisClient, quitClient } from './adapters/redis/client';
 import { NatsBus } from './adapters/nats/bus';
+import { openSqliteBackend } from './adapters/sqlite/compose';
 import { createVerifyPool } from './ingest/verify-pool';
 import { ensureDevTrustStore } from './dev/dev-trust-store';
 
 export interface Composition {
   deps: AppDeps;
-  /** embedded: memory log and bus; production: Redis and NATS. */
-  mode: { log: 'memory' | 'redis'; bus: 'memory' | 'nats' };
+  /** embedded: SQLite (or memory) log and memory bus; production: Redis and NATS. */
+  mode: { log: 'memory' | 'redis' | 'sqlite'; bus: 'memory' | 'nats'; file?: string };
   /** Drains the bus, then quits Redis (shutdown order: after the app stopped accepting). */
   close(): Promise<void>;
 }
@@ -54,7 +55,13 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   const closers: Array<() => Promise<void>> = [];
   let regionLog: AppDeps['regionLog'];
   let audit: AppDeps['audit'];
-  if (config.redisUrl) {
+  let storeFile: string | undefined;
+  const metrics = createMetrics();
+  if (config.store === 'sqlite') {
+    const sqlite = openSqliteBackend(config.dataDir, metrics, log.child({ component: 'sqlite' }));
+    ({ regionLog, audit, file: storeFile } = sqlite);
+    closers.push(sqlite.close);
+  } else if (config.redisUrl) {
     const redis = createRedisClient(config.redisUrl, {
       log: log.child({ component: 'redis' }) as never,
       sentinels: config.redisSentinels,
@@ -83,8 +90,8 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   closers.push(() => verifier.close());
 
   return {
-    deps: { config, regionLog, bus, audit, trust, regions, metrics: createMetrics(), now: Date.now, check: verifier.check },
-    mode: { log: config.redisUrl ? 'redis' : 'memory', bus: config.natsUrl ? 'nats' : 'memory' },
+    deps: { config, regionLog, bus, audit, trust, regions, metrics, now: Date.now, check: verifier.check },
+    mode: { log: config.store, bus: config.natsUrl ? 'nats' : 'memory', file: storeFile },
     async close() {
       for (const close of closers) {
         await close().catch((err: unknown) => log.warn({ err }, 'error while closing a backend'));
