@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, openSync, writeSync, closeSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SqliteRegionLog } from '../../src/adapters/sqlite/region-log';
+import { SqliteStore } from '../../src/adapters/sqlite/store';
 import { DeskStream, type DeskEvent } from '../../src/cli/tail';
 import type { Receipt, Submission } from '../../src/domain/types';
 import { validContent } from '../fixtures/alerts';
 import { uniqueRegion } from '../helpers/env';
 import { makeTestTrust } from '../helpers/keys';
+import { runCordon } from '../helpers/cli';
 import { killAllNodes, startNode, type CordonNode } from '../helpers/procs';
 import { until } from './harness';
 
@@ -249,5 +252,98 @@ describe('embedded SQLite store: a damaged file is refused at start, never repla
       (e: Error) => e,
     );
     expect(err.message).toContain('-wal file exists but the database file is missing');
+  });
+});
+
+describe('embedded SQLite store: cordon backup while the node writes, cordon restore, CORDON_STORE=memory', () => {
+  const cfg = embeddedConfig();
+  const file = join(cfg.env.CORDON_DATA_DIR, 'cordon.db');
+  const token = cfg.trust.token({ iss: 'KG', sub: 'desk-backup' });
+
+  afterAll(async () => {
+    await killAllNodes();
+    rmSync(cfg.dir, { recursive: true, force: true });
+  });
+
+  async function regionState(url: string): Promise<{ epoch: string | null; seq: number }> {
+    const res = await fetch(`${url}/v1/regions`, { headers: { authorization: `Bearer ${token}` } });
+    const body = (await res.json()) as { regions: Array<{ code: string; epoch: string | null; seq: number }> };
+    return body.regions.find((r) => r.code === cfg.region)!;
+  }
+
+  it('backs up a consistent copy while alerts stream in; restore puts it back under a new epoch', async () => {
+    let node = await startNode(cfg.env);
+    const first = await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })));
+    const epoch = first.receipt.epoch;
+    let stop = false;
+    let published = 1;
+    const writer = (async () => {
+      while (!stop) {
+        const r = await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })));
+        expect(r.status).toBe(201);
+        published++;
+      }
+    })();
+    await until(() => published >= 50, '50 alerts published', 30_000);
+    const dest = join(cfg.dir, 'backup.db');
+    const run = await runCordon(cfg.dir, ['backup', dest, '--data-dir', cfg.env.CORDON_DATA_DIR]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/backed up .* 1 regions, \d+ alerts held, \d+ audit records \(checked\)/);
+    await until(() => published >= 120, 'more alerts after the backup', 30_000);
+    stop = true;
+    await writer;
+
+    // The copy is a consistent prefix of the log: seq 1..k, gap-free, the same epoch.
+    const copy = new SqliteRegionLog(SqliteStore.open(dest, { mustExist: true }), { ownsStore: true });
+    const held = await copy.read(cfg.region, 0, 1000);
+    await copy.close();
+    const k = held.latest;
+    expect(k).toBeGreaterThanOrEqual(50);
+    expect(k).toBeLessThan(published);
+    expect(held.entries.map((e) => e.seq)).toEqual(Array.from({ length: k }, (_, i) => i + 1));
+    expect(held.epoch).toBe(epoch);
+
+    // Restore: node stopped, backup in place, new epoch (the log went back), seqs continue from k.
+    expect(await node.stop()).toBe(0);
+    const restored = await runCordon(cfg.dir, ['restore', dest, '--data-dir', cfg.env.CORDON_DATA_DIR]);
+    expect(restored.code).toBe(0);
+    expect(restored.stdout).toContain(`region ${cfg.region}: new epoch`);
+    node = await startNode(cfg.env);
+    const state = await regionState(node.url);
+    expect(state.seq).toBe(k);
+    expect(state.epoch).not.toBe(epoch);
+    const next = await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })));
+    expect(next.receipt.seq).toBe(k + 1);
+    expect(next.receipt.epoch).toBe(state.epoch);
+    // A desk at its old position hears of the epoch change before anything else.
+    const frames: DeskEvent[] = [];
+    const desk = new DeskStream({
+      urls: [node.url],
+      token,
+      regions: [cfg.region],
+      positions: { [cfg.region]: { seq: published, epoch } },
+      onEvent: (e) => void frames.push(e),
+    }).start();
+    await until(() => frames.some((f) => f.type === 'alert'), 'the desk re-synced', 10_000);
+    await desk.stop();
+    const gap = frames.find((f) => f.type === 'gap');
+    expect(gap && gap.type === 'gap' && gap.frame.reason).toBe('epoch-changed');
+    expect(frames.findIndex((f) => f.type === 'gap')).toBeLessThan(frames.findIndex((f) => f.type === 'alert'));
+    await node.stop();
+    expect(readdirSync(cfg.env.CORDON_DATA_DIR).some((f) => f.startsWith('cordon.db.replaced-'))).toBe(true);
+    expect(existsSync(file)).toBe(true);
+  });
+
+  it('CORDON_STORE=memory says so at start and keeps nothing across a restart', async () => {
+    const env = { ...cfg.env, CORDON_STORE: 'memory', CORDON_DATA_DIR: join(cfg.dir, 'mem') };
+    let node = await startNode(env);
+    expect(node.logs()).toContain('in-memory store: nothing is kept after exit');
+    expect((await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })))).receipt.seq).toBe(1);
+    await node.stop();
+    node = await startNode(env);
+    expect(await regionState(node.url)).toMatchObject({ epoch: null, seq: 0 });
+    await node.stop();
+    expect(existsSync(join(cfg.dir, 'mem', 'cordon.db'))).toBe(false);
   });
 });

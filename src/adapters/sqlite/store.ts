@@ -261,7 +261,8 @@ export class SqliteStore {
     this.closed = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     try {
-      if (!this.db.readonly) this.db.pragma('wal_checkpoint(TRUNCATE)');
+      // Only a connection that wrote folds the WAL in (a CLI reading beside a node leaves it be).
+      if (!this.db.readonly && this.stats.commits > 0) this.db.pragma('wal_checkpoint(TRUNCATE)');
     } catch {
       /* close() folds the WAL in anyway when it can */
     }
