@@ -28,12 +28,15 @@ the copy started are not in it. The target must hold none of the regions and no 
     const prefix = values.prefix ?? 'cordon:';
     const file = storeFileArg(values.store, values['data-dir'], io);
     const store = openExisting(file);
-    const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2 });
+    const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2, retryStrategy: () => null });
+    let lastError: Error | undefined;
+    redis.on('error', (err: Error) => void (lastError = err));
     try {
       try {
         await redis.connect();
       } catch (err) {
-        throw new CliError(`cannot reach Redis at ${url}: ${(err as Error).message}`, { cause: err });
+        const why = (lastError ?? (err as Error)).message;
+        throw new CliError(`cannot reach Redis at ${redactUrl(url)}: ${why}`, { cause: err });
       }
       let report;
       try {
