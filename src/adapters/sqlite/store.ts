@@ -246,7 +246,9 @@ export class SqliteStore {
    * taking writes. Resolves with the number of pages copied.
    */
   async backup(dest: string): Promise<number> {
-    const r = await this.db.backup(dest);
+    // Every remaining page in one step: one read transaction on the source, so a node writing
+    // meanwhile (WAL: it is not blocked) can never make the backup restart over and over.
+    const r = await this.db.backup(dest, { progress: () => 0x7fffffff });
     return r.totalPages;
   }
 
