@@ -72,6 +72,7 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
     audit = new RedisAuditLog(redis, { prefix: config.redisKeyPrefix });
     closers.push(() => quitClient(redis));
   } else {
+    log.warn({ store: 'memory' }, 'CORDON_STORE=memory: region logs and audit trail are kept in memory only; a restart loses them');
     regionLog = new MemoryRegionLog();
     audit = new MemoryAuditLog();
   }

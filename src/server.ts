@@ -4,10 +4,6 @@ import { loadConfig } from './config';
 import { compose } from './compose';
 import { buildApp, REDACT_PATHS } from './app';
 
-/**
- * The only file that listens and handles signals. Shutdown order: stop accepting, close desks with
- * 4001 (the stream plugin's preClose hook), drain NATS, quit Redis, exit — bounded by a grace timer.
- */
 /** The start line names the store (and, for SQLite, its file in the `file` field). */
 const STARTED = {
   sqlite: 'cordon started (embedded mode, SQLite store: region logs and audit trail kept in the file named)',
@@ -15,6 +11,10 @@ const STARTED = {
   redis: 'cordon started',
 } as const;
 
+/**
+ * The only file that listens and handles signals. Shutdown order: stop accepting, close desks with
+ * 4001 (the stream plugin's preClose hook), drain NATS, quit Redis, exit — bounded by a grace timer.
+ */
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = pino({ level: config.logLevel, redact: REDACT_PATHS });
