@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteRegionLog } from '../../src/adapters/sqlite/region-log';
-import { SqliteStore, STORE_FILE } from '../../src/adapters/sqlite/store';
+import { SqliteStore, StoreDamagedError, STORE_FILE } from '../../src/adapters/sqlite/store';
 import { alertInput, describeRegionLogContract } from './region-log.contract';
 import { uniqueRegion } from '../helpers/env';
 
@@ -80,5 +81,32 @@ describe('SqliteRegionLog (SQLite specifics)', () => {
     const next = await log.append(alertInput(region));
     expect(next.outcome === 'appended' && next.entry.seq).toBe(2);
     await log.close();
+  });
+});
+
+describe('SqliteStore.open', () => {
+  it('refuses a damaged file as damaged, and an unreadable one as unreadable, never creating a new store', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-sqlite-'));
+    try {
+      const file = join(dir, STORE_FILE);
+      writeFileSync(file, 'SQLite format 3\u0000' + 'x'.repeat(5000));
+      expect(() => SqliteStore.open(file)).toThrow(StoreDamagedError);
+      expect(readFileSync(file, 'utf8').startsWith('SQLite format 3')).toBe(true);
+      const other = join(dir, 'other.db');
+      const foreign = new Database(other);
+      foreign.exec('CREATE TABLE t (a)');
+      foreign.close();
+      expect(() => SqliteStore.open(other)).toThrow(/application_id 0, not a Cordon store/);
+      if (process.getuid?.() !== 0) {
+        const locked = join(dir, 'locked');
+        mkdirSync(locked);
+        SqliteStore.open(join(locked, STORE_FILE)).close();
+        chmodSync(join(locked, STORE_FILE), 0o000);
+        expect(() => SqliteStore.open(join(locked, STORE_FILE))).toThrow(/cannot open the embedded store/);
+        chmodSync(join(locked, STORE_FILE), 0o600);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -160,6 +160,11 @@ export class SqliteStore {
     } catch (err) {
       db?.close();
       if (err instanceof StoreDamagedError) throw err;
+      // Permissions, locks, a full or failing disk: the file may be fine; say what happened.
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && /^SQLITE_(CANTOPEN|READONLY|PERM|BUSY|LOCKED|IOERR|FULL|NOMEM)/.test(code)) {
+        throw new Error(`cannot open the embedded store ${file}: ${(err as Error).message} (${code})`, { cause: err });
+      }
       throw new StoreDamagedError(file, (err as Error).message, { cause: err });
     }
     return new SqliteStore(file, db, created);
