@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Cordon node image: multi-stage, production dependencies only, runs as the unprivileged `node` user.
 #   docker build -t cordon:local .
-#   docker run --rm -p 8080:8080 cordon:local      # embedded mode (dev trust store, in-memory log)
+#   docker run --rm -p 8080:8080 cordon:local      # embedded mode (dev trust store, SQLite store in /var/lib/cordon)
 # Production configuration comes from the environment (docs/configuration.md); the stack in
 # docker-compose.yml shows it (docs/operations.md).
 

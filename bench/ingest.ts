@@ -4,8 +4,15 @@
  * parses the body and verifies the Ed25519 signature.
  *
  *   npm run bench:ingest            (BENCH_DURATION_S=20 BENCH_CONNECTIONS=50 by default)
+ *
+ * Then the embedded mode (no Redis, no NATS): the in-memory store against the SQLite store
+ * (WAL, synchronous=FULL, one transaction per event-loop turn) in a temporary data directory,
+ * with the SQLite run's fsyncs per second read from /metrics. BENCH_RUNS=production,embedded
+ * (the default) picks the parts.
  */
-import { cpus, loadavg } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
 import Redis from 'ioredis';
 import { deleteKeysWithPrefix } from '../src/adapters/redis/client';
@@ -17,6 +24,7 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 20);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 /** Enough distinct signed alerts that none is resubmitted at up to this rate. */
 const MAX_RATE = Number(process.env.BENCH_MAX_RATE ?? 9000);
+const RUNS = new Set((process.env.BENCH_RUNS ?? 'production,embedded').split(','));
 
 interface Figures {
   label: string;
@@ -73,6 +81,63 @@ async function main(): Promise<void> {
   for (let n = 0; n < count; n++) bodies[n] = JSON.stringify(fx.sign(benchContent(fx.region)));
   process.stdout.write(`body size ${Buffer.byteLength(bodies[0])} bytes\n`);
 
+  if (RUNS.has('production')) await productionRuns(fx, prefix, bodies);
+  if (RUNS.has('embedded')) await embeddedRuns(fx, bodies);
+}
+
+const row = (f: Figures) =>
+  `${f.label.padEnd(28)} ${f.rps.toFixed(0).padStart(7)} /s   p50 ${String(f.p50).padStart(4)} ms   p99 ${String(
+    f.p99,
+  ).padStart(4)} ms   server CPU ${f.cpuUsPerReq?.toFixed(0) ?? '?'} µs/req   2xx ${f.ok}  non-2xx ${f.non2xx}  errors ${f.errors}`;
+
+/** A counter's value from a node's /metrics (0 when absent). */
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+/** Embedded mode, same alerts: CORDON_STORE=memory, then the SQLite store in a fresh data directory. */
+async function embeddedRuns(fx: ReturnType<typeof makeFixture>, bodies: string[]): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-bench-embedded-'));
+  const env = (store: string) => ({
+    CORDON_STORE: store,
+    CORDON_DATA_DIR: join(dir, store),
+    CORDON_TRUST_STORE: fx.trustPath,
+    CORDON_REGIONS: fx.regionsPath,
+    CORDON_LOG_LEVEL: 'warn',
+    CORDON_RATE_LIMIT_MAX: '0',
+  });
+  const results: Array<{ f: Figures; fsyncsPerS?: number; commitsPerS?: number }> = [];
+  let node: RunningProcess | undefined;
+  try {
+    for (const store of ['memory', 'sqlite']) {
+      node = await startScript('dist/src/server.js', env(store));
+      await load('warm-up', node.url, bodies.slice(-5000, -1));
+      const fs0 = await metric(node.url, 'cordon_sqlite_fsyncs_total');
+      const c0 = await metric(node.url, 'cordon_sqlite_commits_total');
+      const f = await load(store === 'memory' ? 'embedded, memory store' : 'embedded, SQLite store', node.url, bodies, node.proc.pid);
+      const fs1 = await metric(node.url, 'cordon_sqlite_fsyncs_total');
+      const c1 = await metric(node.url, 'cordon_sqlite_commits_total');
+      results.push(store === 'sqlite' ? { f, fsyncsPerS: (fs1 - fs0) / DURATION_S, commitsPerS: (c1 - c0) / DURATION_S } : { f });
+      await node.stop();
+      node = undefined;
+    }
+  } finally {
+    await node?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const [mem, sql] = results;
+  process.stdout.write(`\nembedded mode (no Redis, no NATS), ${CONNECTIONS} connections, ${DURATION_S} s each\n`);
+  process.stdout.write(row(mem.f) + '\n' + row(sql.f) + '\n');
+  process.stdout.write(
+    `ratio SQLite / memory: ${((sql.f.rps / mem.f.rps) * 100).toFixed(1)}% (target >= 70%); SQLite p99 ${sql.f.p99} ms (target < 50 ms)\n` +
+      `SQLite: ${sql.fsyncsPerS!.toFixed(0)} fsyncs/s, ${sql.commitsPerS!.toFixed(0)} commits/s ` +
+      `(${(sql.f.rps / Math.max(1, sql.commitsPerS!)).toFixed(1)} alerts per commit; synchronous=FULL, WAL)\n`,
+  );
+}
+
+async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string, bodies: string[]): Promise<void> {
   let node: RunningProcess | undefined;
   let bare: RunningProcess | undefined;
   const redis = new Redis(REDIS_URL);
@@ -99,10 +164,6 @@ async function main(): Promise<void> {
     await load('warm-up', bare.url, bodies.slice(0, 5000));
     const ceiling = await load('bare parse + verify route', bare.url, bodies, bare.proc.pid);
 
-    const row = (f: Figures) =>
-      `${f.label.padEnd(28)} ${f.rps.toFixed(0).padStart(7)} /s   p50 ${String(f.p50).padStart(4)} ms   p99 ${String(
-        f.p99,
-      ).padStart(4)} ms   server CPU ${f.cpuUsPerReq?.toFixed(0) ?? '?'} µs/req   2xx ${f.ok}  non-2xx ${f.non2xx}  errors ${f.errors}`;
     process.stdout.write(`\ningest, ${CONNECTIONS} connections, ${DURATION_S} s each\n`);
     process.stdout.write(row(cordon) + '\n' + row(ceiling) + '\n');
     process.stdout.write(`ratio cordon / ceiling: ${((cordon.rps / ceiling.rps) * 100).toFixed(1)}% (target >= 80%)\n`);

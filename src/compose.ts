@@ -13,13 +13,14 @@ import { RedisRegionLog } from './adapters/redis/region-log';
 import { RedisAuditLog } from './adapters/redis/audit-log';
 import { createRedisClient, quitClient } from './adapters/redis/client';
 import { NatsBus, hasNatsCredentials, natsAuthOf } from './adapters/nats/bus';
+import { openSqliteBackend } from './adapters/sqlite/compose';
 import { createVerifyPool } from './ingest/verify-pool';
 import { ensureDevTrustStore } from './dev/dev-trust-store';
 
 export interface Composition {
   deps: AppDeps;
-  /** embedded: memory log and bus; production: Redis and NATS. */
-  mode: { log: 'memory' | 'redis'; bus: 'memory' | 'nats' };
+  /** embedded: SQLite (or memory) log and memory bus; production: Redis and NATS. */
+  mode: { log: 'memory' | 'redis' | 'sqlite'; bus: 'memory' | 'nats'; file?: string };
   /** Re-reads the trust store and region registry (SIGHUP, src/server.ts) and watches their files. */
   trust: TrustReloader;
   /** Drains the bus, then quits Redis (shutdown order: after the app stopped accepting). */
@@ -62,7 +63,12 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   const closers: Array<() => Promise<void>> = [async () => trustReloader.close()];
   let regionLog: AppDeps['regionLog'];
   let audit: AppDeps['audit'];
-  if (config.redisUrl) {
+  let storeFile: string | undefined;
+  if (config.store === 'sqlite') {
+    const sqlite = openSqliteBackend(config.dataDir, metrics, log.child({ component: 'sqlite' }));
+    ({ regionLog, audit, file: storeFile } = sqlite);
+    closers.push(sqlite.close);
+  } else if (config.redisUrl) {
     const redis = createRedisClient(config.redisUrl, {
       // The client names its own lines ({ component: 'redis' }); a child here would repeat the key.
       log: log as never,
@@ -74,6 +80,7 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
     audit = new RedisAuditLog(redis, { prefix: config.redisKeyPrefix });
     closers.push(() => quitClient(redis));
   } else {
+    log.warn({ store: 'memory' }, 'CORDON_STORE=memory: region logs and audit trail are kept in memory only; a restart loses them');
     regionLog = new MemoryRegionLog();
     audit = new MemoryAuditLog();
   }
@@ -104,7 +111,7 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
 
   return {
     deps: { config, regionLog, bus, audit, trust, regions, live, metrics, now: Date.now, check: verifier.check },
-    mode: { log: config.redisUrl ? 'redis' : 'memory', bus: config.natsUrl ? 'nats' : 'memory' },
+    mode: { log: config.store, bus: config.natsUrl ? 'nats' : 'memory', file: storeFile },
     trust: trustReloader,
     async close() {
       for (const close of closers) {

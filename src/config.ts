@@ -26,6 +26,8 @@ export interface Config {
   retentionMaxAgeDays: number;
   retentionIntervalMs: number;
   dataDir: string;
+  /** where region logs and the audit trail live: sqlite (CORDON_DATA_DIR/cordon.db), memory or redis. */
+  store: 'sqlite' | 'memory' | 'redis';
   nodeId: string;
   redisKeyPrefix: string;
   natsSubjectPrefix: string;
@@ -161,6 +163,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   if (Number(raw.CORDON_HTTP_HEADERS_TIMEOUT_MS) > Number(raw.CORDON_HTTP_REQUEST_TIMEOUT_MS)) {
     throw new ConfigError('invalid configuration: CORDON_HTTP_HEADERS_TIMEOUT_MS must not exceed CORDON_HTTP_REQUEST_TIMEOUT_MS');
   }
+  if (raw.CORDON_STORE === 'redis' && raw.CORDON_REDIS_URL === undefined) {
+    throw new ConfigError('invalid configuration: CORDON_STORE=redis needs CORDON_REDIS_URL');
+  }
+  if ((raw.CORDON_STORE === 'sqlite' || raw.CORDON_STORE === 'memory') && raw.CORDON_REDIS_URL !== undefined) {
+    throw new ConfigError(`invalid configuration: CORDON_STORE=${String(raw.CORDON_STORE)} and CORDON_REDIS_URL exclude each other`);
+  }
   const v = raw as Record<string, never>;
   return Object.freeze({
     port: v.CORDON_PORT,
@@ -182,6 +190,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     retentionMaxAgeDays: v.CORDON_RETENTION_MAX_AGE_DAYS,
     retentionIntervalMs: v.CORDON_RETENTION_INTERVAL_MS,
     dataDir: v.CORDON_DATA_DIR,
+    store: v.CORDON_STORE ?? (v.CORDON_REDIS_URL ? 'redis' : 'sqlite'),
     nodeId: v.CORDON_NODE_ID ?? `${v.CORDON_HOST}:${v.CORDON_PORT}`,
     redisKeyPrefix: v.CORDON_REDIS_KEY_PREFIX,
     natsSubjectPrefix: v.CORDON_NATS_SUBJECT_PREFIX,

@@ -5,6 +5,13 @@ import { compose } from './compose';
 import { buildApp, REDACT_PATHS } from './app';
 import { buildOperatorApp } from './http/operator';
 
+/** The start line names the store (and, for SQLite, its file in the `file` field). */
+const STARTED = {
+  sqlite: 'cordon started (embedded mode, SQLite store: region logs and audit trail kept in the file named)',
+  memory: 'cordon started (in-memory store: nothing is kept after exit)',
+  redis: 'cordon started',
+} as const;
+
 /**
  * The only file that listens and handles signals. Shutdown order: stop accepting, close desks with
  * 4001 (the stream plugin's preClose hook), drain NATS, quit Redis, exit — bounded by a grace timer.
@@ -37,8 +44,8 @@ async function main(): Promise<void> {
     );
   }
   logger.info(
-    { node: config.nodeId, log: composition.mode.log, bus: composition.mode.bus, port: config.port },
-    composition.mode.log === 'memory' ? 'cordon started (embedded mode)' : 'cordon started',
+    { node: config.nodeId, log: composition.mode.log, store: composition.mode.log, file: composition.mode.file, bus: composition.mode.bus, port: config.port },
+    STARTED[composition.mode.log],
   );
 }
 

@@ -28,7 +28,7 @@ export interface CommandDef<O extends OptionSpec> {
   /** Lines after `usage: cordon <name>`; the first one is the synopsis. */
   usage: string;
   options: O;
-  /** true: the command takes words after its name (e.g. `trust check FILE`); default false. */
+  /** accept positional arguments (handed to run); default: refused as a usage error. */
   positionals?: boolean;
   run(values: Values<O>, io: CliIo, positionals: string[]): Promise<number>;
 }
@@ -51,7 +51,7 @@ export function defineCommand<O extends OptionSpec>(def: CommandDef<O>): Command
           args: argv,
           options: { ...def.options, help: { type: 'boolean', short: 'h' } } as OptionSpec,
           strict: true,
-          allowPositionals: def.positionals === true,
+          allowPositionals: def.positionals ?? false,
         });
         if ((parsed.values as { help?: boolean }).help) {
           io.stdout.write(`${def.summary}\n${usage}`);

@@ -9,9 +9,11 @@ import { replay } from './replay';
 import { audit } from './audit';
 import { tail } from './tail';
 import { trust } from './trust';
+import { backup, restore } from './backup';
+import { migrate } from './migrate';
 
 /** Every command, in help order. A new command is one file and one line here. */
-export const COMMANDS: readonly Command[] = [keygen, sign, publish, token, verify, tail, replay, audit, trust];
+export const COMMANDS: readonly Command[] = [keygen, sign, publish, token, verify, tail, replay, audit, trust, backup, restore, migrate];
 
 function processIo(): CliIo {
   return { stdout: process.stdout, stderr: process.stderr, env: processEnvironment(), cwd: process.cwd() };

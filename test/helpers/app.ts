@@ -14,12 +14,19 @@ import { RedisRegionLog } from '../../src/adapters/redis/region-log';
 import { RedisAuditLog } from '../../src/adapters/redis/audit-log';
 import { createRedisClient, deleteKeysWithPrefix, quitClient } from '../../src/adapters/redis/client';
 import { NatsBus, type NatsAuth } from '../../src/adapters/nats/bus';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteStore, STORE_FILE } from '../../src/adapters/sqlite/store';
+import { SqliteRegionLog } from '../../src/adapters/sqlite/region-log';
+import { SqliteAuditLog } from '../../src/adapters/sqlite/audit-log';
 import type { Bus } from '../../src/ports/bus';
 import { makeTestTrust } from './keys';
 import type { LiveTrust } from '../../src/domain/live-trust';
 import { TEST_NATS_URL, TEST_REDIS_URL, uniqueKeyPrefix, uniqueSubjectPrefix } from './env';
 
-export type Backend = 'memory' | 'real';
+/** memory adapters; real NATS + Redis; or the embedded SQLite store in a temporary directory (memory bus). */
+export type Backend = 'memory' | 'real' | 'sqlite';
 
 export interface TestApp {
   app: FastifyInstance;
@@ -125,6 +132,24 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
       metrics,
       now: opts.now ?? Date.now,
       check: verifier.check,
+    };
+  } else if (opts.backend === 'sqlite') {
+    // A store file of this app's own, in a temporary directory removed on close (never .cordon/).
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-test-sqlite-'));
+    const store = SqliteStore.open(join(dir, STORE_FILE));
+    closers.push(
+      () => store.close(),
+      async () => rmSync(dir, { recursive: true, force: true }),
+    );
+    deps = {
+      config,
+      regionLog: new SqliteRegionLog(store),
+      bus: new MemoryBus({ log: pino({ level: 'silent' }) }),
+      audit: new SqliteAuditLog(store),
+      trust: trust.store,
+      regions,
+      metrics: createMetrics({ defaultMetrics: false }),
+      now: opts.now ?? Date.now,
     };
   } else {
     deps = {

@@ -63,7 +63,9 @@ export async function startNode(env: Record<string, string> = {}, opts: StartNod
   // The port can be taken between freePort() and the server's listen: then try another.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(await freePort(), env, opts.readyTimeoutMs ?? READY_TIMEOUT_MS);
+      // A CORDON_PORT in `env` (a restart on the same address) is used as is.
+      const port = env.CORDON_PORT ? Number(env.CORDON_PORT) : await freePort();
+      return await startOnce(port, env, opts.readyTimeoutMs ?? READY_TIMEOUT_MS);
     } catch (err) {
       if (attempt >= 3 || !(err instanceof PortTakenError)) throw err;
     }

@@ -16,7 +16,7 @@ function signWithHeader(content: AlertContent, key: TestKey, header: Record<stri
 
 const nowS = () => Math.floor(Date.now() / 1000);
 
-describe.each<Backend>(['memory', 'real'])('POST /v1/alerts on the %s backend', (backend) => {
+describe.each<Backend>(['memory', 'real', 'sqlite'])('POST /v1/alerts on the %s backend', (backend) => {
   let t: TestApp;
   let region: string;
   const delivered: string[] = [];

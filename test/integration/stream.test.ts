@@ -11,7 +11,7 @@ const expectValidFrames = (d: Desk) => {
   }
 };
 
-describe.each<Backend>(['memory', 'real'])('GET /v1/stream on the %s backend', (backend) => {
+describe.each<Backend>(['memory', 'real', 'sqlite'])('GET /v1/stream on the %s backend', (backend) => {
   let t: TestApp;
   let url: string;
   let R: string;

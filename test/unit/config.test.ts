@@ -90,6 +90,16 @@ describe('loadConfig defaults', () => {
     for (const v of withDefault) expect([v, c[fieldOf(v)]]).toEqual([v, schema.properties[v].default]);
   });
 
+  it('keeps region logs in the SQLite store by default, in Redis when CORDON_REDIS_URL is set', () => {
+    expect(loadConfig({}).store).toBe('sqlite');
+    expect(loadConfig({ CORDON_NATS_URL: 'nats://x:4222' }).store).toBe('sqlite');
+    expect(loadConfig({ CORDON_REDIS_URL: 'redis://x:6379' }).store).toBe('redis');
+    expect(loadConfig({ CORDON_STORE: 'memory' }).store).toBe('memory');
+    expect(configError({ CORDON_STORE: 'redis' }).message).toContain('CORDON_STORE=redis needs CORDON_REDIS_URL');
+    expect(configError({ CORDON_STORE: 'sqlite', CORDON_REDIS_URL: 'redis://x:6379' }).message).toContain('exclude each other');
+    expect(configError({ CORDON_STORE: 'disk' }).message).toContain('CORDON_STORE');
+  });
+
   it('names the node host:port when CORDON_NODE_ID is unset', () => {
     expect(loadConfig({ CORDON_HOST: '0.0.0.0', CORDON_PORT: '9000' }).nodeId).toBe('0.0.0.0:9000');
     expect(loadConfig({ CORDON_NODE_ID: 'cordon-1' }).nodeId).toBe('cordon-1');

@@ -1,0 +1,349 @@
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteRegionLog } from '../../src/adapters/sqlite/region-log';
+import { SqliteStore } from '../../src/adapters/sqlite/store';
+import { DeskStream, type DeskEvent } from '../../src/cli/tail';
+import type { Receipt, Submission } from '../../src/domain/types';
+import { validContent } from '../fixtures/alerts';
+import { uniqueRegion } from '../helpers/env';
+import { makeTestTrust } from '../helpers/keys';
+import { runCordon } from '../helpers/cli';
+import { killAllNodes, startNode, type CordonNode } from '../helpers/procs';
+import { until } from './harness';
+
+/*
+ * The embedded store across crashes, with real processes: a node on a SQLite file in a temporary
+ * CORDON_DATA_DIR (no Redis, no NATS) is killed with SIGKILL in the middle of a stream of alerts
+ * and started again on the same file and port. Every alert that got a receipt must be there, in
+ * order, once, under the same epoch; desks resume where they were. A damaged file is refused.
+ */
+
+jest.setTimeout(120_000);
+
+const N = 600;
+const KILL_AFTER = 250;
+const LANES = 8;
+
+interface Recorded {
+  seqs: number[];
+  ids: string[];
+  epochs: Set<string>;
+  closes: number[];
+  stream: DeskStream;
+}
+
+function embeddedConfig(): { dir: string; env: Record<string, string>; trust: ReturnType<typeof makeTestTrust>; region: string } {
+  const region = uniqueRegion();
+  const regions = [
+    { code: region, name: 'Torugart pass (sqlite e2e)', states: ['KG', 'CN'] },
+    { code: uniqueRegion('KZ', 'KG'), name: 'Korday (sqlite e2e)', states: ['KZ', 'KG'] },
+  ];
+  const trust = makeTestTrust(['KG', 'KZ', 'CN'], regions);
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-sqlite-e2e-'));
+  writeFileSync(join(dir, 'trust.json'), JSON.stringify(trust.storeJson));
+  writeFileSync(join(dir, 'regions.json'), JSON.stringify({ regions }));
+  return {
+    dir,
+    trust,
+    region,
+    env: {
+      CORDON_DATA_DIR: join(dir, 'data'),
+      CORDON_TRUST_STORE: join(dir, 'trust.json'),
+      CORDON_REGIONS: join(dir, 'regions.json'),
+      CORDON_RATE_LIMIT_MAX: '0',
+      CORDON_LOG_LEVEL: 'info',
+    },
+  };
+}
+
+function record(url: string, token: string, region: string, positions?: Record<string, { seq: number; epoch?: string }>): Recorded {
+  const r: Recorded = { seqs: [], ids: [], epochs: new Set(), closes: [], stream: undefined as unknown as DeskStream };
+  r.stream = new DeskStream({
+    urls: [url],
+    token,
+    regions: [region],
+    positions,
+    backoff: { initialMs: 100, maxMs: 500 },
+    onEvent(e: DeskEvent) {
+      if (e.type === 'alert') {
+        r.seqs.push(e.alert.seq);
+        r.ids.push(e.alert.content.id);
+        r.epochs.add(e.alert.epoch);
+      } else if (e.type === 'closed') r.closes.push(e.code);
+    },
+  }).start();
+  return r;
+}
+
+async function post(url: string, sub: Submission): Promise<{ status: number; receipt: Receipt }> {
+  const res = await fetch(`${url}/v1/alerts`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(sub),
+  });
+  return { status: res.status, receipt: (await res.json()) as Receipt };
+}
+
+const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+describe('embedded SQLite store: SIGKILL mid-stream, restart on the same file', () => {
+  const cfg = embeddedConfig();
+  const desks: Recorded[] = [];
+
+  afterAll(async () => {
+    await Promise.all(desks.map((d) => d.stream.stop()));
+    await killAllNodes();
+    rmSync(cfg.dir, { recursive: true, force: true });
+  });
+
+  test(`every receipted alert survives, in order, once, same epoch; desks resume (${N} alerts, kill after ${KILL_AFTER})`, async () => {
+    let node: CordonNode = await startNode(cfg.env);
+    expect(node.logs()).toContain('SQLite store');
+    expect(node.logs()).toContain(join(cfg.env.CORDON_DATA_DIR, 'cordon.db'));
+    const token = cfg.trust.token({ iss: 'KG', sub: 'desk-crash' });
+    // A desk that follows from the first alert and must ride through the crash.
+    const live = record(node.url, token, cfg.region, { [cfg.region]: { seq: 0 } });
+    desks.push(live);
+    await new Promise((r) => setTimeout(r, 300));
+
+    const subs = Array.from({ length: N }, () => cfg.trust.sign(validContent({ region: cfg.region })));
+    const receipts = new Map<string, Receipt>();
+    let next = 0;
+    let killed: Promise<void> | undefined;
+    await Promise.all(
+      Array.from({ length: LANES }, async () => {
+        while (next < N && !killed) {
+          const sub = subs[next++];
+          try {
+            const r = await post(node.url, sub);
+            if (r.status !== 201) throw new Error(`publish answered ${r.status}: ${JSON.stringify(r.receipt)}`);
+            receipts.set(sub.content.id, r.receipt);
+          } catch (err) {
+            if ((err as Error).message.startsWith('publish answered')) throw err;
+            return; // the node is gone
+          }
+          if (receipts.size === KILL_AFTER && !killed) killed = node.kill();
+        }
+      }),
+    );
+    await killed;
+    const beforeCrash = new Map(receipts);
+    expect(beforeCrash.size).toBeGreaterThanOrEqual(KILL_AFTER);
+    const epoch = [...beforeCrash.values()][0].epoch;
+
+    // Restart on the same data directory and port (the desk reconnects to the same URL).
+    node = await startNode({ ...cfg.env, CORDON_PORT: String(node.port) });
+    expect(node.logs()).not.toContain('new embedded store created');
+
+    // The gateway resubmits everything it has no receipt for: appended-but-unanswered ones are duplicates.
+    let duplicates = 0;
+    for (const sub of subs) {
+      if (receipts.has(sub.content.id)) continue;
+      const r = await post(node.url, sub);
+      expect([200, 201]).toContain(r.status);
+      if (r.status === 200) duplicates++;
+      receipts.set(sub.content.id, r.receipt);
+    }
+    // At most one unanswered alert per lane can have been appended before the kill.
+    expect(duplicates).toBeLessThanOrEqual(LANES);
+    // Resubmitting what was receipted before the crash gives the very same receipts.
+    for (const sub of subs.slice(0, 20)) {
+      const r = await post(node.url, sub);
+      expect(r.status).toBe(200);
+      expect(r.receipt).toEqual(receipts.get(sub.content.id));
+    }
+
+    const expected = Array.from({ length: N }, (_, k) => k + 1);
+    expect([...receipts.values()].map((r) => r.seq).sort((a, b) => a - b)).toEqual(expected);
+    for (const r of receipts.values()) expect(r.epoch).toBe(epoch);
+
+    // A desk that starts after the restart reads the whole log: every receipt at its seq.
+    const fresh = record(node.url, token, cfg.region, { [cfg.region]: { seq: 0 } });
+    desks.push(fresh);
+    await until(() => fresh.seqs.length >= N && live.seqs.length >= N, `desks holding ${N} alerts (have ${fresh.seqs.length}, ${live.seqs.length})`, 30_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(fresh.seqs).toEqual(expected);
+    expect([...fresh.epochs]).toEqual([epoch]);
+    for (const [id, r] of beforeCrash) expect(fresh.ids[r.seq - 1]).toBe(id);
+    for (const [id, r] of receipts) expect(fresh.ids[r.seq - 1]).toBe(id);
+
+    // The desk that watched the crash lost its connection and resumed: nothing missing, nothing twice.
+    expect(live.closes.length).toBeGreaterThanOrEqual(1);
+    expect(live.seqs).toEqual(expected);
+    expect([...live.epochs]).toEqual([epoch]);
+    await node.stop();
+  });
+});
+
+describe('embedded SQLite store: a damaged file is refused at start, never replaced', () => {
+  const cfg = embeddedConfig();
+  const file = join(cfg.env.CORDON_DATA_DIR, 'cordon.db');
+  let pristine: Buffer;
+
+  beforeAll(async () => {
+    const node = await startNode(cfg.env);
+    for (let i = 0; i < 40; i++) {
+      const r = await post(node.url, cfg.trust.sign(validContent({ region: cfg.region, description: 'x'.repeat(2000) })));
+      expect(r.status).toBe(201);
+    }
+    // A clean stop folds the WAL into the file: the file alone holds the log.
+    expect(await node.stop()).toBe(0);
+    pristine = readFileSync(file);
+  });
+  afterAll(async () => {
+    await killAllNodes();
+    rmSync(cfg.dir, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    writeFileSync(file, pristine);
+    rmSync(`${file}-wal`, { force: true });
+    rmSync(`${file}-shm`, { force: true });
+  });
+
+  async function expectRefused(): Promise<void> {
+    const before = sha256(file);
+    const err = await startNode(cfg.env, { readyTimeoutMs: 10_000 }).then(
+      () => new Error('the node started on a damaged store'),
+      (e: Error) => e,
+    );
+    expect(err.message).toContain('exited (code 1) before it was ready');
+    expect(err.message).toContain('is damaged or not a Cordon store');
+    expect(err.message).toContain(file);
+    // The file is left as it was for the operator (never replaced by an empty store).
+    expect(sha256(file)).toBe(before);
+  }
+
+  it('starts on the intact file with its log (control)', async () => {
+    const node = await startNode(cfg.env);
+    const r = await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })));
+    expect(r.receipt.seq).toBe(41);
+    await node.stop();
+  });
+
+  it('refuses a torn file (cut in the middle)', async () => {
+    truncateSync(file, Math.floor(statSync(file).size / 2) + 100);
+    await expectRefused();
+  });
+
+  it('refuses a file with garbage written over some of its pages', async () => {
+    const fd = openSync(file, 'r+');
+    const size = statSync(file).size;
+    for (const at of [4096 * 2 + 37, Math.floor(size / 2), size - 3000]) writeSync(fd, Buffer.alloc(700, 0xa5), 0, 700, at);
+    closeSync(fd);
+    await expectRefused();
+  });
+
+  it('refuses a file that is not a SQLite database, and an empty one', async () => {
+    writeFileSync(file, 'this is not a database'.repeat(500));
+    await expectRefused();
+    writeFileSync(file, '');
+    await expectRefused();
+  });
+
+  it('refuses a WAL whose database file is gone', async () => {
+    const node = await startNode(cfg.env);
+    expect((await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })))).status).toBe(201);
+    await node.kill(); // the WAL stays behind
+    rmSync(file);
+    const err = await startNode(cfg.env, { readyTimeoutMs: 10_000 }).then(
+      () => new Error('the node started without its database'),
+      (e: Error) => e,
+    );
+    expect(err.message).toContain('-wal file exists but the database file is missing');
+  });
+});
+
+describe('embedded SQLite store: cordon backup while the node writes, cordon restore, CORDON_STORE=memory', () => {
+  const cfg = embeddedConfig();
+  const file = join(cfg.env.CORDON_DATA_DIR, 'cordon.db');
+  const token = cfg.trust.token({ iss: 'KG', sub: 'desk-backup' });
+
+  afterAll(async () => {
+    await killAllNodes();
+    rmSync(cfg.dir, { recursive: true, force: true });
+  });
+
+  async function regionState(url: string): Promise<{ epoch: string | null; seq: number }> {
+    const res = await fetch(`${url}/v1/regions`, { headers: { authorization: `Bearer ${token}` } });
+    const body = (await res.json()) as { regions: Array<{ code: string; epoch: string | null; seq: number }> };
+    return body.regions.find((r) => r.code === cfg.region)!;
+  }
+
+  it('backs up a consistent copy while alerts stream in; restore puts it back under a new epoch', async () => {
+    let node = await startNode(cfg.env);
+    const first = await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })));
+    const epoch = first.receipt.epoch;
+    let stop = false;
+    let published = 1;
+    const writer = (async () => {
+      while (!stop) {
+        const r = await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })));
+        expect(r.status).toBe(201);
+        published++;
+      }
+    })();
+    await until(() => published >= 50, '50 alerts published', 30_000);
+    const dest = join(cfg.dir, 'backup.db');
+    const run = await runCordon(cfg.dir, ['backup', dest, '--data-dir', cfg.env.CORDON_DATA_DIR]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/backed up .* 1 regions, \d+ alerts held, \d+ audit records \(checked\)/);
+    await until(() => published >= 120, 'more alerts after the backup', 30_000);
+    stop = true;
+    await writer;
+
+    // The copy is a consistent prefix of the log: seq 1..k, gap-free, the same epoch.
+    const copy = new SqliteRegionLog(SqliteStore.open(dest, { mustExist: true }), { ownsStore: true });
+    const held = await copy.read(cfg.region, 0, 1000);
+    await copy.close();
+    const k = held.latest;
+    expect(k).toBeGreaterThanOrEqual(50);
+    expect(k).toBeLessThan(published);
+    expect(held.entries.map((e) => e.seq)).toEqual(Array.from({ length: k }, (_, i) => i + 1));
+    expect(held.epoch).toBe(epoch);
+
+    // Restore: node stopped, backup in place, new epoch (the log went back), seqs continue from k.
+    expect(await node.stop()).toBe(0);
+    const restored = await runCordon(cfg.dir, ['restore', dest, '--data-dir', cfg.env.CORDON_DATA_DIR]);
+    expect(restored.code).toBe(0);
+    expect(restored.stdout).toContain(`region ${cfg.region}: new epoch`);
+    node = await startNode(cfg.env);
+    const state = await regionState(node.url);
+    expect(state.seq).toBe(k);
+    expect(state.epoch).not.toBe(epoch);
+    const next = await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })));
+    expect(next.receipt.seq).toBe(k + 1);
+    expect(next.receipt.epoch).toBe(state.epoch);
+    // A desk at its old position hears of the epoch change before anything else.
+    const frames: DeskEvent[] = [];
+    const desk = new DeskStream({
+      urls: [node.url],
+      token,
+      regions: [cfg.region],
+      positions: { [cfg.region]: { seq: published, epoch } },
+      onEvent: (e) => void frames.push(e),
+    }).start();
+    await until(() => frames.some((f) => f.type === 'alert'), 'the desk re-synced', 10_000);
+    await desk.stop();
+    const gap = frames.find((f) => f.type === 'gap');
+    expect(gap && gap.type === 'gap' && gap.frame.reason).toBe('epoch-changed');
+    expect(frames.findIndex((f) => f.type === 'gap')).toBeLessThan(frames.findIndex((f) => f.type === 'alert'));
+    await node.stop();
+    expect(readdirSync(cfg.env.CORDON_DATA_DIR).some((f) => f.startsWith('cordon.db.replaced-'))).toBe(true);
+    expect(existsSync(file)).toBe(true);
+  });
+
+  it('CORDON_STORE=memory says so at start and keeps nothing across a restart', async () => {
+    const env = { ...cfg.env, CORDON_STORE: 'memory', CORDON_DATA_DIR: join(cfg.dir, 'mem') };
+    let node = await startNode(env);
+    expect(node.logs()).toContain('in-memory store: nothing is kept after exit');
+    expect((await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })))).receipt.seq).toBe(1);
+    await node.stop();
+    node = await startNode(env);
+    expect(await regionState(node.url)).toMatchObject({ epoch: null, seq: 0 });
+    await node.stop();
+    expect(existsSync(join(cfg.dir, 'mem', 'cordon.db'))).toBe(false);
+  });
+});
