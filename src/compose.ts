@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config';
 import type { AppDeps } from './app';
@@ -14,6 +15,7 @@ import { createRedisClient, quitClient } from './adapters/redis/client';
 import { NatsBus } from './adapters/nats/bus';
 import { createVerifyPool } from './ingest/verify-pool';
 import { ensureDevTrustStore } from './dev/dev-trust-store';
+import { DevDesks } from './dev/dev-desks';
 
 export interface Composition {
   deps: AppDeps;
@@ -39,12 +41,15 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
 
   const production = Boolean(config.redisUrl || config.natsUrl);
   let trust: TrustStore;
+  let devDesks: DevDesks | undefined;
   if (config.trustStorePath) {
     trust = TrustStore.fromJson(readJsonFile(config.trustStorePath, 'trust store'));
   } else if (production) {
     throw new Error('CORDON_TRUST_STORE must be set when CORDON_REDIS_URL or CORDON_NATS_URL is set');
   } else {
     trust = ensureDevTrustStore(config.dataDir, regions, log.child({ component: 'dev-trust-store' })).store;
+    // The console's one-click desks exist only here, with the development store's own token keys.
+    devDesks = DevDesks.fromKeysDir(join(config.dataDir, 'keys'), trust);
   }
 
   for (const finding of trust.mismatches((code) => regions.get(code))) {
@@ -83,7 +88,7 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   closers.push(() => verifier.close());
 
   return {
-    deps: { config, regionLog, bus, audit, trust, regions, metrics: createMetrics(), now: Date.now, check: verifier.check },
+    deps: { config, regionLog, bus, audit, trust, regions, metrics: createMetrics(), now: Date.now, check: verifier.check, devDesks },
     mode: { log: config.redisUrl ? 'redis' : 'memory', bus: config.natsUrl ? 'nats' : 'memory' },
     async close() {
       for (const close of closers) {
