@@ -718,7 +718,7 @@ function fmt(opts: Intl.DateTimeFormatOptions, utc: boolean): Intl.DateTimeForma
   const k = `${current}|${utc}|${JSON.stringify(opts)}`;
   let f = formats.get(k);
   if (!f) {
-    f = new Intl.DateTimeFormat(current === 'zh' ? 'zh-CN' : current, { ...opts, ...(utc ? { timeZone: 'UTC', timeZoneName: 'short' } : {}) });
+    f = new Intl.DateTimeFormat(current === 'zh' ? 'zh-CN' : current, { ...opts, ...(utc ? { timeZone: 'UTC' } : {}) });
     formats.set(k, f);
   }
   return f;

@@ -18,7 +18,7 @@ export function consoleAssetsDir(): string {
 }
 
 /** esbuild names hashed assets `<name>.<8 base32 characters>.<ext>`: they never change. */
-const HASHED_ASSET = /\.[A-Z0-9]{8}\.(?:js|css|woff2|svg|png)$/;
+const HASHED_ASSET = /\.[A-Z0-9]{8}\.(?:js|css|woff2|svg|png)(?:\.gz|\.br)?$/;
 /** A Host header fit to be written into the policy (anything else gets 'self' only). */
 const SAFE_HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
