@@ -4,7 +4,7 @@
  * their gzip and brotli forms (served as is by @fastify/static), and index.html naming them.
  * `npm run build` runs it; tests call build() before driving a browser.
  */
-const { mkdirSync, readdirSync, rmSync, writeFileSync, readFileSync } = require('node:fs');
+const { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, readFileSync } = require('node:fs');
 const { join, basename, resolve } = require('node:path');
 const zlib = require('node:zlib');
 
@@ -13,6 +13,9 @@ const OUT = join(ROOT, 'dist', 'console');
 
 async function build({ out = OUT, minify = true } = {}) {
   const esbuild = require('esbuild');
+  // Built beside and renamed into place: a node serving the old build never sees half a new one.
+  const final = out;
+  out = `${final}.tmp-${process.pid}`;
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   const result = await esbuild.build({
@@ -55,10 +58,25 @@ async function build({ out = OUT, minify = true } = {}) {
     writeFileSync(join(out, `${f}.gz`), zlib.gzipSync(data, { level: 9 }));
     writeFileSync(join(out, `${f}.br`), zlib.brotliCompressSync(data));
   }
-  return { out, js, css };
+  rmSync(final, { recursive: true, force: true });
+  renameSync(out, final);
+  return { out: final, js, css };
 }
 
-module.exports = { build, OUT };
+/** Builds unless dist/console is newer than every source file (tests call this before a browser). */
+async function ensureBuilt() {
+  const newest = (dir) => readdirSync(dir).reduce((m, f) => Math.max(m, statSync(join(dir, f)).mtimeMs), 0);
+  const sources = Math.max(newest(join(__dirname, 'src')), statSync(__filename).mtimeMs, newest(join(ROOT, 'src', 'domain')));
+  let built = 0;
+  try {
+    built = statSync(join(OUT, 'index.html')).mtimeMs;
+  } catch {
+    built = 0;
+  }
+  if (built < sources) await build();
+}
+
+module.exports = { build, ensureBuilt, OUT };
 
 if (require.main === module) {
   build().then(

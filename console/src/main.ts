@@ -134,7 +134,9 @@ class ConsoleApp {
     this.verifier = new Verifier(trust);
     this.watched = new Set(this.regions.map((r) => r.code));
     this.renderShell();
-    if (this.session.claims.role === 'desk') await this.restoreHistory(token);
+    // The live stream is for desk tokens (contract §9); ops replay and export instead.
+    if (this.session.claims.role !== 'desk') return;
+    await this.restoreHistory(token);
     this.stream = new DeskStream(token, {
       positions: () => this.store.allPositions(),
       onAlert: (a) => this.onAlert(a),
@@ -148,7 +150,9 @@ class ConsoleApp {
         const key = code === 'STREAM_ACK_UNKNOWN' || code === 'LOG_UNAVAILABLE' ? 'ackFailed' : 'streamError';
         this.banner(t(key, { reason: message }), 'error');
       },
-      onFinal: (code, reason) => this.end(t('sessionEnded', { code, reason: reason || '—' })),
+      onFinal: (code, reason) =>
+        // The node closes with 4501 when the token expires: say so in the desk's words.
+        this.end(this.session.claims.exp * 1000 <= Date.now() + 2000 ? t('tokenExpired') : t('sessionEnded', { code, reason: reason || '—' })),
       onRepeatedFailure: () => void this.checkToken(),
     });
     this.stream.start([...this.watched]);
@@ -371,7 +375,7 @@ class ConsoleApp {
   /** The whole page for the current language and view; the feed and the dialog are kept. */
   renderShell(): void {
     const c: Token = this.session.claims;
-    this.statusEl = h('div', { role: 'status', class: 'conn', 'aria-live': 'polite' });
+    this.statusEl = h('div', { role: 'status', class: 'conn', 'aria-live': 'polite', hidden: c.role !== 'desk' });
     this.setStatus(this.status);
     const muteBtn = h('button', {
       type: 'button',
@@ -406,7 +410,8 @@ class ConsoleApp {
       this.statusEl,
       h('div', { class: 'tools' }, langPicker(() => this.relabel()), muteBtn, notifyBtn, h('button', { type: 'button', onclick: () => this.signOut() }, t('signOut'))),
     );
-    const views: View[] = c.role === 'ops' ? ['watch', 'replay', 'audit'] : ['watch'];
+    const views: View[] = c.role === 'ops' ? ['replay', 'audit'] : ['watch'];
+    if (!views.includes(this.view)) this.view = views[0];
     const nav = h(
       'nav',
       { 'aria-label': t('nav'), class: 'views' },

@@ -77,7 +77,7 @@ export class OpsViews {
       h('div', { class: 'field' }, h('label', { for: 'r-from-time' }, t('fromTime')), h('input', { id: 'r-from-time', type: 'datetime-local', step: 1, value: this.form.fromTime, oninput: set('fromTime') })),
       h('div', { class: 'field' }, h('label', { for: 'r-to-seq' }, t('toSeq')), h('input', { id: 'r-to-seq', type: 'number', min: 1, value: this.form.toSeq, oninput: set('toSeq') })),
       h('div', { class: 'field wide' }, h('label', { for: 'r-purpose' }, t('purpose')),
-        h('input', { id: 'r-purpose', type: 'text', required: true, maxlength: 512, value: this.form.purpose, 'aria-describedby': 'r-purpose-help', oninput: set('purpose') }),
+        h('input', { id: 'r-purpose', type: 'text', 'aria-required': 'true', maxlength: 512, value: this.form.purpose, 'aria-describedby': 'r-purpose-help', oninput: set('purpose') }),
         h('p', { id: 'r-purpose-help', class: 'muted' }, t('purposeHelp'))),
       h('div', { class: 'buttons' },
         h('button', { type: 'submit', class: 'primary' }, t('show')),
@@ -261,7 +261,7 @@ export class OpsViews {
       h('div', { class: 'field' }, h('label', { for: 'a-actor' }, t('actor')),
         h('input', { id: 'a-actor', type: 'search', value: this.audit.actor, oninput: (ev: Event) => { this.audit.actor = (ev.target as HTMLInputElement).value; this.drawAudit(); } })),
       h('div', { class: 'field wide' }, h('label', { for: 'a-purpose' }, t('purpose')),
-        h('input', { id: 'a-purpose', type: 'text', required: true, maxlength: 512, value: this.form.purpose, 'aria-describedby': 'a-purpose-help', oninput: (ev: Event) => { this.form.purpose = (ev.target as HTMLInputElement).value; } }),
+        h('input', { id: 'a-purpose', type: 'text', 'aria-required': 'true', maxlength: 512, value: this.form.purpose, 'aria-describedby': 'a-purpose-help', oninput: (ev: Event) => { this.form.purpose = (ev.target as HTMLInputElement).value; } }),
         h('p', { id: 'a-purpose-help', class: 'muted' }, t('purposeHelp'))),
       h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary' }, t('show'))),
     );
@@ -276,7 +276,7 @@ export class OpsViews {
       return;
     }
     try {
-      const page = await getJson<{ items: AuditRecord[]; next: number | null }>(`/v1/audit${query({ after, limit: 50, purpose: this.form.purpose.trim() })}`, { token: this.deps.token });
+      const page = await getJson<{ items: AuditRecord[]; next: number | null }>(`/v1/audit${query({ after, limit: 100, purpose: this.form.purpose.trim() })}`, { token: this.deps.token });
       Object.assign(this.audit, { items: page.items, next: page.next, error: '', after, loaded: true });
     } catch (err) {
       this.audit.error = t('replayFailed', { reason: err instanceof ApiError ? err.message : String(err) });
