@@ -11,7 +11,7 @@ import { clearSession, deskKey, loadSession, saveSession, type Session } from '.
 import { signInView } from './signin';
 import { FeedStore, type FeedItem } from './store';
 import { DeskStream, type StreamStatus } from './stream';
-import { Verifier } from './verify';
+import { Verifier, type VerifyResult } from './verify';
 import { categoryName, urgencyName } from './words';
 
 /**
@@ -132,6 +132,7 @@ class ConsoleApp {
       return;
     }
     this.verifier = new Verifier(trust);
+    this.trustFetchedAt = Date.now();
     this.watched = new Set(this.regions.map((r) => r.code));
     this.renderShell();
     // The live stream is for desk tokens (contract §9); ops replay and export instead.
@@ -205,15 +206,29 @@ class ConsoleApp {
     });
   }
 
-  private verifyAlert(a: DeliveredAlert) {
-    return this.verifier ? this.verifier.verify(a) : Promise.resolve({ outcome: 'invalid' as const, reason: 'unknownKey' as const });
+  private trustFetchedAt = 0;
+
+  private async verifyAlert(a: DeliveredAlert): Promise<VerifyResult> {
+    if (!this.verifier) return { outcome: 'invalid', reason: 'unknownKey' };
+    const r = await this.verifier.verify(a);
+    // A key this page has not seen may have been added since (trust-store reload): look again, at most once a minute.
+    if (r.reason === 'unknownKey' && Date.now() - this.trustFetchedAt > 60_000) {
+      this.trustFetchedAt = Date.now();
+      try {
+        this.verifier = new Verifier(await getJson<TrustStoreJson>('/v1/trust'));
+        return await this.verifier.verify(a);
+      } catch {
+        return r;
+      }
+    }
+    return r;
   }
 
   private onAlert(a: DeliveredAlert): void {
     const item = this.store.receive(a);
     if (!item) return;
     this.addItem(item);
-    this.refreshFeed();
+    this.queueRefresh();
     if (a.content.urgency === 'flash' && this.watched.has(a.region)) this.flash(item);
   }
 
@@ -354,8 +369,22 @@ class ConsoleApp {
     return true;
   }
 
+  private refreshQueued = false;
+
+  /** Coalesced to one refresh a frame, however many alerts arrive in it. */
+  private queueRefresh(): void {
+    if (this.refreshQueued) return;
+    this.refreshQueued = true;
+    requestAnimationFrame(() => {
+      this.refreshQueued = false;
+      this.refreshFeed();
+    });
+  }
+
   private refreshFeed(): void {
-    const shown = this.store.items.filter((i) => this.matches(i));
+    const f = this.filters;
+    const unfiltered = !f.urgency && !f.category && !f.state && !f.text && this.watched.size === this.regions.length;
+    const shown = unfiltered ? this.store.items.slice() : this.store.items.filter((i) => this.matches(i));
     this.feed.setItems(shown);
     if (this.countEl) this.countEl.textContent = t('feedCount', { shown: shown.length, total: this.store.items.length });
   }
@@ -386,7 +415,7 @@ class ConsoleApp {
         muteBtn.setAttribute('aria-pressed', String(this.muted));
       },
     }, t('mute'));
-    const notifyBtn = 'Notification' in window
+    const notifyBtn = 'Notification' in window && c.role === 'desk'
       ? h('button', {
           type: 'button',
           'aria-pressed': String(Notification.permission === 'granted'),
@@ -408,7 +437,7 @@ class ConsoleApp {
         h('dt', {}, t('expires')), h('dd', {}, h('time', { datetime: expIso, title: formatUtc(expIso) }, formatTime(expIso))),
       ),
       this.statusEl,
-      h('div', { class: 'tools' }, langPicker(() => this.relabel()), muteBtn, notifyBtn, h('button', { type: 'button', onclick: () => this.signOut() }, t('signOut'))),
+      h('div', { class: 'tools' }, langPicker(() => this.relabel()), c.role === 'desk' ? muteBtn : null, notifyBtn, h('button', { type: 'button', onclick: () => this.signOut() }, t('signOut'))),
     );
     const views: View[] = c.role === 'ops' ? ['replay', 'audit'] : ['watch'];
     if (!views.includes(this.view)) this.view = views[0];
