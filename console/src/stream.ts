@@ -66,7 +66,9 @@ export class DeskStream {
 
   private readonly onOnline = (): void => {
     if (this.stopped) return;
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
+    if (this.ws?.readyState === WebSocket.OPEN) {
+      this.setStatus('live');
+    } else {
       clearTimeout(this.timer);
       this.attempt = 0;
       this.connect();

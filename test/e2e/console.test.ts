@@ -46,6 +46,14 @@ function feedArticle(page: Page, title: string) {
   return page.getByRole('feed').getByRole('article', { name: title, exact: true });
 }
 
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 async function auditItems(purpose: string): Promise<Array<Record<string, unknown>>> {
   const ops = t.token({ role: 'ops', sub: 'ops-test' });
   const items: Array<Record<string, unknown>> = [];
@@ -213,6 +221,33 @@ describe('console in Chromium against a real node', () => {
     expect(text).toContain(R2);
     expect(text).toContain('retention');
     await feedArticle(desk, 'Korday 6').waitFor({ timeout: 5000 });
+  });
+
+  test('offline and back: the status says so, and what arrived meanwhile is shown once', async () => {
+    await desk.context().setOffline(true);
+    await desk.getByRole('status').filter({ hasText: 'Offline' }).waitFor({ timeout: 5000 });
+    const c = content({ title: 'Published while offline' });
+    await t.publish(c);
+    await desk.context().setOffline(false);
+    await desk.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: 10_000 });
+    await feedArticle(desk, c.title).waitFor({ timeout: 5000 });
+    expect(await feedArticle(desk, c.title).count()).toBe(1);
+  });
+
+  test('close 4002 (too slow): reconnects and resumes with nothing lost; close 4501: signed out with the reason', async () => {
+    const sessions = () => [...t.app.deskSessions];
+    await until(() => sessions().length === 1, 'the desk session');
+    sessions()[0].close(4002, 'too slow');
+    const during = [content({ title: 'While reconnecting one' }), content({ title: 'While reconnecting two' })];
+    for (const c of during) await t.publish(c);
+    for (const c of during) await feedArticle(desk, c.title).waitFor({ timeout: 10_000 });
+    await desk.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: 10_000 });
+    for (const c of during) expect(await feedArticle(desk, c.title).count()).toBe(1);
+
+    await until(() => sessions().length === 1, 'the resumed desk session');
+    sessions()[0].close(4501, 'token no longer valid');
+    await desk.getByRole('alert').filter({ hasText: 'The node ended the session (4501): token no longer valid' }).waitFor({ timeout: 10_000 });
+    await desk.getByLabel('Token', { exact: true }).waitFor();
   });
 
   test('"Signature invalid" when the trust-store key was swapped under the browser', async () => {
