@@ -46,6 +46,25 @@ function feedArticle(page: Page, title: string) {
   return page.getByRole('feed').getByRole('article', { name: title, exact: true });
 }
 
+/** Every article of the (virtualised) feed, scrolling it through: position order, key and title. */
+async function wholeFeed(page: Page): Promise<Array<{ key: string; title: string }>> {
+  return (await page.evaluate(`(async () => {
+    const s = document.querySelector('.feed-scroller');
+    const seen = new Map();
+    s.scrollTop = 0;
+    for (;;) {
+      await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      for (const a of document.querySelectorAll('[role=feed] article')) {
+        seen.set(Number(a.getAttribute('aria-posinset')), { key: a.dataset.key, title: a.querySelector('h3').textContent });
+      }
+      if (s.scrollTop + s.clientHeight >= s.scrollHeight - 1) break;
+      s.scrollTop += s.clientHeight;
+    }
+    s.scrollTop = 0;
+    return [...seen.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);
+  })()`)) as Array<{ key: string; title: string }>;
+}
+
 async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
@@ -187,6 +206,42 @@ describe('console in Chromium against a real node', () => {
     for (const r of acks) expect(String(r.actor)).toContain('desk-bishkek');
   });
 
+  test('a correction and a revocation: version history in the details, the revoked alert struck through', async () => {
+    const v1 = content({ title: 'Vehicle to be revoked' });
+    await t.publish(v1);
+    await feedArticle(desk, v1.title).waitFor({ timeout: 5000 });
+    const later = (ms: number) => new Date(Date.parse(v1.created) + ms).toISOString();
+    await t.publish({ ...v1, modified: later(1000), correction_note: 'Plate number corrected' });
+    await t.publish({ ...v1, modified: later(2000), revoked: true });
+    const articles = desk.getByRole('feed').getByRole('article', { name: v1.title, exact: true });
+    await articles.nth(2).waitFor({ timeout: 5000 });
+    for (const i of [0, 1, 2]) await articles.nth(i).getByText('Revoked', { exact: true }).waitFor();
+    const decoration = await articles.first().getByRole('heading').evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { textDecorationLine: string } }).getComputedStyle(el).textDecorationLine);
+    expect(decoration).toContain('line-through');
+    await articles.first().getByRole('button', { name: 'Details' }).click();
+    const dialog = desk.getByRole('dialog');
+    const history = dialog.getByRole('listitem').filter({ hasText: 'KG-CN' });
+    await dialog.getByText('Plate number corrected').first().waitFor({ timeout: 5000 });
+    await expect(history.count()).resolves.toBe(3);
+    expect(await dialog.textContent()).toContain('The issuing state has revoked this alert.');
+    await desk.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+  });
+
+  test('keyboard only: move between alerts, open one, close it', async () => {
+    await desk.getByLabel('Search').focus();
+    await desk.keyboard.press('Tab');
+    const first = desk.getByRole('feed').getByRole('article').first();
+    await first.focus();
+    await desk.keyboard.press('ArrowDown');
+    const second = desk.getByRole('feed').getByRole('article').nth(1);
+    expect(await second.evaluate((el) => el === (globalThis as unknown as { document: { activeElement: unknown } }).document.activeElement)).toBe(true);
+    await desk.keyboard.press('Enter');
+    await desk.getByRole('dialog').waitFor();
+    await desk.keyboard.press('Escape');
+    await desk.getByRole('dialog').waitFor({ state: 'hidden' });
+  });
+
   test('a reload resumes exactly: the alerts published meanwhile appear, none twice', async () => {
     await desk.setViewportSize({ width: 1280, height: 3000 });
     const before = Number(await desk.getByRole('feed').getByRole('article').first().getAttribute('aria-setsize'));
@@ -199,11 +254,11 @@ describe('console in Chromium against a real node', () => {
     const feed = desk.getByRole('feed');
     const setsize = Number(await feed.getByRole('article').first().getAttribute('aria-setsize'));
     expect(setsize).toBe(before + missed.length);
-    const titles = await feed.locator('article h3').allTextContents();
-    expect(new Set(titles).size).toBe(titles.length);
-    expect(titles.length).toBe(setsize);
+    const all = await wholeFeed(desk);
+    expect(all).toHaveLength(setsize);
+    expect(new Set(all.map((a) => a.key)).size).toBe(setsize);
     // Newest first.
-    expect(titles.slice(0, 3)).toEqual(['Missed three', 'Missed two', 'Missed one']);
+    expect(all.slice(0, 3).map((a) => a.title)).toEqual(['Missed three', 'Missed two', 'Missed one']);
   });
 
   test('a gap frame after trimming becomes a visible warning naming the range and the reason', async () => {
