@@ -58,6 +58,11 @@ export class FeedView {
     this.schedule();
   }
 
+  /** aria-busy while a batch (history after a reload) is being added. */
+  setBusy(busy: boolean): void {
+    this.feed.setAttribute('aria-busy', String(busy));
+  }
+
   relabel(): void {
     this.feed.setAttribute('aria-label', t('feed'));
     this.empty.textContent = t('noAlerts');

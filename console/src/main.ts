@@ -161,6 +161,7 @@ class ConsoleApp {
 
   /** After a reload: the alerts up to the saved position come back from history, then live from there. */
   private async restoreHistory(token: string): Promise<void> {
+    this.feed.setBusy(true);
     await Promise.all(
       this.regions.map(async (r) => {
         const pos = this.store.position(r.code);
@@ -195,6 +196,7 @@ class ConsoleApp {
         }
       }),
     );
+    this.feed.setBusy(false);
     this.refreshFeed();
   }
 
