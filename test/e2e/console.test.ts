@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import pino from 'pino';
+import { buildApp } from '../../src/app';
+import { DevDesks } from '../../src/dev/dev-desks';
+import { createMetrics } from '../../src/metrics';
 import { makeTestApp, type TestApp } from '../helpers/app';
 import { ensureConsoleBuilt, launchChromium, recordRequests } from '../helpers/browser';
 import { makeKeyPair } from '../helpers/keys';
@@ -19,6 +23,8 @@ let t: TestApp;
 let base: string;
 let browser: Browser;
 const requests: string[] = [];
+/** The nodes' origins (http and ws): the only ones a page may talk to. */
+const origins: string[] = [];
 /** Script errors and Content-Security-Policy reports of every page (expected: only the ones listed at the end). */
 const consoleErrors: string[] = [];
 const contexts: BrowserContext[] = [];
@@ -30,6 +36,7 @@ async function newPage(opts: { locale?: string; height?: number } = {}): Promise
   contexts.push(context);
   recordRequests(context, requests);
   const page = await context.newPage();
+  page.on('websocket', (ws) => requests.push(ws.url()));
   page.on('console', (m) => {
     if (m.type() === 'error' || /Content.Security.Policy/i.test(m.text())) consoleErrors.push(m.text());
   });
@@ -99,6 +106,7 @@ beforeAll(async () => {
   [R1, R2] = t.regions.list().map((r) => r.code);
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+  origins.push(base);
   browser = await launchChromium();
 });
 
@@ -400,6 +408,31 @@ describe('console in Chromium against a real node', () => {
     await page.close();
   });
 
+  test('development desks: offered only by a node with development keys, one click signs in', async () => {
+    const page = await newPage();
+    await page.goto(`${base}/console/`);
+    await page.getByLabel('Token', { exact: true }).waitFor();
+    await page.waitForLoadState('networkidle');
+    expect(await page.getByRole('heading', { name: 'Development desks' }).count()).toBe(0);
+
+    const key = t.trust.tokenKey('KG');
+    const devDesks = DevDesks.fromKeys(t.deps.trust, new Map([['KG', { privateKey: key.privateKey, kid: key.kid, state: 'KG', use: 'token' as const }]]));
+    const dev = await buildApp({ ...t.deps, metrics: createMetrics({ defaultMetrics: false }), devDesks }, { logger: pino({ level: 'silent' }) });
+    try {
+      await dev.listen({ port: 0, host: '127.0.0.1' });
+      const devBase = `http://127.0.0.1:${(dev.server.address() as AddressInfo).port}`;
+      origins.push(devBase);
+      await page.goto(`${devBase}/`);
+      await page.getByRole('heading', { name: 'Development desks' }).waitFor();
+      await page.getByRole('button', { name: 'State KG (KG): liaison desk' }).click();
+      await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: 10_000 });
+      await page.getByRole('banner').getByText('desk-kg').waitFor();
+      await page.close();
+    } finally {
+      await dev.close();
+    }
+  });
+
   test('English, Russian and Chinese: chosen from the browser, switchable, lang attribute follows', async () => {
     const ru = await newPage({ locale: 'ru-RU' });
     await ru.goto(`${base}/console/`);
@@ -421,7 +454,10 @@ describe('console in Chromium against a real node', () => {
 
   test('no request ever went to another origin', () => {
     expect(requests.length).toBeGreaterThan(10);
-    const foreign = requests.filter((u) => !u.startsWith(`${base}/`) && !u.startsWith('ws://127.0.0.1') && !u.startsWith('blob:') && !u.startsWith('data:') && u !== 'about:blank');
+    expect(requests.some((u) => u.startsWith('ws://'))).toBe(true);
+    const allowed = (u: string) =>
+      origins.some((o) => u.startsWith(`${o}/`) || u.startsWith(`${o.replace(/^http/, 'ws')}/`)) || /^(?:blob|data):/.test(u) || u === 'about:blank';
+    const foreign = requests.filter((u) => !allowed(u));
     expect(foreign).toEqual([]);
   });
 
