@@ -35,6 +35,12 @@ async function newPage(opts: { locale?: string; height?: number } = {}): Promise
   const context = await browser.newContext({ locale: opts.locale ?? 'en-GB', viewport: { width: 1280, height: opts.height ?? 900 }, timezoneId: 'Asia/Bishkek' });
   contexts.push(context);
   recordRequests(context, requests);
+  // Desktop notifications the page shows are recorded (headless Chromium has no notification centre).
+  await context.addInitScript(`{
+    const Real = window.Notification;
+    window.__notes = [];
+    window.Notification = class extends Real { constructor(title, opts) { super(title, opts); window.__notes.push(title); } };
+  }`);
   const page = await context.newPage();
   page.on('websocket', (ws) => requests.push(ws.url()));
   page.on('console', (m) => {
@@ -121,6 +127,7 @@ describe('console in Chromium against a real node', () => {
 
   test('GET / leads to the console; a desk signs in with a token and sees who it is, live', async () => {
     desk = await newPage();
+    await desk.context().grantPermissions(['notifications'], { origin: base });
     await signIn(desk, t.token({ sub: 'desk-bishkek' }));
     const who = desk.getByRole('banner');
     await who.getByText('desk-bishkek').waitFor();
@@ -165,11 +172,13 @@ describe('console in Chromium against a real node', () => {
     await dialog.getByRole('button', { name: 'Close' }).click();
   });
 
-  test('a flash alert is announced with role="alert"', async () => {
+  test('a flash alert is announced with role="alert" and a desktop notification', async () => {
     const c = content({ urgency: 'flash', title: 'Flash: convoy crossing now' });
     await t.publish(c);
     await desk.getByRole('alert').filter({ hasText: `Flash alert: ${c.title}` }).waitFor({ timeout: 5000 });
     expect(await feedArticle(desk, c.title).getAttribute('data-urgency')).toBe('flash');
+    // and, with the permission granted, a desktop notification
+    expect(await desk.evaluate('window.__notes')).toContain(`Flash alert: ${c.title}`);
   });
 
   test('filters by urgency, category, issuing state and text, without reconnecting', async () => {
