@@ -15,6 +15,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY schemas ./schemas
 COPY src ./src
+COPY console ./console
 RUN npm run build
 
 # --- deps: production dependencies only -------------------------------------------------------
@@ -36,6 +37,7 @@ COPY package.json ./
 # schemas/ is read at run time from the repository root, next to dist/ (src/domain/schemas.ts).
 COPY schemas ./schemas
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/console ./dist/console
 COPY bin ./bin
 # The only writable place: the development trust store of embedded mode (production mounts its
 # trust store and region registry read-only and writes nothing to disk).

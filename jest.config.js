@@ -6,9 +6,10 @@ module.exports = {
   transform: {
     '^.+\\.ts$': 'ts-jest',
     // cookie@2 (used by Fastify's inject) ships ESM only; Jest's CommonJS runtime needs it transpiled.
-    '/node_modules/cookie/.+\\.js$': ['ts-jest', { tsconfig: { allowJs: true, module: 'commonjs', isolatedModules: true } }],
+    // content-disposition@2 (used by @fastify/static) too.
+    '/node_modules/(?:cookie|content-disposition)/.+\\.js$': ['ts-jest', { tsconfig: { allowJs: true, module: 'commonjs', isolatedModules: true } }],
   },
-  transformIgnorePatterns: ['/node_modules/(?!cookie/)'],
+  transformIgnorePatterns: ['/node_modules/(?!cookie/|content-disposition/)'],
   testTimeout: 30000,
   globalSetup: '<rootDir>/test/helpers/global-setup.js',
 };

@@ -18,6 +18,8 @@ import { replayRoutes } from './http/replay';
 import { auditRoutes } from './http/audit';
 import { natsIngestDoor } from './ingest/nats-door';
 import { streamPlugin } from './ws/stream';
+import { consoleRoutes } from './http/console';
+import type { DevDesks } from './dev/dev-desks';
 import { retentionPlugin } from './retention';
 import type { SubmissionCheck } from './domain/signature';
 
@@ -36,6 +38,8 @@ export interface AppDeps {
   now: () => number;
   /** Ingest's signature check on worker threads (src/ingest/verify-pool.ts); unset: on the event loop. */
   check?: SubmissionCheck;
+  /** One-click development desks for the console; set only with the development trust store. */
+  devDesks?: DevDesks;
 }
 
 /** Shared across plugins of one app; set by buildApp. */
@@ -132,5 +136,6 @@ export async function buildApp(
   await streamPlugin(app, ctx);
   await natsIngestDoor(app, ctx);
   await retentionPlugin(app, ctx);
+  await consoleRoutes(app, ctx);
   return app;
 }

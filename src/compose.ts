@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config';
 import type { AppDeps } from './app';
@@ -16,6 +17,7 @@ import { NatsBus, hasNatsCredentials, natsAuthOf } from './adapters/nats/bus';
 import { openSqliteBackend } from './adapters/sqlite/compose';
 import { createVerifyPool } from './ingest/verify-pool';
 import { ensureDevTrustStore } from './dev/dev-trust-store';
+import { DevDesks } from './dev/dev-desks';
 
 export interface Composition {
   deps: AppDeps;
@@ -39,17 +41,21 @@ function readJsonFile(path: string, what: string): unknown {
 export async function compose(config: Readonly<Config>, log: FastifyBaseLogger): Promise<Composition> {
   const production = Boolean(config.redisUrl || config.natsUrl);
   let trustStorePath = config.trustStorePath;
+  let devStore = false;
   if (!trustStorePath) {
     if (production) throw new Error('CORDON_TRUST_STORE must be set when CORDON_REDIS_URL or CORDON_NATS_URL is set');
     const devRegions = config.regionsPath
       ? RegionRegistry.fromJson(readJsonFile(config.regionsPath, 'region registry'))
       : RegionRegistry.example();
     trustStorePath = ensureDevTrustStore(config.dataDir, devRegions, log.child({ component: 'dev-trust-store' })).path;
+    devStore = true;
   }
   // The trust store and region registry in force; the reloader keeps them current (contract §4).
   const trustFiles = { trustStorePath, regionsPath: config.regionsPath };
   const live = new LiveTrust(readTrustSnapshot(trustFiles));
   const { store: trust, regions } = live.current;
+  // The console's one-click desks exist only with the development store's own token keys.
+  const devDesks = devStore ? DevDesks.fromKeysDir(join(config.dataDir, 'keys'), trust) : undefined;
   const metrics = createMetrics();
   const trustReloader = new TrustReloader(live, {
     files: trustFiles,
@@ -110,7 +116,7 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   closers.push(() => verifier.close());
 
   return {
-    deps: { config, regionLog, bus, audit, trust, regions, live, metrics, now: Date.now, check: verifier.check },
+    deps: { config, regionLog, bus, audit, trust, regions, live, metrics, now: Date.now, check: verifier.check, devDesks },
     mode: { log: config.store, bus: config.natsUrl ? 'nats' : 'memory', file: storeFile },
     trust: trustReloader,
     async close() {
