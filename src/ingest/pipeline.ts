@@ -76,7 +76,7 @@ export function createIngest(deps: AppDeps & { live: LiveTrust }, log: FastifyBa
     const actor = `${verified.state}/${verified.kid}`;
     let outcome;
     try {
-      outcome = await regionLog.append(appendInputOf(submission, verified.contentHash));
+      outcome = await regionLog.append({ ...appendInputOf(submission, verified.contentHash), maxAlerts: config.retentionMaxAlerts });
     } catch (err) {
       if (err instanceof LogOutcomeUnknownError) {
         // Sent, never answered: it may be in the log. Never "nothing was accepted" (contract §8).

@@ -28,6 +28,12 @@ export interface AppendInput {
    * it. Optional because entries written before it existed have none; readers then parse the body.
    */
   visibility?: string;
+  /**
+   * The retention bound (CORDON_RETENTION_MAX_ALERTS): when given, the append also drops the
+   * entries older than the newest `maxAlerts`, in the same atomic step, so the bound holds at every
+   * append (contract §11 v1.1). Version records stay, as with trim().
+   */
+  maxAlerts?: number;
 }
 
 export type AppendRejection =

@@ -86,6 +86,16 @@ export function describeRegionLogContract(name: string, factory: () => Promise<R
       expect(await log.rotateEpoch(uniqueRegion(), 'none')).toMatchObject({ epoch: null, latest: 0 });
     });
 
+    it('holds the retention bound at every append, trimmed in the same step (contract §11 v1.1)', async () => {
+      for (let i = 0; i < 7; i++) {
+        const out = appended(await log.append(alertInput(region, { maxAlerts: 3 })));
+        const state = await log.state(region);
+        expect(state).toMatchObject({ latest: out.receipt.seq, earliest: Math.max(1, out.receipt.seq - 2) });
+      }
+      const read = await log.read(region, 0, 10);
+      expect(read.entries.map((e) => e.seq)).toEqual([5, 6, 7]);
+    });
+
     it('reports an empty, never-written region with a null epoch and zero positions', async () => {
       expect(await log.state(region)).toEqual({ region, epoch: null, latest: 0, earliest: 0 });
       const page = await log.read(region, 0, 10);

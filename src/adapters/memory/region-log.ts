@@ -82,6 +82,9 @@ export class MemoryRegionLog implements RegionLog {
       entry,
       raw: rawEntryView(seq, receivedAt, input.visibility, input.body),
     });
+    if (input.maxAlerts !== undefined && d.entries.length > input.maxAlerts) {
+      d.entries.splice(0, d.entries.length - Math.max(0, Math.floor(input.maxAlerts)));
+    }
     const rec: AlertRecord = alert ?? {
       created: input.created,
       state: input.issuerState,

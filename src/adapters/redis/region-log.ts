@@ -98,6 +98,7 @@ export class RedisRegionLog implements RegionLog {
         input.body,
         input.visibility ?? '',
         region,
+        input.maxAlerts === undefined ? '' : String(Math.max(0, Math.floor(input.maxAlerts))),
       );
     });
     if (res === null) return { outcome: 'rejected', reason: 'field-changed' };

@@ -80,7 +80,7 @@ end
  * trip per alert; it lies outside the region's hash tag, so on Redis Cluster it is claimed by a
  * separate command before the script instead. ARGV: candidate epoch, modified, created, issuer
  * state, revoked ('1'|'0'), content hash, body, visibility key ('' = none, then no `k` field),
- * region.
+ * region, retention bound ('' = none: entries older than the newest N are trimmed in this step).
  * Returns {'appended', seq, at, epoch} | {'duplicate', seq, at, epoch} | {'rejected', reason}.
  */
 export const APPEND_LUA = `${ISO_FN}
@@ -119,6 +119,11 @@ if ARGV[8] and ARGV[8] ~= '' then
   redis.call('XADD', log, seq .. '-0', 'at', at, 'b', ARGV[7], 'k', ARGV[8])
 else
   redis.call('XADD', log, seq .. '-0', 'at', at, 'b', ARGV[7])
+end
+-- the retention bound (ARGV[10], '' = none) holds at every append, in this same atomic step
+if ARGV[10] and ARGV[10] ~= '' then
+  local cut = seq - tonumber(ARGV[10]) + 1
+  if cut > 1 then redis.call('XTRIM', log, 'MINID', cut .. '-0') end
 end
 if not v[1] then redis.call('HSET', vkey, 'created', created, 'state', state) end
 redis.call('HSET', vkey, 'latest', modified, mfield, hash .. '|' .. seq .. '|' .. at)

@@ -127,6 +127,8 @@ export class SqliteRegionLog implements RegionLog {
     const seq = r.seq + 1;
     q.bump.run(seq, ms, region);
     q.newEntry.run(region, seq, receivedAt, input.visibility ?? null, input.body);
+    // The retention bound holds at every append, in the same transaction.
+    if (input.maxAlerts !== undefined) q.trim.run(region, seq - Math.max(0, Math.floor(input.maxAlerts)) + 1);
     if (alert) q.updAlert.run(modified, alert.revoked || input.revoked ? 1 : 0, id);
     else q.newAlert.run(id, region, input.created, input.issuerState, modified, input.revoked ? 1 : 0);
     q.newVersion.run(id, modified, input.contentHash, seq, receivedAt);
