@@ -105,6 +105,9 @@ export class SqliteRegionLog implements RegionLog {
     if (alert && alert.region !== region) return { outcome: 'rejected', reason: 'field-changed' };
     let r = q.region.get(region) as RegionRow | undefined;
     if (alert) {
+      // Only the issuing state may touch an alert's id, even with a `modified` already held: another
+      // state reusing it is not-issuer, never an equivocation of the caller (issue 8 item 9).
+      if (alert.state !== input.issuerState) return { outcome: 'rejected', reason: 'not-issuer' };
       const prior = q.version.get(id, modified) as VersionRow | undefined;
       if (prior) {
         if (prior.content_hash !== input.contentHash) return { outcome: 'rejected', reason: 'equivocation' };
@@ -113,7 +116,6 @@ export class SqliteRegionLog implements RegionLog {
           receipt: { id, modified, region, seq: prior.seq, epoch: r!.epoch, received_at: prior.received_at },
         };
       }
-      if (alert.state !== input.issuerState) return { outcome: 'rejected', reason: 'not-issuer' };
       if (alert.created !== input.created) return { outcome: 'rejected', reason: 'field-changed' };
       if (alert.revoked) return { outcome: 'rejected', reason: 'after-revocation' };
       if (modified <= alert.latest) return { outcome: 'rejected', reason: 'stale' };
