@@ -217,7 +217,7 @@ function nest(value: Json, depth: number, asArray: boolean): Json {
 
 /** Another value of another type than `v`. */
 function retype(v: Json, pick: number): Json {
-  const options: Json[] = [null, true, 0, -1, 1.5, '', 'x', [], {}, [v], { v }, String(v), 2 ** 53];
+  const options: Json[] = [null, true, 0, -1, 1.5, '', 'x', [], {}, [v], { v }, JSON.stringify(v) ?? 'x', 2 ** 53];
   return options[pick % options.length];
 }
 
@@ -242,9 +242,23 @@ export const structuralMutation: fc.Arbitrary<StructuralMutation> = fc.oneof(
   fc.record({ kind: fc.constant('grow-array' as const), at: fc.nat(), times: fc.oneof(fc.integer({ min: 2, max: 40 }), fc.integer({ min: 500, max: 3000 })) }),
 );
 
+/**
+ * A deep copy made in this realm (structuredClone's objects would have another realm's prototype
+ * under jest, which canonicalisation rightly refuses); own `__proto__` keys stay own keys.
+ */
+export function clone<T>(v: T): T {
+  if (Array.isArray(v)) return v.map(clone) as T;
+  if (v === null || typeof v !== 'object') return v;
+  const o = {};
+  for (const k of Object.keys(v)) {
+    Object.defineProperty(o, k, { value: clone((v as Record<string, unknown>)[k]), enumerable: true, writable: true, configurable: true });
+  }
+  return o as T;
+}
+
 /** Applies a mutation to a deep copy of `base` (or of one of its nodes, chosen by `at`). */
 export function mutate(base: Json, m: StructuralMutation): Json {
-  let v = structuredClone(base);
+  let v = clone(base);
   const all = paths(v);
   // Leaves for value changes, containers for structure changes; any node otherwise.
   const pick = (filter: (x: Json) => boolean): Array<string | number> => {
@@ -285,7 +299,7 @@ export function mutate(base: Json, m: StructuralMutation): Json {
       const target = getAt(v, p);
       if (Array.isArray(target) && target.length > 0) {
         const first = target[0];
-        for (let i = 1; i < m.times; i++) target.push(structuredClone(first));
+        for (let i = 1; i < m.times; i++) target.push(clone(first));
       } else {
         v = setAt(v, p, Array.from({ length: m.times }, () => target));
       }
@@ -418,4 +432,18 @@ export function mutateText(text: string, m: TextMutation): string {
  */
 export function textBytes(text: string, mutations: readonly TextMutation[]): Buffer {
   return mutations.some((m) => m.kind === 'flip-byte') ? Buffer.from(text, 'latin1') : Buffer.from(text, 'utf8');
+}
+
+/** A pino destination that keeps the app's error-level lines: a door's unexpected failures. */
+export class ErrorLog {
+  readonly lines: Array<{ msg: string; err?: string }> = [];
+
+  write(line: string): void {
+    try {
+      const o = JSON.parse(line) as { level: number; msg: string; err?: { type?: string; message?: string } };
+      if (o.level >= 50) this.lines.push({ msg: o.msg, err: o.err ? `${o.err.type}: ${o.err.message}` : undefined });
+    } catch {
+      this.lines.push({ msg: line });
+    }
+  }
 }
