@@ -154,7 +154,8 @@ async function main(): Promise<void> {
           return;
         }
       } catch (err) {
-        p.answers.push(`transport ${(err as Error).name}`);
+        const cause = (err as { cause?: { code?: string } }).cause;
+        p.answers.push(`transport ${cause?.code ?? (err as Error).name}`);
       }
       await sleep(150);
     }
@@ -174,9 +175,9 @@ async function main(): Promise<void> {
   const faults: Fault[] = [];
   const snapshotPath = join(dir, 'older.rdb');
   const plan: Array<{ atFrac: number; name: string; run: () => Promise<void> }> = [
-    { atFrac: 0.12, name: 'snapshot taken (RDB)', run: () => redis.snapshot(snapshotPath) },
+    { atFrac: 0.1, name: 'snapshot taken (RDB)', run: () => redis.snapshot(snapshotPath) },
     {
-      atFrac: 0.25,
+      atFrac: 0.29,
       name: 'NATS restarted',
       run: async () => {
         await nats.kill();
@@ -203,7 +204,7 @@ async function main(): Promise<void> {
       },
     },
     {
-      atFrac: 0.75,
+      atFrac: 0.71,
       name: 'Redis restarted from the older snapshot',
       run: async () => {
         await redis.kill();
@@ -293,10 +294,14 @@ function report(r: {
   let lost = 0;
   let lostAnnounced = 0;
   let duplicated = 0;
+  let gapFrames = 0;
   let outOfOrder = 0;
   let silentGaps = 0;
   let silentEpochChanges = 0;
   let reused = 0;
+  let reusedVsLog = 0;
+  const logAt = new Map<string, string>();
+  for (const [id, pos] of r.held) logAt.set(`${pos.epoch}:${pos.seq}`, id);
   const deskLines: string[] = [];
   const firstSeen = new Map<string, number>(); // per desk+id, for recovery
   for (const d of r.desks) {
@@ -322,6 +327,8 @@ function report(r: {
       const pos = `${e.epoch}:${e.seq}`;
       const other = atPos.get(pos);
       if (other !== undefined && other !== id) reused++;
+      const inLog = logAt.get(pos);
+      if (inLog !== undefined && inLog !== id) reusedVsLog++;
       atPos.set(pos, id);
       if (prev) {
         if (prev.epoch === e.epoch) {
@@ -342,6 +349,7 @@ function report(r: {
     }
     for (const n of seen.values()) if (n > 1) dDup += n - 1;
     lost += dLost;
+    gapFrames += dGaps;
     duplicated += dDup;
     outOfOrder += dOoo;
     silentGaps += dSilent;
@@ -360,16 +368,18 @@ function report(r: {
     const after = receipted.filter((p) => p.firstSentAt >= start).sort((a, b) => a.receiptAt! - b.receiptAt!);
     const publishMs = after.length ? after[0].receiptAt! - start : NaN;
     let deliverMs = 0;
+    let never = 0;
     for (const d of r.desks) {
       let first = Infinity;
       for (const p of after) {
         const at = firstSeen.get(`${d.name}|${p.id}`);
         if (at !== undefined && at < first) first = at;
       }
-      deliverMs = Math.max(deliverMs, first - start);
+      if (first === Infinity) never++;
+      else deliverMs = Math.max(deliverMs, first - start);
     }
     faultLines.push(
-      `  ${f.name.padEnd(48)} at ${((f.at - t0) / 1000).toFixed(1).padStart(6)} s: publish ok after ${fmt(publishMs)}, every desk delivering after ${fmt(deliverMs)}`,
+      `  ${f.name.padEnd(48)} at ${((f.at - t0) / 1000).toFixed(1).padStart(6)} s: publish ok after ${fmt(publishMs)}, ${never ? `${never} of ${r.desks.length} desks got NOTHING sent after it` : `every desk delivering after ${fmt(deliverMs)}`}`,
     );
   }
 
@@ -384,11 +394,11 @@ function report(r: {
     `region log at the end: epoch ${r.state.epoch}, seqs ${r.state.earliest}..${r.state.latest}, ${r.held.size} alerts; receipted alerts missing from it: ${lostFromLog.length}`,
     '',
     `over ${r.desks.length} desks x ${receipted.length} receipted alerts:`,
-    `  lost (never delivered) ${lost} (of which not in the final log either: ${lostAnnounced})`,
+    `  lost (receipted, never delivered to the desk) ${lost}: ${lost - lostAnnounced} are in the final log, ${lostAnnounced} are not; gap frames received in all: ${gapFrames}`,
     `  duplicated ${duplicated}`,
     `  out of order ${outOfOrder}`,
     `  silent gaps (seq jump with no gap frame) ${silentGaps}; epoch changes with no gap frame ${silentEpochChanges}`,
-    `  one (epoch, seq) delivered with two different alerts ${reused}`,
+    `  one (epoch, seq) delivered with two different alerts ${reused}; delivered (epoch, seq) that the final log holds for another alert ${reusedVsLog}`,
     ...deskLines,
     '',
     'faults and recovery:',
