@@ -13,7 +13,7 @@ import { submissionCase, type SubmissionContext } from './submissions';
  * logged as an error.
  */
 
-const RUNS = fuzzRuns(1500);
+const RUNS = fuzzRuns(1000);
 
 describe('fuzz: submissions through POST /v1/alerts (real Redis, NATS, keys)', () => {
   const stats = new DoorStats('http-submissions');

@@ -17,7 +17,7 @@ import { submissionCase, type SubmissionContext } from './submissions';
  * rejection none and carries a documented code with its status; never a 5xx; no error logged.
  */
 
-const RUNS = fuzzRuns(1000);
+const RUNS = fuzzRuns(800);
 const NOT_REGIONS = ['ZZ-ZZ-00', 'kg-cn-01', 'KG-CN-1', 'x', '-', '%41', 'KGCN01', '\u00e9', '__proto__', 'A'.repeat(200)];
 
 describe('fuzz: submissions through NATS ingest requests (real NATS and Redis)', () => {

@@ -14,7 +14,7 @@ import { DoorStats, edgeNumber, edgeString, ErrorLog, fcParams, fuzzRuns, isDocu
  * region log is unchanged; nothing is logged as an error.
  */
 
-const RUNS = fuzzRuns(1500);
+const RUNS = fuzzRuns(1200);
 
 type Param = [string, string];
 type Route = 'replay' | 'alert' | 'audit';

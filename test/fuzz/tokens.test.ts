@@ -30,7 +30,7 @@ import {
  * or throws TOKEN_INVALID and nothing else; over HTTP every refusal is a documented 401 code.
  */
 
-const RUNS = fuzzRuns(2000);
+const RUNS = fuzzRuns(1500);
 const claimsValid = validator('token-claims');
 
 const b64u = (v: unknown): string => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v) ?? 'null', 'utf8').toString('base64url');

@@ -30,7 +30,7 @@ import {
  * documented close code, the region log is unchanged, and nothing is logged as an error.
  */
 
-const RUNS = fuzzRuns(2000);
+const RUNS = fuzzRuns(1500);
 const SENTINEL = JSON.stringify({ type: 'ack', region: 'QQ-QQ-00', seq: 1 });
 const serverFrame = validator('ws-server-frame');
 const CLOSE_CODES = new Set<number>(Object.values(CLOSE));
