@@ -15,7 +15,6 @@ import {
   textBytes,
   textMutation,
   timeoutFor,
-  watchUnhandled,
 } from './lib';
 
 /**
@@ -153,9 +152,7 @@ function bases(): unknown[] {
 
 describe('fuzz: the hostile-input JSON parser', () => {
   const stats = new DoorStats('json-parser');
-  const unhandled = watchUnhandled();
   afterAll(() => {
-    unhandled.stop();
     stats.print();
   });
 
@@ -211,7 +208,6 @@ describe('fuzz: the hostile-input JSON parser', () => {
         }),
         fcParams(RUNS),
       );
-      expect(unhandled.seen).toEqual([]);
       expect(stats.accepted).toBeGreaterThan(0);
       expect(stats.rejected.size).toBeGreaterThan(3);
     },
