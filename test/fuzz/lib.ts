@@ -15,7 +15,7 @@ import { ERRORS, type ErrorCode } from '../../src/errors';
  * more and prints what each door answered.
  */
 
-/** Cases per door: CORDON_FUZZ_RUNS, else a few thousand (scaled per door by `factor`). */
+/** Cases per door: CORDON_FUZZ_RUNS when set, else the door's default. */
 export function fuzzRuns(defaultRuns: number): number {
   const env = process.env.CORDON_FUZZ_RUNS;
   const n = env ? Number(env) : NaN;
