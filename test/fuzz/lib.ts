@@ -280,11 +280,16 @@ export function mutate(base: Json, m: StructuralMutation): Json {
     case 'grow-array': {
       const p = pick(Array.isArray);
       const target = getAt(v, p);
+      // Many copies only of something small: a huge string or a subtree copied thousands of
+      // times (and again by a second mutation) would cost the fuzzer gigabytes, not the door.
+      const small = (x: Json) => x === null || typeof x !== 'object' ? (typeof x !== 'string' || x.length <= 100) : false;
       if (Array.isArray(target) && target.length > 0) {
         const first = target[0];
-        for (let i = 1; i < m.times; i++) target.push(clone(first));
+        const times = small(first) ? m.times : Math.min(m.times, 8);
+        for (let i = 1; i < times; i++) target.push(clone(first));
       } else {
-        v = setAt(v, p, Array.from({ length: m.times }, () => target));
+        const times = small(target) ? m.times : Math.min(m.times, 8);
+        v = setAt(v, p, Array.from({ length: times }, () => clone(target)));
       }
       return v;
     }

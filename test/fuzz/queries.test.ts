@@ -34,7 +34,7 @@ const KEYS = ['after', 'limit', 'since', 'epoch', 'purpose', 'versions', 'x', '_
 const VALUES = fc.oneof(
   edgeString,
   edgeNumber.map(String),
-  fc.constantFrom('0', '1', '5', '1000', '1001', '-1', '01', '1.0', '1e3', ' 5', '0x10', '9007199254740991', '9007199254740992', '99999999999999999999', 'latest', 'all', 'ALL', '2026-01-01T00:00:00Z', '2026-13-01T00:00:00Z', 'now'),
+  fc.constantFrom('0', '1', '5', '1000', '1001', '-1', '01', '1.0', '1e3', ' 5', '0x10', '9007199254740991', '9007199254740992', '99999999999999999999', 'latest', 'all', 'ALL', '2026-01-01T00:00:00Z', '2026-13-01T00:00:00Z', '2026-06-30T23:59:60Z', '0000-01-01T00:00:00Z', '9999-12-31T23:59:59.999999999+14:00', '2026-01-01t00:00:00z', '2026-01-01T00:00:00-00:00', '+275760-09-13T00:00:00Z', 'now'),
 );
 const ACCEPTS = [undefined, 'application/json', 'application/x-ndjson', 'text/html', '*/*', 'application/x-ndjson;q=0, application/json', 'application/*;q=0', ',,;;q=', 'x'.repeat(5000)];
 

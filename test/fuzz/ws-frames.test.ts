@@ -108,7 +108,10 @@ describe('fuzz: WebSocket client frames on /v1/stream (real Redis)', () => {
       if (f.type !== 'error') continue;
       if (!isDocumented(f.code) || f.code === 'INTERNAL') throw new Error(`error frame with code ${String(f.code)}: ${d.raw[checked]}`);
       if (f.code === 'REGION_NOT_FOUND' && String(f.message).includes('QQ-QQ-00')) answered++;
-      else codes.push(String(f.code));
+      else {
+        codes.push(String(f.code));
+        if (process.env.CORDON_FUZZ_DEBUG) process.stdout.write(`${String(f.message).slice(0, 160)}\n`);
+      }
     }
   }
 
