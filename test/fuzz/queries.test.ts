@@ -48,7 +48,7 @@ const queryCase: fc.Arbitrary<QueryCase> = fc.record({
   ),
   raw: fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, fc.oneof(fc.string({ maxLength: 80 }), fc.fullUnicodeString({ maxLength: 40 }), fc.constantFrom('%', '%%', '%ZZ', '%00', '&&&', '=&=', 'after=1&after=2', 'a=%E0%A4%A', '%ud800', 'after=%31', 'limit=+1', '?&?', ';;', 'purpose=%0A'))),
   path: fc.nat({ max: 9 }),
-  pathText: fc.oneof(edgeString.filter((s) => s.length < 300), fc.constantFrom('KG-CN-01', 'ZZ-ZZ-00', 'kg-cn-01', '..', '%2e%2e', 'alert--00000000-0000-4000-8000-000000000000', 'alert--x')),
+  pathText: fc.oneof(edgeString.filter((s) => s.length < 300), fc.constantFrom('KG-CN-01', 'ZZ-ZZ-00', 'kg-cn-01', '..', '%2e%2e', '%E0%A4%A', '%ZZ', '%', '%00', 'x'.repeat(101), 'alert--00000000-0000-4000-8000-000000000000', 'alert--x')),
   accept: fc.nat({ max: 3 * ACCEPTS.length }),
 });
 
@@ -92,15 +92,18 @@ describe('fuzz: query strings of the replay, alert and audit routes (real Redis)
   /** Percent-encoded, with lone surrogates made U+FFFD (encodeURIComponent throws on them). */
   const enc = (s: string) => encodeURIComponent((s as unknown as { toWellFormed(): string }).toWellFormed());
 
+  /** Text as typed, only made sendable: controls, spaces, `#`, `?` and non-ASCII escaped; `%` kept. */
+  const sendable = (s: string) => s.replace(/[\u0000-\u0020\u007f#?]/g, (ch) => encodeURIComponent(ch)).replace(/[^\u0000-\u007f]+/g, (run) => enc(run));
+
   function url(c: QueryCase): string {
     let path: string;
     const r = receipts[c.base % receipts.length];
     if (c.route === 'audit') path = '/v1/audit';
-    else if (c.route === 'replay') path = `/v1/regions/${c.path < 7 ? regions[c.path % 2] : enc(c.pathText)}/alerts`;
-    else path = `/v1/alerts/${c.path < 7 ? r.id : enc(c.pathText)}`;
+    else if (c.route === 'replay') path = `/v1/regions/${c.path < 7 ? regions[c.path % 2] : c.path === 9 ? sendable(c.pathText) : enc(c.pathText)}/alerts`;
+    else path = `/v1/alerts/${c.path < 7 ? r.id : c.path === 9 ? sendable(c.pathText) : enc(c.pathText)}`;
     if (c.raw !== null && c.raw !== undefined) {
       // sent as typed, only made sendable (a request line cannot hold spaces or controls)
-      return path + '?' + c.raw.replace(/[\u0000-\u0020\u007f#]/g, (ch) => encodeURIComponent(ch)).replace(/[^\u0000-\u007f]+/g, (run) => enc(run));
+      return path + '?' + sendable(c.raw);
     }
     const params = baseParams(c);
     for (const e of c.edits) {
