@@ -14,6 +14,13 @@ import { submissionCase, type SubmissionContext } from './submissions';
  */
 
 const RUNS = fuzzRuns(1000);
+/** Mostly the right media type; sometimes another, a malformed one, or none. */
+const CONTENT_TYPES = [
+  'application/json', 'application/json', 'application/json', 'application/json', 'application/json',
+  'application/json; charset=utf-8', 'application/JSON', 'application/json; charset=latin1', 'application/json;;',
+  'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx',
+  '', 'application/json, text/plain', 'application/json; charset="utf-8"', '*/*',
+];
 
 describe('fuzz: submissions through POST /v1/alerts (real Redis, NATS, keys)', () => {
   const stats = new DoorStats('http-submissions');
@@ -41,9 +48,10 @@ describe('fuzz: submissions through POST /v1/alerts (real Redis, NATS, keys)', (
     async () => {
       let before = await tops();
       await fc.assert(
-        fc.asyncProperty(submissionCase, async (c) => {
+        fc.asyncProperty(submissionCase, fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, fc.nat({ max: CONTENT_TYPES.length - 1 })), async (c, ct) => {
           const payload = c.build(ctx);
-          const res = await t.app.inject({ method: 'POST', url: '/v1/alerts', headers: { 'content-type': 'application/json' }, payload });
+          const contentType = CONTENT_TYPES[ct];
+          const res = await t.app.inject({ method: 'POST', url: '/v1/alerts', headers: contentType ? { 'content-type': contentType } : {}, payload });
           const after = await tops();
           const body = res.json() as Record<string, unknown>;
           if (res.statusCode === 201) {
