@@ -9,7 +9,8 @@ import type { TokenPolicy } from './domain/tokens';
 import type { RegionRegistry } from './domain/regions';
 import { createHttpMetrics, type Metrics } from './metrics';
 import { createIngest, type Ingest } from './ingest/pipeline';
-import { clientErrorHandler, problemRoutes } from './http/problem';
+import { clientErrorHandler, problemRoutes, sendProblem } from './http/problem';
+import { problemBody } from './errors';
 import { alertRoutes } from './http/alerts';
 import { regionRoutes } from './http/regions';
 import { trustRoutes } from './http/trust';
@@ -102,6 +103,11 @@ export async function buildApp(
     forceCloseConnections: true,
     // One log line per request would dominate the ingest hot path; routes log what matters.
     logController: new LogController({ disableRequestLogging: true }),
+    // The router's own refusals (a malformed %-escape in the path, a path segment over
+    // maxParamLength) would otherwise leave as Fastify's JSON with an undocumented code.
+    frameworkErrors: (_err, _request, reply) => {
+      sendProblem(reply, problemBody('ROUTE_NOT_FOUND', 'The request path is malformed or a path segment is too long'));
+    },
   });
   const live = deps.live ?? LiveTrust.fixed(deps.trust, deps.regions);
   // Connections beyond the bound are closed by Node as they arrive (its 'drop' event).

@@ -60,6 +60,8 @@ export interface TestAppOptions {
   redisUrl?: string;
   /** Real backend only: another NATS server (e.g. one the test started with authorization), and how to log in. */
   nats?: { url: string; auth?: NatsAuth };
+  /** Where the app's log lines go (at CORDON_LOG_LEVEL); default: pino's stdout. */
+  logStream?: pino.DestinationStream;
 }
 
 /** Unique regions per test run so real-backend tests never see each other's logs. */
@@ -164,7 +166,8 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
       now: opts.now ?? Date.now,
     };
   }
-  const app = await buildApp(deps, { logger: pino({ level: config.logLevel }) });
+  const logger = opts.logStream ? pino({ level: config.logLevel }, opts.logStream) : pino({ level: config.logLevel });
+  const app = await buildApp(deps, { logger });
   await app.ready();
 
   const sign = (content: AlertContent, state?: string, iat?: number) => trust.sign(content, state, iat);
