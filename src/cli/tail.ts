@@ -4,6 +4,8 @@ import WebSocket from 'ws';
 import { decodeProtectedHeader } from '../domain/signature';
 import { TrustStore } from '../domain/trust-store';
 import type { DeliveredAlert } from '../domain/types';
+import type * as S from '../types/generated/schemas';
+import type { FromPosition, SubscribedFrame } from '../ws/frames';
 import { CliError, defineCommand, integer, list, readText, UsageError } from './args';
 import { baseUrl, getOk, tokenOf, verifyDelivered } from './replay';
 
@@ -17,32 +19,14 @@ import { baseUrl, getOk, tokenOf, verifyDelivered } from './replay';
 // ---- the desk connection --------------------------------------------------------------------
 
 /** A desk's position in one region; `epoch` unknown while the region is empty. */
-export interface DeskPosition {
-  seq: number;
-  epoch?: string;
-}
+export type DeskPosition = FromPosition;
+export type { SubscribedFrame };
+export type GapFrameIn = S.WsServerFrameGap;
+export type ErrorFrameIn = S.WsServerFrameError;
 
-export interface SubscribedFrame {
-  type: 'subscribed';
-  region: string;
-  epoch: string | null;
-  seq: number;
-  recovered: boolean;
-}
-
-export interface GapFrameIn {
-  type: 'gap';
-  region: string;
-  from: number;
-  to: number;
-  reason: 'trimmed' | 'epoch-changed';
-  epoch: string;
-}
-
-export interface ErrorFrameIn {
-  type: 'error';
-  code: string;
-  message: string;
+/** The position after a gap: delivery continues after `to`; no epoch while the region's log is empty. */
+export function positionAfterGap(gap: GapFrameIn): DeskPosition {
+  return gap.epoch === null ? { seq: gap.to } : { seq: gap.to, epoch: gap.epoch };
 }
 
 export type DeskEvent =
@@ -223,7 +207,7 @@ export class DeskStream {
       case 'gap': {
         const gap = frame as unknown as GapFrameIn;
         // Delivery continues after `to`: resuming from there does not announce the same gap again.
-        this.positions[gap.region] = { seq: gap.to, epoch: gap.epoch };
+        this.positions[gap.region] = positionAfterGap(gap);
         this.emit({ type: 'gap', frame: gap, raw: text });
         break;
       }
@@ -275,10 +259,12 @@ export function readState(path: string): TailState {
   if (!regions || typeof regions !== 'object') throw new CliError(`state file ${path} has no "regions"; delete it to start live`);
   const out: Record<string, DeskPosition> = {};
   for (const [code, p] of Object.entries(regions)) {
-    if (!p || typeof p.seq !== 'number' || !Number.isSafeInteger(p.seq) || p.seq < 0 || (p.epoch !== undefined && typeof p.epoch !== 'string')) {
+    // `epoch: null` was written by earlier versions after a gap into an empty (lost) log: it means no epoch.
+    const epoch = (p as { epoch?: unknown } | null)?.epoch ?? undefined;
+    if (!p || typeof p.seq !== 'number' || !Number.isSafeInteger(p.seq) || p.seq < 0 || (epoch !== undefined && (typeof epoch !== 'string' || epoch === ''))) {
       throw new CliError(`state file ${path}: the position of ${code} is invalid; delete it to start live`);
     }
-    out[code] = p.epoch === undefined ? { seq: p.seq } : { seq: p.seq, epoch: p.epoch };
+    out[code] = epoch === undefined ? { seq: p.seq } : { seq: p.seq, epoch };
   }
   return { regions: out };
 }
@@ -410,12 +396,13 @@ Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert f
           case 'gap': {
             const g = e.frame;
             const missing = g.to >= g.from ? `alerts #${g.from}..#${g.to} are no longer held` : 'nothing of the new log was trimmed';
-            const loud = `!!! GAP in ${g.region} (${g.reason}${g.reason === 'epoch-changed' ? `, new epoch ${g.epoch}` : ''}): ${missing}; continuing at #${g.to + 1}`;
+            const epochNote = g.reason !== 'epoch-changed' ? '' : g.epoch === null ? ', the log is empty' : `, new epoch ${g.epoch}`;
+            const loud = `!!! GAP in ${g.region} (${g.reason}${epochNote}): ${missing}; continuing at #${g.to + 1}`;
             if (json) {
               io.stdout.write(e.raw + '\n');
               say(loud);
             } else io.stdout.write(loud + '\n');
-            state.regions[g.region] = { seq: g.to, epoch: g.epoch };
+            state.regions[g.region] = positionAfterGap(g);
             writeState(statePath, state);
             break;
           }
