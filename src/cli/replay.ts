@@ -5,7 +5,7 @@ import { CordonError } from '../errors';
 import { verifySubmission } from '../domain/signature';
 import { TrustStore } from '../domain/trust-store';
 import type { DeliveredAlert } from '../domain/types';
-import { CliError, defineCommand, integer, required, UsageError } from './args';
+import { CliError, defineCommand, integer, readText, required, UsageError } from './args';
 import type { CliIo } from './command';
 
 /**
@@ -29,11 +29,25 @@ export function baseUrl(value: string | undefined): URL {
   return url;
 }
 
-export function tokenOf(value: string | undefined, io: CliIo): string {
-  const t = value ?? io.env.CORDON_TOKEN;
-  if (!t) throw new UsageError('--token is required (or set CORDON_TOKEN)');
+/**
+ * The bearer token: --token, else the first line of --token-file, else CORDON_TOKEN, else the file
+ * CORDON_TOKEN_FILE names. A file keeps the token out of the shell history and `ps`.
+ */
+export function tokenOf(values: { token?: string; 'token-file'?: string }, io: CliIo): string {
+  if (values.token !== undefined && values['token-file'] !== undefined) throw new UsageError('give --token or --token-file, not both');
+  if (values.token !== undefined) return required(values.token, 'token');
+  const file = values['token-file'] ?? (io.env.CORDON_TOKEN ? undefined : io.env.CORDON_TOKEN_FILE);
+  if (file === undefined) {
+    if (io.env.CORDON_TOKEN) return io.env.CORDON_TOKEN;
+    throw new UsageError('--token or --token-file is required (or set CORDON_TOKEN or CORDON_TOKEN_FILE)');
+  }
+  const t = readText(file, io, 'token file').trim();
+  if (t === '') throw new CliError(`token file ${file} is empty`);
   return t;
 }
+
+/** The options every command that takes a token declares. */
+export const TOKEN_OPTIONS = { token: { type: 'string' }, 'token-file': { type: 'string' } } as const;
 
 /** GET with a bearer token; a problem answer becomes a CliError naming its code and detail. */
 export async function getOk(url: URL, token: string | undefined, accept = 'application/json'): Promise<Response> {
@@ -230,9 +244,9 @@ const VERIFY_BATCH = 256;
 export const replay = defineCommand({
   name: 'replay',
   summary: "Export a region's alert history as NDJSON, verifying every signature (resumes an interrupted export)",
-  usage: `--url URL --token TOKEN --region CODE [--purpose TEXT] [--after N | --since ISO] [--out FILE] [--no-verify]
+  usage: `--url URL (--token TOKEN | --token-file FILE) --region CODE [--purpose TEXT] [--after N | --since ISO] [--out FILE] [--no-verify]
   --url        a Cordon node, e.g. http://127.0.0.1:8080
-  --token      desk or ops token (default: CORDON_TOKEN)
+  --token      desk or ops token (default: CORDON_TOKEN); or --token-file FILE (default: CORDON_TOKEN_FILE)
   --region     region code, e.g. KG-CN-01
   --purpose    why (required for ops tokens; recorded in the audit trail)
   --after      start after this seq (default: the oldest alert held)
@@ -242,7 +256,7 @@ export const replay = defineCommand({
 One delivered alert per line, oldest first, up to the newest alert when the export started.`,
   options: {
     url: { type: 'string' },
-    token: { type: 'string' },
+    ...TOKEN_OPTIONS,
     region: { type: 'string' },
     purpose: { type: 'string' },
     after: { type: 'string' },
@@ -252,7 +266,7 @@ One delivered alert per line, oldest first, up to the newest alert when the expo
   },
   async run(values, io) {
     const base = baseUrl(values.url);
-    const token = tokenOf(values.token, io);
+    const token = tokenOf(values, io);
     const region = required(values.region, 'region');
     if (!/^[A-Z]{2}-[A-Z]{2}-[0-9]{2}$/.test(region)) throw new UsageError('--region must look like KG-CN-01');
     const after = integer(values.after, 'after');

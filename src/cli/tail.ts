@@ -7,7 +7,7 @@ import type { DeliveredAlert } from '../domain/types';
 import type * as S from '../types/generated/schemas';
 import type { FromPosition, SubscribedFrame } from '../ws/frames';
 import { CliError, defineCommand, integer, list, readText, UsageError } from './args';
-import { baseUrl, getOk, tokenOf, verifyDelivered } from './replay';
+import { baseUrl, getOk, TOKEN_OPTIONS, tokenOf, verifyDelivered } from './replay';
 
 /**
  * `cordon tail`: watch regions live as a desk (contract §9), resuming from a state file, and
@@ -301,7 +301,7 @@ export const tail = defineCommand({
   summary: 'Watch regions live as a desk, resuming from a state file and verifying every signature',
   usage: `--url URL[,URL2] (--token TOKEN | --token-file FILE) --region CODE[,CODE2] [options]
   --url         a Cordon node, e.g. http://127.0.0.1:8080; several (comma-separated) to fail over
-  --token       desk token (default: CORDON_TOKEN); or --token-file FILE
+  --token       desk token (default: CORDON_TOKEN); or --token-file FILE (default: CORDON_TOKEN_FILE)
   --region      region code(s) to watch, e.g. KG-CN-01,KZ-KG-01
   --state-file  where the position per region is kept (default .cordon/tail-state.json);
                 the next run resumes from it with nothing missed
@@ -312,8 +312,7 @@ Reconnects with backoff when a node closes with 4000-4499 or cannot be reached; 
 Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert failed verification.`,
   options: {
     url: { type: 'string' },
-    token: { type: 'string' },
-    'token-file': { type: 'string' },
+    ...TOKEN_OPTIONS,
     region: { type: 'string' },
     'state-file': { type: 'string' },
     urgency: { type: 'string' },
@@ -323,8 +322,7 @@ Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert f
   async run(values, io) {
     const urls = (list(values.url) ?? []).map((u) => baseUrl(u).toString());
     if (urls.length === 0) throw new UsageError('--url is required');
-    if (values.token !== undefined && values['token-file'] !== undefined) throw new UsageError('give --token or --token-file, not both');
-    const token = values['token-file'] !== undefined ? readText(values['token-file'], io, 'token file').trim() : tokenOf(values.token, io);
+    const token = tokenOf(values, io);
     const regions = list(values.region) ?? [];
     if (regions.length === 0) throw new UsageError('--region is required');
     for (const r of regions) if (!REGION_CODE.test(r)) throw new UsageError(`--region ${r} must look like KG-CN-01`);
