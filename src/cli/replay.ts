@@ -49,6 +49,11 @@ export function tokenOf(values: { token?: string; 'token-file'?: string }, io: C
 /** The options every command that takes a token declares. */
 export const TOKEN_OPTIONS = { token: { type: 'string' }, 'token-file': { type: 'string' } } as const;
 
+/** `1 alert`, `2 alerts`. */
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 /** GET with a bearer token; a problem answer becomes a CliError naming its code and detail. */
 export async function getOk(url: URL, token: string | undefined, accept = 'application/json'): Promise<Response> {
   let res: Response;
@@ -174,7 +179,10 @@ export function resumePoint(path: string, region: string): ResumePoint | undefin
 
 // ---- progress -------------------------------------------------------------------------------
 
-/** A bar redrawn in place on a terminal; elsewhere a line every few seconds. */
+/**
+ * A bar redrawn in place on a terminal. Elsewhere (a log file, CI) nothing until the one summary
+ * line the command prints at the end: repeated progress lines only clutter a log.
+ */
 class Progress {
   private readonly tty: boolean;
   private readonly started = Date.now();
@@ -194,14 +202,15 @@ class Progress {
   update(seq: number, written: number): void {
     this.seq = seq;
     this.written = written;
+    if (!this.tty) return;
     const now = Date.now();
-    if (now - this.lastDraw < (this.tty ? 100 : 5000)) return;
+    if (now - this.lastDraw < 100) return;
     this.lastDraw = now;
     this.draw(false);
   }
 
   done(): void {
-    this.draw(true);
+    if (this.tty) this.draw(true);
   }
 
   private draw(final: boolean): void {
@@ -209,14 +218,10 @@ class Progress {
     const ratio = final ? 1 : Math.min(1, Math.max(0, (this.seq - this.from) / span));
     const secs = Math.max(0.001, (Date.now() - this.started) / 1000);
     const rate = Math.round(this.written / secs);
-    const fig = `${(ratio * 100).toFixed(0).padStart(3)}%  seq ${this.seq}/${this.top}  ${this.written} alerts  ${rate}/s`;
-    if (this.tty) {
-      const width = 30;
-      const filled = Math.round(ratio * width);
-      this.out.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${fig}\x1b[K${final ? '\n' : ''}`);
-    } else {
-      this.out.write(`replay: ${fig}\n`);
-    }
+    const fig = `${(ratio * 100).toFixed(0).padStart(3)}%  seq ${this.seq}/${this.top}  ${plural(this.written, 'alert')}  ${rate}/s`;
+    const width = 30;
+    const filled = Math.round(ratio * width);
+    this.out.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${fig}\x1b[K${final ? '\n' : ''}`);
   }
 }
 
@@ -369,7 +374,7 @@ One delivered alert per line, oldest first, up to the newest alert when the expo
     }
     progress.done();
     io.stderr.write(
-      `replay: ${written} alert${written === 1 ? '' : 's'} ${verify ? 'verified and ' : ''}written` +
+      `replay: ${plural(written, 'alert')} ${verify ? 'verified and ' : ''}written` +
         `${outPath ? ` to ${values.out}` : ''}, up to seq ${top}\n`,
     );
     return 0;

@@ -279,15 +279,19 @@ export function writeState(path: string, state: TailState): void {
 
 // ---- output ---------------------------------------------------------------------------------
 
-/** One compact line per alert: time, region #seq, urgency, category, issuer, title, id. */
-export function alertLine(a: DeliveredAlert, flag = ''): string {
+/**
+ * One compact line per alert: time, region #seq, urgency, category, issuer, TLP and handling
+ * codes, marks (REVOKED, CORRECTED, and the verification result), title, id.
+ */
+export function alertLine(a: DeliveredAlert, verification = ''): string {
   const c = a.content;
   const urgency = String(c.urgency ?? '').toUpperCase();
-  const marks = [c.revoked ? 'REVOKED' : '', c.modified !== c.created && !c.revoked ? 'CORRECTED' : '', flag].filter(Boolean).join(' ');
+  const marks = [c.revoked ? 'REVOKED' : '', c.modified !== c.created && !c.revoked ? 'CORRECTED' : '', verification].filter(Boolean).join(' ');
   const title = String(c.title ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ');
+  const handling = [c.handling?.tlp ?? 'TLP:?', ...(Array.isArray(c.handling?.codes) ? c.handling.codes : [])].join(' ');
   return (
     `${a.received_at}  ${a.region} #${a.seq}  ${urgency.padEnd(7)} ${String(c.category ?? '')}  ` +
-    `${c.issuer?.state ?? '?'}/${c.issuer?.agency ?? '?'}  ${marks ? `[${marks}] ` : ''}${title}  (${c.id})`
+    `${c.issuer?.state ?? '?'}/${c.issuer?.agency ?? '?'}  ${handling}  ${marks ? `[${marks}] ` : ''}${title}  (${c.id})`
   );
 }
 
@@ -305,6 +309,8 @@ export const tail = defineCommand({
   --region      region code(s) to watch, e.g. KG-CN-01,KZ-KG-01
   --state-file  where the position per region is kept (default .cordon/tail-state.json);
                 the next run resumes from it with nothing missed
+  --from-start  start at the oldest alert held (instead of the state file, or live)
+  --from SEQ    start after this seq of the region's current log (--from 0 = --from-start)
   --urgency     only these urgencies, e.g. flash,urgent
   --json        print each frame as a JSON line (alerts and gaps) instead of a human line
   --count N     exit after N alerts
@@ -315,6 +321,8 @@ Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert f
     ...TOKEN_OPTIONS,
     region: { type: 'string' },
     'state-file': { type: 'string' },
+    'from-start': { type: 'boolean' },
+    from: { type: 'string' },
     urgency: { type: 'string' },
     json: { type: 'boolean' },
     count: { type: 'string' },
@@ -332,14 +340,19 @@ Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert f
     const statePath = resolve(io.cwd, values['state-file'] ?? '.cordon/tail-state.json');
     const json = Boolean(values.json);
 
+    if (values['from-start'] && values.from !== undefined) throw new UsageError('give --from-start or --from, not both');
+    const fromSeq = values['from-start'] ? 0 : integer(values.from, 'from');
+
     const state = readState(statePath);
+    // --from/--from-start: a position without epoch in whatever log the region has now.
+    if (fromSeq !== undefined) for (const r of regions) state.regions[r] = { seq: fromSeq };
     const positions: Record<string, DeskPosition> = {};
     for (const r of regions) if (state.regions[r]) positions[r] = state.regions[r];
 
     let store = await fetchTrust(urls[0]);
     const refetched = new Set<string>();
     const say = (line: string) => io.stderr.write(`tail: ${line}\n`);
-    const resumeNote = regions.map((r) => (positions[r] ? `${r} after #${positions[r].seq}` : `${r} live`)).join(', ');
+    const resumeNote = regions.map((r) => (!positions[r] ? `${r} live` : positions[r].seq === 0 ? `${r} from the oldest alert held` : `${r} after #${positions[r].seq}`)).join(', ');
     say(`watching ${resumeNote}; state in ${statePath}`);
 
     let seen = 0;
@@ -385,7 +398,7 @@ Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert f
               badSignatures++;
               say(`WARNING: ${a.region} #${a.seq} (${a.content?.id}) FAILED VERIFICATION: ${why}`);
             }
-            io.stdout.write((json ? e.raw : alertLine(a, why === undefined ? '' : 'UNVERIFIED')) + '\n');
+            io.stdout.write((json ? e.raw : alertLine(a, why === undefined ? 'verified' : 'UNVERIFIED')) + '\n');
             state.regions[a.region] = { seq: a.seq, epoch: a.epoch };
             writeState(statePath, state);
             if (count !== undefined && ++seen >= count) void desk.stop();

@@ -278,6 +278,25 @@ describe('cordon tail after its region log was lost (epoch-changed gap with epoc
     expect(readState(stateFile).regions[R]).toEqual({ seq: receipt.seq, epoch: receipt.epoch });
   });
 
+  test('--from-start begins at the oldest alert held, --from SEQ after that seq; each line shows TLP, handling codes and the verification', async () => {
+    await t.publish(validContent({ region: R }));
+    const last = await t.publish(validContent({ region: R, handling: { tlp: 'TLP:RED', codes: ['H2'], evidential_use: false, onward_sharing: 'none' } }));
+    const all = runTail(dir, args('--from-start', '--count', String(last.seq), '--state-file', join(dir, 'from-start.json')));
+    expect(await all.done).toBe(0);
+    expect(all.stderr()).toContain(`watching ${R} from the oldest alert held`);
+    const out = lines(all.stdout());
+    expect(out.map((l) => /#(\d+)/.exec(l)?.[1])).toEqual(Array.from({ length: last.seq }, (_, i) => String(i + 1)));
+    for (const line of out) expect(line).toMatch(/ TLP:[A-Z+]+ (H[0-3]|P|C)\b.*\[(CORRECTED )?verified\] /);
+    expect(out[out.length - 1]).toContain('TLP:RED H2  [verified]');
+
+    const after = runTail(dir, args('--from', String(last.seq - 1), '--count', '1', '--state-file', join(dir, 'from.json')));
+    expect(await after.done).toBe(0);
+    expect(lines(after.stdout())).toHaveLength(1);
+    expect(lines(after.stdout())[0]).toContain(`${R} #${last.seq}`);
+
+    expect(await runTail(dir, args('--from-start', '--from', '3')).done).toBe(2);
+  });
+
   test('a state file written by the old tail with `epoch: null` is read as a position without epoch', () => {
     writeFileSync(stateFile, JSON.stringify({ regions: { [R]: { seq: 0, epoch: null } } }));
     expect(readState(stateFile).regions[R]).toEqual({ seq: 0 });

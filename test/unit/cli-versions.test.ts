@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { adjust, versionOptions } from '../../src/cli/sign';
 import { UsageError } from '../../src/cli/args';
 import { validContent } from '../fixtures/alerts';
@@ -43,8 +45,6 @@ describe('versions made by sign and publish', () => {
 });
 
 test('the README publishes every example content file in examples/', () => {
-  const { readdirSync, readFileSync } = require('node:fs') as typeof import('node:fs');
-  const { resolve } = require('node:path') as typeof import('node:path');
   const root = resolve(__dirname, '../..');
   const readme = readFileSync(resolve(root, 'README.md'), 'utf8');
   const files = readdirSync(resolve(root, 'examples')).filter((f) => f.endsWith('.json'));
