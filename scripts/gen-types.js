@@ -47,19 +47,35 @@ function load(file) {
   return schema;
 }
 
-/** allOf of if/then by `type` const → oneOf of the then branches. */
+/** `if: { properties: { type: { const } } }`: the branch for one frame type. */
+function ifTypeConst(s) {
+  const props = s && s.if && s.if.properties;
+  return Boolean(props && Object.keys(props).length === 1 && props.type && 'const' in props.type && !s.else);
+}
+
+/**
+ * One shape per `type` (allOf of if/then on the `type` const) → oneOf of the then branches, a
+ * discriminated union. Other conditionals (a member required when another has some value) have
+ * no TypeScript form: they are dropped, so the type is the unconditional shape they refine.
+ */
 function lower(node) {
   if (Array.isArray(node)) return node.map(lower);
   if (!node || typeof node !== 'object') return node;
-  const out = {};
-  for (const [k, v] of Object.entries(node)) out[k] = lower(v);
-  if (Array.isArray(out.allOf) && out.allOf.length > 0 && out.allOf.every((s) => s && s.if && s.then && !s.else)) {
+  const out = { ...node };
+  // Decided on the schema as written, before its branches are lowered (which drops their if/then).
+  if (Array.isArray(out.allOf) && out.allOf.length > 0 && out.allOf.every(ifTypeConst) && !out.if) {
     out.oneOf = out.allOf.map((s) => s.then);
     delete out.allOf;
     delete out.properties;
     delete out.required;
     delete out.type;
+  } else if (Array.isArray(out.allOf) && out.allOf.every((s) => s && s.if)) {
+    delete out.allOf;
   }
+  for (const [k, v] of Object.entries(out)) out[k] = lower(v);
+  delete out.if;
+  delete out.then;
+  delete out.else;
   // No TypeScript meaning, and the generator would misread it.
   delete out.propertyNames;
   return out;
@@ -91,7 +107,8 @@ async function generate() {
       bannerComment: BANNER,
       cwd: SCHEMAS,
       declareExternallyReferenced: true,
-      additionalProperties: false,
+      // JSON Schema's own default: an object not closed by the schema may carry more members.
+      additionalProperties: true,
       unknownAny: true,
       ignoreMinAndMaxItems: true,
       strictIndexSignatures: true,

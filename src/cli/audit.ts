@@ -1,10 +1,8 @@
+import type * as S from '../types/generated/schemas';
 import { CliError, defineCommand, integer, required, UsageError } from './args';
 import { baseUrl, getOk, TOKEN_OPTIONS, tokenOf } from './replay';
 
-interface AuditPageBody {
-  items: { n: number; at: string; [field: string]: unknown }[];
-  next: number | null;
-}
+type AuditPageBody = S.AuditPage;
 
 function instant(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;

@@ -27,24 +27,11 @@ export type AlertContentDate = string;
  */
 export type ReplayQueryPurpose = string;
 /**
- * Records are never edited; n grows by one per record. Each kind adds its own members (open for published, rejected, security and ack, which the ingest pipeline and the desk stream write); replayed records are written by the ops endpoints and closed.
- */
-export type AuditRecord = AuditRecordPublished | AuditRecordAck | AuditRecordSignedSubmission;
-/**
  * base64url (no padding) of 32 bytes: an Ed25519 public key or a SHA-256 thumbprint
  */
 export type TrustStoreB64U32 = string;
 export type TokenClaimsSeconds = number;
-export type TrustStoreKey =
-  | {
-      regions: unknown;
-    }
-  | {
-      retired_at: unknown;
-    }
-  | {
-      revoked_at: unknown;
-    };
+export type TrustStoreInstant = string;
 /**
  * One JSON object per text frame, chosen by `type`. Unknown members are rejected.
  */
@@ -206,42 +193,17 @@ export interface AuditPage {
   next: number | null;
 }
 /**
- * An accepted version. state is the signing key's (= the issuer's) state; audience is the alert's, so that an ops token reads the record exactly when it may see the alert (contract §7 v1.1 audit visibility). Records written before v1.1 have no audience and are shown only to the issuer's state.
+ * Records are never edited; n grows by one per record. Each kind adds its own members (open for published, rejected, security and ack, which the ingest pipeline and the desk stream write); replayed records are written by the ops endpoints and closed.
  */
-export interface AuditRecordPublished {
-  state?: string;
-  kid?: string;
-  id?: AlertContentAlertId;
-  modified?: string;
-  region?: AlertContentRegionCode;
-  seq?: number;
-  epoch?: string;
-  audience?: {
-    states: string[];
-    min_clearance: 'unclassified' | 'restricted' | 'confidential' | 'secret';
-  };
-}
-/**
- * A desk acknowledged an alert; one record per desk (iss/sub) per position (region, seq, epoch) on a node. issuer_state is the alert's issuing state, whose ops read the record (contract §7 v1.1); records without it are shown only to the desk's state.
- */
-export interface AuditRecordAck {
-  region?: AlertContentRegionCode;
-  seq?: number;
-  epoch?: string;
-  id?: AlertContentAlertId;
-  modified?: string;
-  issuer_state?: string;
-}
-/**
- * A correctly signed submission that was rejected (rejected) or equivocated (security). state is the signing key's state, whose ops read the record (contract §7 v1.1).
- */
-export interface AuditRecordSignedSubmission {
-  state?: string;
-  kid?: string;
-  code?: string;
-  id?: string;
-  modified?: string;
-  region?: string;
+export interface AuditRecord {
+  n: number;
+  at: string;
+  kind: 'published' | 'rejected' | 'security' | 'ack' | 'replayed';
+  /**
+   * <state>/<kid> for gateways, <iss>/<sub> for desks and ops
+   */
+  actor: string;
+  [k: string]: unknown | undefined;
 }
 export interface AuditQuery {
   /**
@@ -455,6 +417,7 @@ export interface Problem {
     path: string;
     message: string;
   }[];
+  [k: string]: unknown | undefined;
 }
 export interface ProtectedHeader {
   alg: 'Ed25519';
@@ -550,6 +513,30 @@ export interface TrustStore {
 export interface TrustStoreState {
   name: string;
   keys: TrustStoreKey[];
+}
+export interface TrustStoreKey {
+  kid: TrustStoreB64U32;
+  use: 'alert' | 'token';
+  jwk: TrustStoreJwk;
+  /**
+   * Required for alert keys: the regions this key may sign for
+   *
+   * @minItems 1
+   */
+  regions?: string[];
+  nbf?: TrustStoreInstant;
+  exp?: TrustStoreInstant;
+  status: 'active' | 'retired' | 'revoked';
+  retired_at?: TrustStoreInstant;
+  revoked_at?: TrustStoreInstant;
+}
+/**
+ * Public Ed25519 key only: a private member (d) or anything else is rejected
+ */
+export interface TrustStoreJwk {
+  kty: 'OKP';
+  crv: 'Ed25519';
+  x: TrustStoreB64U32;
 }
 export interface WsClientFrameSubscribe {
   type: 'subscribe';
