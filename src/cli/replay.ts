@@ -286,7 +286,7 @@ One delivered alert per line, oldest first, up to the newest alert when the expo
     }
     if (resume) {
       io.stderr.write(
-        `replay: resuming after seq ${resume.seq} (epoch ${resume.epoch})${resume.truncated > 0 ? `, cut a partial last line of ${resume.truncated} bytes` : ''}\n`,
+        `replay: resuming after seq ${resume.seq} (epoch ${resume.epoch})${resume.truncated > 0 ? `, cut a partial last line of ${plural(resume.truncated, 'byte')}` : ''}\n`,
       );
     }
 

@@ -406,7 +406,7 @@ Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert f
           }
           case 'gap': {
             const g = e.frame;
-            const missing = g.to >= g.from ? `alerts #${g.from}..#${g.to} are no longer held` : 'nothing of the new log was trimmed';
+            const missing = g.to > g.from ? `alerts #${g.from}..#${g.to} are no longer held` : g.to === g.from ? `alert #${g.from} is no longer held` : 'nothing of the new log was trimmed';
             const epochNote = g.reason !== 'epoch-changed' ? '' : g.epoch === null ? ', the log is empty' : `, new epoch ${g.epoch}`;
             const loud = `!!! GAP in ${g.region} (${g.reason}${epochNote}): ${missing}; continuing at #${g.to + 1}`;
             if (json) {
