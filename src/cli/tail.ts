@@ -6,7 +6,7 @@ import { TrustStore } from '../domain/trust-store';
 import type { DeliveredAlert } from '../domain/types';
 import type * as S from '../types/generated/schemas';
 import type { FromPosition, SubscribedFrame } from '../ws/frames';
-import { CliError, defineCommand, integer, list, readText, UsageError } from './args';
+import { CliError, defineCommand, integer, list, UsageError } from './args';
 import { baseUrl, getOk, TOKEN_OPTIONS, tokenOf, verifyDelivered } from './replay';
 
 /**
