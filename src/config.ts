@@ -121,6 +121,34 @@ const INTEGER_VARS = new Set([
 
 const BOOLEAN_VARS = new Set(['CORDON_TRUST_PROXY', 'CORDON_REDIS_CLUSTER', 'CORDON_METRICS_ENABLED']);
 
+/** Read by the `cordon` CLI only (src/cli), never by a node: a shell that exports them still starts one. */
+export const CLI_VARS: ReadonlySet<string> = new Set(['CORDON_TOKEN', 'CORDON_TOKEN_FILE']);
+
+/** The known variable closest to a misspelt one (edit distance at most 3), if any. */
+export function didYouMean(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 4;
+  for (const k of known) {
+    const d = editDistance(name, k);
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best;
+}
+
+/** Levenshtein distance, with a swap of two neighbours counting one (CORDON_PROT → CORDON_PORT). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -137,7 +165,7 @@ export function processEnvironment(): Readonly<Record<string, string | undefined
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Readonly<Config> {
   const raw: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith('CORDON_') || name.startsWith('CORDON_TEST_') || value === undefined || value === '') continue;
+    if (!name.startsWith('CORDON_') || name.startsWith('CORDON_TEST_') || CLI_VARS.has(name) || value === undefined || value === '') continue;
     const v = value.trim();
     if (INTEGER_VARS.has(name) && /^-?\d+$/.test(v)) raw[name] = Number(v);
     else if (BOOLEAN_VARS.has(name) && (v === 'true' || v === 'false')) raw[name] = v === 'true';
@@ -150,7 +178,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   }
   const validate = validator('config');
   if (!validate(raw)) {
-    const problems = fieldErrors(validate.errors).map((e) => `${e.path.slice(1) || 'config'} ${e.message}`);
+    const known = Object.keys((validate.schema as { properties?: object }).properties ?? {});
+    const problems = fieldErrors(validate.errors).map((e) => {
+      const name = e.path.slice(1);
+      const guess = e.message === 'is not allowed' ? didYouMean(name, known) : undefined;
+      return `${name || 'config'} ${e.message}${guess ? ` (did you mean ${guess}?)` : ''}`;
+    });
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   if (raw.CORDON_REDIS_CLUSTER === true && raw.CORDON_REDIS_SENTINELS !== undefined) {

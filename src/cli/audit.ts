@@ -1,10 +1,8 @@
+import type * as S from '../types/generated/schemas';
 import { CliError, defineCommand, integer, required, UsageError } from './args';
-import { baseUrl, getOk, tokenOf } from './replay';
+import { baseUrl, getOk, TOKEN_OPTIONS, tokenOf } from './replay';
 
-interface AuditPageBody {
-  items: { n: number; at: string; [field: string]: unknown }[];
-  next: number | null;
-}
+type AuditPageBody = S.AuditPage;
 
 function instant(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -20,16 +18,16 @@ function instant(value: string | undefined, flag: string): number | undefined {
 export const audit = defineCommand({
   name: 'audit',
   summary: 'Print the audit trail, one JSON record per line, oldest first (ops token)',
-  usage: `--url URL --token TOKEN --purpose TEXT [--after N] [--since ISO] [--until ISO]
+  usage: `--url URL (--token TOKEN | --token-file FILE) --purpose TEXT [--after N] [--since ISO] [--until ISO]
   --url      a Cordon node, e.g. http://127.0.0.1:8080
-  --token    ops token (default: CORDON_TOKEN)
+  --token    ops token (default: CORDON_TOKEN); or --token-file FILE (default: CORDON_TOKEN_FILE)
   --purpose  why (recorded in the audit trail, like every ops read)
   --after    start after record n (default 0: from the first record)
   --since    skip records before this RFC 3339 time
   --until    stop at the first record after this RFC 3339 time`,
   options: {
     url: { type: 'string' },
-    token: { type: 'string' },
+    ...TOKEN_OPTIONS,
     purpose: { type: 'string' },
     after: { type: 'string' },
     since: { type: 'string' },
@@ -37,7 +35,7 @@ export const audit = defineCommand({
   },
   async run(values, io) {
     const base = baseUrl(values.url);
-    const token = tokenOf(values.token, io);
+    const token = tokenOf(values, io);
     const purpose = required(values.purpose, 'purpose');
     let after = integer(values.after, 'after') ?? 0;
     const since = instant(values.since, 'since');

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { processEnvironment } from '../config';
 import type { CliIo, Command } from './command';
 import { keygen } from './keygen';
@@ -28,9 +30,22 @@ function help(): string {
     '',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    "Run 'cordon help <command>' or 'cordon <command> --help' for its options.",
+    "Run 'cordon help <command>' or 'cordon <command> --help' for its options; 'cordon --version' for the version.",
     '',
   ].join('\n');
+}
+
+/** The version in package.json: two levels up from src/cli, three from dist/src/cli. */
+export function cliVersion(): string {
+  for (const up of ['../..', '../../..']) {
+    try {
+      const pkg = JSON.parse(readFileSync(resolve(__dirname, up, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'cordon' && pkg.version) return pkg.version;
+    } catch {
+      /* try the next candidate */
+    }
+  }
+  return 'unknown';
 }
 
 /** Runs one CLI invocation and returns its exit code: 0 ok, 1 failed, 2 bad arguments. */
@@ -39,6 +54,10 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
   if (name === undefined) {
     io.stderr.write(help());
     return 2;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    io.stdout.write(`cordon ${cliVersion()}\n`);
+    return 0;
   }
   if (name === 'help' || name === '--help' || name === '-h') {
     const topic = rest[0];

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { RegionRegistry } from '../domain/regions';
-import { signContent } from '../domain/signature';
+import { decodeProtectedHeader, signContent } from '../domain/signature';
 import type { AlertContent, Region, Submission } from '../domain/types';
 import { CliError, defineCommand, integer, print, readJson, UsageError } from './args';
 import type { CliIo } from './command';
 import { loadNatsClientConfig } from '../config';
 import { loadSigningKey } from './keygen';
-import { checkBeforeSigning, loadRegions } from './sign';
+import { adjust, checkBeforeSigning, loadRegions, versionOptions } from './sign';
 
 const DEFAULT_URL = 'http://127.0.0.1:8080';
 const HOUR_MS = 3_600_000;
@@ -125,7 +125,12 @@ async function requestNats(
     const body = msg.json<Record<string, unknown>>();
     return { status: typeof body.status === 'number' ? body.status : 0, body };
   } catch (err) {
-    throw new CliError(`no reply on ${subject}: ${(err as Error).message}`, { cause: err });
+    const why = (err as Error).message;
+    // Nobody listens on that subject: most often the node runs with another subject prefix.
+    const hint = /no responders|503/i.test(why) || /NoRespondersError/.test((err as Error).name)
+      ? `; no Cordon node listens on ${subject}: is the node's CORDON_NATS_SUBJECT_PREFIX different? (give it with --subject-prefix)`
+      : '';
+    throw new CliError(`no reply on ${subject}: ${why}${hint}`, { cause: err });
   } finally {
     await nc.close();
   }
@@ -134,9 +139,14 @@ async function requestNats(
 export const publish = defineCommand({
   name: 'publish',
   summary: 'Sign alert content and publish it (HTTP POST /v1/alerts or NATS request); prints the receipt',
-  usage: `--key KEY.jwk.json (--in content.json | --demo [--region CODE]) [--url URL | --nats nats://HOST:4222] [--regions FILE]
+  usage: `--key KEY.jwk.json (--in content.json | --demo [--region CODE]) [--correct NOTE | --revoke NOTE] [--url URL | --nats nats://HOST:4222] [--regions FILE]
   --key      private alert key file (e.g. .cordon/keys/KG-alert.jwk.json of the embedded server)
-  --in       alert content to sign and publish
+  --in       alert content to sign and publish; a submission signed already (cordon sign) is
+             published as it is, without --key
+  --correct  publish the next version of a published alert (--in: its content with your edits):
+             modified = now, correction_note = NOTE
+  --revoke   publish the revocation of a published alert (--in: its content): revoked, modified = now,
+             correction_note = NOTE
   --demo     publish a realistic generated alert for the key's state and region
   --region   the demo region (default: the key's first region)
   --url      Cordon HTTP base URL (default ${DEFAULT_URL})
@@ -150,6 +160,8 @@ Exit 0 when the alert was accepted (201, or 200 for an identical resubmission), 
     key: { type: 'string' },
     in: { type: 'string' },
     demo: { type: 'boolean' },
+    correct: { type: 'string' },
+    revoke: { type: 'string' },
     region: { type: 'string' },
     url: { type: 'string' },
     nats: { type: 'string' },
@@ -158,29 +170,44 @@ Exit 0 when the alert was accepted (201, or 200 for an identical resubmission), 
     regions: { type: 'string' },
   },
   async run(values, io: CliIo) {
-    if (values.key === undefined) throw new UsageError('--key is required');
     if ((values.in === undefined) === (values.demo !== true)) throw new UsageError('give exactly one of --in and --demo');
     if (values.url !== undefined && values.nats !== undefined) throw new UsageError('give at most one of --url and --nats');
     if (values.region !== undefined && values.demo !== true) throw new UsageError('--region applies to --demo only');
+    const version = versionOptions(values);
+    if (values.demo && (version.correct ?? version.revoke) !== undefined) throw new UsageError('--correct and --revoke apply to --in only');
     const timeoutMs = integer(values.timeout, 'timeout', 1) ?? 5000;
-    const key = loadSigningKey(values.key, io);
-    const regions = loadRegions(values.regions, io);
 
-    let content: unknown;
-    if (values.demo) {
-      if (key.state === undefined) throw new CliError('--demo needs a key file that names its state (from keygen or the development trust store)');
-      content = demoContent(key.state, demoRegion(values.region, key.regions, regions));
+    let submission: Submission;
+    const given = values.in === undefined ? undefined : readJson(values.in, io, 'content file');
+    const versioning = (version.correct ?? version.revoke) !== undefined;
+    if (isSubmission(given) && !versioning) {
+      // Signed already (cordon sign): publish it as it is; the node checks the signature.
+      if (values.key !== undefined) throw new UsageError(`${values.in} is a signed submission already and is published as it is; leave out --key (or give its content to re-sign)`);
+      submission = given;
+      io.stderr.write(`${values.in} is signed already (${describeSig(given)}): publishing it as it is\n`);
     } else {
-      content = readJson(values.in!, io, 'content file');
+      if (values.key === undefined) throw new UsageError('--key is required');
+      const key = loadSigningKey(values.key, io);
+      const regions = loadRegions(values.regions, io);
+      let content: unknown;
+      if (values.demo) {
+        if (key.state === undefined) throw new CliError('--demo needs a key file that names its state (from keygen or the development trust store)');
+        content = demoContent(key.state, demoRegion(values.region, key.regions, regions));
+      } else {
+        // A submission given with --correct/--revoke: its content is the version being replaced.
+        content = isSubmission(given) ? given.content : given;
+        if (isObject(content)) content = adjust(content, version);
+      }
+      submission = signContent(checkBeforeSigning(content, key, regions), key);
     }
-    const submission = signContent(checkBeforeSigning(content, key, regions), key);
 
     const reply = values.nats
       ? await requestNats(values.nats, `${values['subject-prefix'] ?? io.env.CORDON_NATS_SUBJECT_PREFIX ?? 'cordon'}.ingest.${submission.content.region}`, submission, timeoutMs, io.env)
       : await postHttp(values.url ?? DEFAULT_URL, submission);
     const ok = reply.status === 200 || reply.status === 201;
     if (ok) {
-      io.stderr.write(`${reply.status === 201 ? 'published' : 'already published'}: ${submission.content.id} in ${submission.content.region}\n`);
+      const what = submission.content.revoked === true ? 'revocation of ' : submission.content.correction_note !== undefined ? 'correction of ' : '';
+      io.stderr.write(`${reply.status === 201 ? 'published' : 'already published'}: ${what}${submission.content.id} in ${submission.content.region}\n`);
       print(io, reply.body);
     } else {
       io.stderr.write(`rejected with status ${reply.status}:\n`);
@@ -189,3 +216,21 @@ Exit 0 when the alert was accepted (201, or 200 for an identical resubmission), 
     return ok ? 0 : 1;
   },
 });
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** `{ content, sig: { protected, signature } }`: what `cordon sign` writes. */
+function isSubmission(v: unknown): v is Submission {
+  return isObject(v) && isObject(v.content) && isObject(v.sig) && typeof v.sig.protected === 'string' && typeof v.sig.signature === 'string';
+}
+
+function describeSig(s: Submission): string {
+  try {
+    const h = decodeProtectedHeader(s.sig.protected);
+    return `key ${h.kid}, ${new Date(h.iat * 1000).toISOString()}`;
+  } catch {
+    return 'its protected header does not decode; the node will say why';
+  }
+}

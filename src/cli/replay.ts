@@ -5,7 +5,7 @@ import { CordonError } from '../errors';
 import { verifySubmission } from '../domain/signature';
 import { TrustStore } from '../domain/trust-store';
 import type { DeliveredAlert } from '../domain/types';
-import { CliError, defineCommand, integer, required, UsageError } from './args';
+import { CliError, defineCommand, integer, readText, required, UsageError } from './args';
 import type { CliIo } from './command';
 
 /**
@@ -29,10 +29,29 @@ export function baseUrl(value: string | undefined): URL {
   return url;
 }
 
-export function tokenOf(value: string | undefined, io: CliIo): string {
-  const t = value ?? io.env.CORDON_TOKEN;
-  if (!t) throw new UsageError('--token is required (or set CORDON_TOKEN)');
+/**
+ * The bearer token: --token, else the first line of --token-file, else CORDON_TOKEN, else the file
+ * CORDON_TOKEN_FILE names. A file keeps the token out of the shell history and `ps`.
+ */
+export function tokenOf(values: { token?: string; 'token-file'?: string }, io: CliIo): string {
+  if (values.token !== undefined && values['token-file'] !== undefined) throw new UsageError('give --token or --token-file, not both');
+  if (values.token !== undefined) return required(values.token, 'token');
+  const file = values['token-file'] ?? (io.env.CORDON_TOKEN ? undefined : io.env.CORDON_TOKEN_FILE);
+  if (file === undefined) {
+    if (io.env.CORDON_TOKEN) return io.env.CORDON_TOKEN;
+    throw new UsageError('--token or --token-file is required (or set CORDON_TOKEN or CORDON_TOKEN_FILE)');
+  }
+  const t = readText(file, io, 'token file').trim();
+  if (t === '') throw new CliError(`token file ${file} is empty`);
   return t;
+}
+
+/** The options every command that takes a token declares. */
+export const TOKEN_OPTIONS = { token: { type: 'string' }, 'token-file': { type: 'string' } } as const;
+
+/** `1 alert`, `2 alerts`. */
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 /** GET with a bearer token; a problem answer becomes a CliError naming its code and detail. */
@@ -160,7 +179,10 @@ export function resumePoint(path: string, region: string): ResumePoint | undefin
 
 // ---- progress -------------------------------------------------------------------------------
 
-/** A bar redrawn in place on a terminal; elsewhere a line every few seconds. */
+/**
+ * A bar redrawn in place on a terminal. Elsewhere (a log file, CI) nothing until the one summary
+ * line the command prints at the end: repeated progress lines only clutter a log.
+ */
 class Progress {
   private readonly tty: boolean;
   private readonly started = Date.now();
@@ -180,14 +202,15 @@ class Progress {
   update(seq: number, written: number): void {
     this.seq = seq;
     this.written = written;
+    if (!this.tty) return;
     const now = Date.now();
-    if (now - this.lastDraw < (this.tty ? 100 : 5000)) return;
+    if (now - this.lastDraw < 100) return;
     this.lastDraw = now;
     this.draw(false);
   }
 
   done(): void {
-    this.draw(true);
+    if (this.tty) this.draw(true);
   }
 
   private draw(final: boolean): void {
@@ -195,14 +218,10 @@ class Progress {
     const ratio = final ? 1 : Math.min(1, Math.max(0, (this.seq - this.from) / span));
     const secs = Math.max(0.001, (Date.now() - this.started) / 1000);
     const rate = Math.round(this.written / secs);
-    const fig = `${(ratio * 100).toFixed(0).padStart(3)}%  seq ${this.seq}/${this.top}  ${this.written} alerts  ${rate}/s`;
-    if (this.tty) {
-      const width = 30;
-      const filled = Math.round(ratio * width);
-      this.out.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${fig}\x1b[K${final ? '\n' : ''}`);
-    } else {
-      this.out.write(`replay: ${fig}\n`);
-    }
+    const fig = `${(ratio * 100).toFixed(0).padStart(3)}%  seq ${this.seq}/${this.top}  ${plural(this.written, 'alert')}  ${rate}/s`;
+    const width = 30;
+    const filled = Math.round(ratio * width);
+    this.out.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${fig}\x1b[K${final ? '\n' : ''}`);
   }
 }
 
@@ -230,9 +249,9 @@ const VERIFY_BATCH = 256;
 export const replay = defineCommand({
   name: 'replay',
   summary: "Export a region's alert history as NDJSON, verifying every signature (resumes an interrupted export)",
-  usage: `--url URL --token TOKEN --region CODE [--purpose TEXT] [--after N | --since ISO] [--out FILE] [--no-verify]
+  usage: `--url URL (--token TOKEN | --token-file FILE) --region CODE [--purpose TEXT] [--after N | --since ISO] [--out FILE] [--no-verify]
   --url        a Cordon node, e.g. http://127.0.0.1:8080
-  --token      desk or ops token (default: CORDON_TOKEN)
+  --token      desk or ops token (default: CORDON_TOKEN); or --token-file FILE (default: CORDON_TOKEN_FILE)
   --region     region code, e.g. KG-CN-01
   --purpose    why (required for ops tokens; recorded in the audit trail)
   --after      start after this seq (default: the oldest alert held)
@@ -242,7 +261,7 @@ export const replay = defineCommand({
 One delivered alert per line, oldest first, up to the newest alert when the export started.`,
   options: {
     url: { type: 'string' },
-    token: { type: 'string' },
+    ...TOKEN_OPTIONS,
     region: { type: 'string' },
     purpose: { type: 'string' },
     after: { type: 'string' },
@@ -252,7 +271,7 @@ One delivered alert per line, oldest first, up to the newest alert when the expo
   },
   async run(values, io) {
     const base = baseUrl(values.url);
-    const token = tokenOf(values.token, io);
+    const token = tokenOf(values, io);
     const region = required(values.region, 'region');
     if (!/^[A-Z]{2}-[A-Z]{2}-[0-9]{2}$/.test(region)) throw new UsageError('--region must look like KG-CN-01');
     const after = integer(values.after, 'after');
@@ -267,7 +286,7 @@ One delivered alert per line, oldest first, up to the newest alert when the expo
     }
     if (resume) {
       io.stderr.write(
-        `replay: resuming after seq ${resume.seq} (epoch ${resume.epoch})${resume.truncated > 0 ? `, cut a partial last line of ${resume.truncated} bytes` : ''}\n`,
+        `replay: resuming after seq ${resume.seq} (epoch ${resume.epoch})${resume.truncated > 0 ? `, cut a partial last line of ${plural(resume.truncated, 'byte')}` : ''}\n`,
       );
     }
 
@@ -355,7 +374,7 @@ One delivered alert per line, oldest first, up to the newest alert when the expo
     }
     progress.done();
     io.stderr.write(
-      `replay: ${written} alert${written === 1 ? '' : 's'} ${verify ? 'verified and ' : ''}written` +
+      `replay: ${plural(written, 'alert')} ${verify ? 'verified and ' : ''}written` +
         `${outPath ? ` to ${values.out}` : ''}, up to seq ${top}\n`,
     );
     return 0;

@@ -4,8 +4,10 @@ import WebSocket from 'ws';
 import { decodeProtectedHeader } from '../domain/signature';
 import { TrustStore } from '../domain/trust-store';
 import type { DeliveredAlert } from '../domain/types';
-import { CliError, defineCommand, integer, list, readText, UsageError } from './args';
-import { baseUrl, getOk, tokenOf, verifyDelivered } from './replay';
+import type * as S from '../types/generated/schemas';
+import type { FromPosition, SubscribedFrame } from '../ws/frames';
+import { CliError, defineCommand, integer, list, UsageError } from './args';
+import { baseUrl, getOk, TOKEN_OPTIONS, tokenOf, verifyDelivered } from './replay';
 
 /**
  * `cordon tail`: watch regions live as a desk (contract §9), resuming from a state file, and
@@ -17,32 +19,14 @@ import { baseUrl, getOk, tokenOf, verifyDelivered } from './replay';
 // ---- the desk connection --------------------------------------------------------------------
 
 /** A desk's position in one region; `epoch` unknown while the region is empty. */
-export interface DeskPosition {
-  seq: number;
-  epoch?: string;
-}
+export type DeskPosition = FromPosition;
+export type { SubscribedFrame };
+export type GapFrameIn = S.WsServerFrameGap;
+export type ErrorFrameIn = S.WsServerFrameError;
 
-export interface SubscribedFrame {
-  type: 'subscribed';
-  region: string;
-  epoch: string | null;
-  seq: number;
-  recovered: boolean;
-}
-
-export interface GapFrameIn {
-  type: 'gap';
-  region: string;
-  from: number;
-  to: number;
-  reason: 'trimmed' | 'epoch-changed';
-  epoch: string;
-}
-
-export interface ErrorFrameIn {
-  type: 'error';
-  code: string;
-  message: string;
+/** The position after a gap: delivery continues after `to`; no epoch while the region's log is empty. */
+export function positionAfterGap(gap: GapFrameIn): DeskPosition {
+  return gap.epoch === null ? { seq: gap.to } : { seq: gap.to, epoch: gap.epoch };
 }
 
 export type DeskEvent =
@@ -223,7 +207,7 @@ export class DeskStream {
       case 'gap': {
         const gap = frame as unknown as GapFrameIn;
         // Delivery continues after `to`: resuming from there does not announce the same gap again.
-        this.positions[gap.region] = { seq: gap.to, epoch: gap.epoch };
+        this.positions[gap.region] = positionAfterGap(gap);
         this.emit({ type: 'gap', frame: gap, raw: text });
         break;
       }
@@ -275,10 +259,12 @@ export function readState(path: string): TailState {
   if (!regions || typeof regions !== 'object') throw new CliError(`state file ${path} has no "regions"; delete it to start live`);
   const out: Record<string, DeskPosition> = {};
   for (const [code, p] of Object.entries(regions)) {
-    if (!p || typeof p.seq !== 'number' || !Number.isSafeInteger(p.seq) || p.seq < 0 || (p.epoch !== undefined && typeof p.epoch !== 'string')) {
+    // `epoch: null` was written by earlier versions after a gap into an empty (lost) log: it means no epoch.
+    const epoch = (p as { epoch?: unknown } | null)?.epoch ?? undefined;
+    if (!p || typeof p.seq !== 'number' || !Number.isSafeInteger(p.seq) || p.seq < 0 || (epoch !== undefined && (typeof epoch !== 'string' || epoch === ''))) {
       throw new CliError(`state file ${path}: the position of ${code} is invalid; delete it to start live`);
     }
-    out[code] = p.epoch === undefined ? { seq: p.seq } : { seq: p.seq, epoch: p.epoch };
+    out[code] = epoch === undefined ? { seq: p.seq } : { seq: p.seq, epoch };
   }
   return { regions: out };
 }
@@ -293,15 +279,19 @@ export function writeState(path: string, state: TailState): void {
 
 // ---- output ---------------------------------------------------------------------------------
 
-/** One compact line per alert: time, region #seq, urgency, category, issuer, title, id. */
-export function alertLine(a: DeliveredAlert, flag = ''): string {
+/**
+ * One compact line per alert: time, region #seq, urgency, category, issuer, TLP and handling
+ * codes, marks (REVOKED, CORRECTED, and the verification result), title, id.
+ */
+export function alertLine(a: DeliveredAlert, verification = ''): string {
   const c = a.content;
   const urgency = String(c.urgency ?? '').toUpperCase();
-  const marks = [c.revoked ? 'REVOKED' : '', c.modified !== c.created && !c.revoked ? 'CORRECTED' : '', flag].filter(Boolean).join(' ');
+  const marks = [c.revoked ? 'REVOKED' : '', c.modified !== c.created && !c.revoked ? 'CORRECTED' : '', verification].filter(Boolean).join(' ');
   const title = String(c.title ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ');
+  const handling = [c.handling?.tlp ?? 'TLP:?', ...(Array.isArray(c.handling?.codes) ? c.handling.codes : [])].join(' ');
   return (
     `${a.received_at}  ${a.region} #${a.seq}  ${urgency.padEnd(7)} ${String(c.category ?? '')}  ` +
-    `${c.issuer?.state ?? '?'}/${c.issuer?.agency ?? '?'}  ${marks ? `[${marks}] ` : ''}${title}  (${c.id})`
+    `${c.issuer?.state ?? '?'}/${c.issuer?.agency ?? '?'}  ${handling}  ${marks ? `[${marks}] ` : ''}${title}  (${c.id})`
   );
 }
 
@@ -315,10 +305,12 @@ export const tail = defineCommand({
   summary: 'Watch regions live as a desk, resuming from a state file and verifying every signature',
   usage: `--url URL[,URL2] (--token TOKEN | --token-file FILE) --region CODE[,CODE2] [options]
   --url         a Cordon node, e.g. http://127.0.0.1:8080; several (comma-separated) to fail over
-  --token       desk token (default: CORDON_TOKEN); or --token-file FILE
+  --token       desk token (default: CORDON_TOKEN); or --token-file FILE (default: CORDON_TOKEN_FILE)
   --region      region code(s) to watch, e.g. KG-CN-01,KZ-KG-01
   --state-file  where the position per region is kept (default .cordon/tail-state.json);
                 the next run resumes from it with nothing missed
+  --from-start  start at the oldest alert held (instead of the state file, or live)
+  --from SEQ    start after this seq of the region's current log (--from 0 = --from-start)
   --urgency     only these urgencies, e.g. flash,urgent
   --json        print each frame as a JSON line (alerts and gaps) instead of a human line
   --count N     exit after N alerts
@@ -326,10 +318,11 @@ Reconnects with backoff when a node closes with 4000-4499 or cannot be reached; 
 Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert failed verification.`,
   options: {
     url: { type: 'string' },
-    token: { type: 'string' },
-    'token-file': { type: 'string' },
+    ...TOKEN_OPTIONS,
     region: { type: 'string' },
     'state-file': { type: 'string' },
+    'from-start': { type: 'boolean' },
+    from: { type: 'string' },
     urgency: { type: 'string' },
     json: { type: 'boolean' },
     count: { type: 'string' },
@@ -337,8 +330,7 @@ Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert f
   async run(values, io) {
     const urls = (list(values.url) ?? []).map((u) => baseUrl(u).toString());
     if (urls.length === 0) throw new UsageError('--url is required');
-    if (values.token !== undefined && values['token-file'] !== undefined) throw new UsageError('give --token or --token-file, not both');
-    const token = values['token-file'] !== undefined ? readText(values['token-file'], io, 'token file').trim() : tokenOf(values.token, io);
+    const token = tokenOf(values, io);
     const regions = list(values.region) ?? [];
     if (regions.length === 0) throw new UsageError('--region is required');
     for (const r of regions) if (!REGION_CODE.test(r)) throw new UsageError(`--region ${r} must look like KG-CN-01`);
@@ -348,14 +340,19 @@ Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert f
     const statePath = resolve(io.cwd, values['state-file'] ?? '.cordon/tail-state.json');
     const json = Boolean(values.json);
 
+    if (values['from-start'] && values.from !== undefined) throw new UsageError('give --from-start or --from, not both');
+    const fromSeq = values['from-start'] ? 0 : integer(values.from, 'from');
+
     const state = readState(statePath);
+    // --from/--from-start: a position without epoch in whatever log the region has now.
+    if (fromSeq !== undefined) for (const r of regions) state.regions[r] = { seq: fromSeq };
     const positions: Record<string, DeskPosition> = {};
     for (const r of regions) if (state.regions[r]) positions[r] = state.regions[r];
 
     let store = await fetchTrust(urls[0]);
     const refetched = new Set<string>();
     const say = (line: string) => io.stderr.write(`tail: ${line}\n`);
-    const resumeNote = regions.map((r) => (positions[r] ? `${r} after #${positions[r].seq}` : `${r} live`)).join(', ');
+    const resumeNote = regions.map((r) => (!positions[r] ? `${r} live` : positions[r].seq === 0 ? `${r} from the oldest alert held` : `${r} after #${positions[r].seq}`)).join(', ');
     say(`watching ${resumeNote}; state in ${statePath}`);
 
     let seen = 0;
@@ -401,7 +398,7 @@ Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert f
               badSignatures++;
               say(`WARNING: ${a.region} #${a.seq} (${a.content?.id}) FAILED VERIFICATION: ${why}`);
             }
-            io.stdout.write((json ? e.raw : alertLine(a, why === undefined ? '' : 'UNVERIFIED')) + '\n');
+            io.stdout.write((json ? e.raw : alertLine(a, why === undefined ? 'verified' : 'UNVERIFIED')) + '\n');
             state.regions[a.region] = { seq: a.seq, epoch: a.epoch };
             writeState(statePath, state);
             if (count !== undefined && ++seen >= count) void desk.stop();
@@ -409,13 +406,14 @@ Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert f
           }
           case 'gap': {
             const g = e.frame;
-            const missing = g.to >= g.from ? `alerts #${g.from}..#${g.to} are no longer held` : 'nothing of the new log was trimmed';
-            const loud = `!!! GAP in ${g.region} (${g.reason}${g.reason === 'epoch-changed' ? `, new epoch ${g.epoch}` : ''}): ${missing}; continuing at #${g.to + 1}`;
+            const missing = g.to > g.from ? `alerts #${g.from}..#${g.to} are no longer held` : g.to === g.from ? `alert #${g.from} is no longer held` : 'nothing of the new log was trimmed';
+            const epochNote = g.reason !== 'epoch-changed' ? '' : g.epoch === null ? ', the log is empty' : `, new epoch ${g.epoch}`;
+            const loud = `!!! GAP in ${g.region} (${g.reason}${epochNote}): ${missing}; continuing at #${g.to + 1}`;
             if (json) {
               io.stdout.write(e.raw + '\n');
               say(loud);
             } else io.stdout.write(loud + '\n');
-            state.regions[g.region] = { seq: g.to, epoch: g.epoch };
+            state.regions[g.region] = positionAfterGap(g);
             writeState(statePath, state);
             break;
           }

@@ -1,43 +1,26 @@
 /**
- * Wire types. The JSON Schemas in schemas/ are the source of truth; these interfaces mirror the
- * parts the code reads (test/unit/schema-types.test.ts checks the field names against the schemas).
+ * Wire types under their domain names. The JSON Schemas in schemas/ are the source of truth; the
+ * shapes come from src/types/generated/schemas.ts (`npm run gen:types`), never a hand-written copy.
  */
-export type Urgency = 'flash' | 'urgent' | 'routine';
-export type Clearance = 'unclassified' | 'restricted' | 'confidential' | 'secret';
+import type * as S from '../types/generated/schemas';
+
+export type AlertContent = S.AlertContent;
+export type Urgency = AlertContent['urgency'];
+export type Category = AlertContent['category'];
+export type Clearance = AlertContent['audience']['min_clearance'];
 export const CLEARANCE_ORDER: readonly Clearance[] = ['unclassified', 'restricted', 'confidential', 'secret'];
 
-export interface AlertContent {
-  spec: 'cordon.alert/1';
-  id: string;
-  created: string;
-  modified: string;
-  revoked?: boolean;
-  correction_note?: string;
-  issuer: { state: string; agency: string; gateway: string };
-  region: string;
-  category: string;
-  urgency: Urgency;
-  title: string;
-  audience: { states: string[]; min_clearance: Clearance };
-  [field: string]: unknown;
-}
+export type JwsSignature = S.SubmissionSig;
+export type Submission = S.Submission;
+export type ProtectedHeader = S.ProtectedHeader;
+export type Receipt = S.Receipt;
+export type DeliveredAlert = S.DeliveredAlert;
+export type AlertVersions = S.AlertVersions;
+export type ReplayPage = S.ReplayPage;
+export type Problem = S.Problem;
 
-export interface JwsSignature {
-  protected: string;
-  signature: string;
-}
-
-export interface Submission {
-  content: AlertContent;
-  sig: JwsSignature;
-}
-
-export interface ProtectedHeader {
-  alg: 'Ed25519';
-  kid: string;
-  typ: 'cordon-alert+jws';
-  iat: number;
-}
+/** One region of the registry (schemas/region-registry.json). */
+export type Region = S.RegionRegistry['regions'][number];
 
 /** A position in a region log. */
 export interface Position {
@@ -45,38 +28,8 @@ export interface Position {
   epoch: string;
 }
 
-export interface Receipt {
-  id: string;
-  modified: string;
-  region: string;
-  seq: number;
-  epoch: string;
-  received_at: string;
-}
-
-export interface DeliveredAlert {
-  region: string;
-  seq: number;
-  epoch: string;
-  received_at: string;
-  content: AlertContent;
-  sig: JwsSignature;
-}
-
-export interface Region {
-  code: string;
-  name: string;
-  states: string[];
-}
-
-/** A verified desk or ops token (contract §7). */
-export interface Token {
-  iss: string;
-  sub: string;
-  aud: 'cordon';
-  iat: number;
-  exp: number;
-  role: 'desk' | 'ops';
-  clearance: Clearance;
-  regions?: string[];
-}
+/**
+ * A verified desk or ops token (contract §7): the claims of schemas/token-claims.json as the
+ * verifier hands them on, with `aud` checked to be Cordon.
+ */
+export type Token = Omit<S.TokenClaims, 'aud' | 'nbf' | 'jti'> & { aud: 'cordon' };

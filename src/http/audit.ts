@@ -2,16 +2,14 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../app';
 import { auditVisible } from '../domain/audit-visibility';
 import type { Token } from '../domain/types';
+import type * as S from '../types/generated/schemas';
 import type { AuditLog, AuditRecord } from '../ports/audit-log';
 import { authenticate, requireOps } from './auth';
 import { parseQuery, purposeOf, recordReplay, unavailable } from './ops';
 import { tokenRateLimit } from './token-rate-limit';
 
-interface AuditQuery {
-  after: number;
-  limit: number;
-  purpose?: string;
-}
+/** The query schema's defaults are filled in by the validator (parseQuery). */
+type AuditQuery = S.AuditQuery & Required<Pick<S.AuditQuery, 'after' | 'limit'>>;
 
 /** Records read from the trail per batch while a page is filled. */
 const AUDIT_BATCH = 500;

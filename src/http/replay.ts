@@ -4,6 +4,7 @@ import type { AppContext } from '../app';
 import { CordonError } from '../errors';
 import { isVisible, isVisibleKey, mayWatch } from '../domain/entitlement';
 import type { AlertContent, Token } from '../domain/types';
+import type * as S from '../types/generated/schemas';
 import {
   deliveredJson,
   LogUnavailableError,
@@ -25,18 +26,9 @@ import { tokenRateLimit } from './token-rate-limit';
  * entries without one (written before it existed) have the needed members parsed from the body.
  */
 
-interface ReplayQuery {
-  after?: number;
-  limit: number;
-  since?: string;
-  epoch?: string;
-  purpose?: string;
-}
-
-interface AlertQuery {
-  versions: 'latest' | 'all';
-  purpose?: string;
-}
+/** The query schemas' defaults are filled in by the validator (parseQuery). */
+type ReplayQuery = S.ReplayQuery & Required<Pick<S.ReplayQuery, 'limit'>>;
+type AlertQuery = S.AlertQuery & Required<Pick<S.AlertQuery, 'versions'>>;
 
 export const NDJSON_TYPE = 'application/x-ndjson; charset=utf-8';
 const JSON_TYPE = 'application/json; charset=utf-8';

@@ -191,13 +191,13 @@ export function createIngest(deps: AppDeps & { live: LiveTrust }, log: FastifyBa
 function versionDetail(reason: AppendRejection, id: string): string {
   switch (reason) {
     case 'equivocation':
-      return `${id}: this (id, modified) was already accepted with different content`;
+      return `${id}: this (id, modified) was already accepted with different content; to change a published alert, sign a new version with a later modified and a correction_note (cordon sign --correct "<note>")`;
     case 'stale':
-      return `${id}: a version with an equal or later modified is already held`;
+      return `${id}: a version with an equal or later modified is already held; set modified later than it (cordon sign --correct "<note>" does)`;
     case 'after-revocation':
-      return `${id}: the alert was revoked; no version may follow`;
+      return `${id}: the alert was revoked; no version may follow (publish a new alert with a new id: cordon sign --new-id)`;
     case 'field-changed':
-      return `${id}: created, region and issuer.state must stay as in the first version`;
+      return `${id}: created, region and issuer.state must stay as in the first version; start from the published content and set only modified and correction_note (cordon sign --correct "<note>")`;
     case 'not-issuer':
       return `${id}: only the issuing state may publish new versions`;
   }

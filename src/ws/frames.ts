@@ -1,7 +1,7 @@
 import { CordonError, type ErrorCode } from '../errors';
 import { parseJson } from '../domain/json';
 import { fieldErrors, validator } from '../domain/schemas';
-import type { Urgency } from '../domain/types';
+import type * as S from '../types/generated/schemas';
 
 /**
  * WebSocket frames (contract §9). Client frames are parsed with the hostile-input JSON rules and
@@ -9,47 +9,22 @@ import type { Urgency } from '../domain/types';
  * alert frame is built once per alert around the delivered-alert JSON, never re-serialised.
  */
 
-/** Mirrors schemas/ws-client-frame.json. */
-export interface FromPosition {
-  seq: number;
-  epoch?: string;
-}
+/** Client and server frames as schemas/ws-client-frame.json and ws-server-frame.json define them. */
+export type FromPosition = S.WsClientFramePosition;
+export type AlertFilter = NonNullable<S.WsClientFrameSubscribe['filter']>;
+export type SubscribeFrame = S.WsClientFrameSubscribe;
+export type UnsubscribeFrame = S.WsClientFrameUnsubscribe;
+export type AckFrame = S.WsClientFrameAck;
+export type ClientFrame = S.WsClientFrame;
 
-export interface AlertFilter {
-  urgency?: Urgency[];
-  category?: string[];
-}
+export type ServerFrame = S.WsServerFrame;
+export type SubscribedFrame = S.WsServerFrameSubscribed;
+export type AlertFrame = S.WsServerFrameAlert;
+export type ErrorFrame = S.WsServerFrameError;
+export type GapReason = S.WsServerFrameGap['reason'];
 
-export interface SubscribeFrame {
-  type: 'subscribe';
-  regions: string[];
-  from?: Record<string, FromPosition>;
-  filter?: AlertFilter;
-}
-
-export interface UnsubscribeFrame {
-  type: 'unsubscribe';
-  regions: string[];
-}
-
-export interface AckFrame {
-  type: 'ack';
-  region: string;
-  seq: number;
-}
-
-export type ClientFrame = SubscribeFrame | UnsubscribeFrame | AckFrame;
-
-export type GapReason = 'trimmed' | 'epoch-changed';
-
-export interface GapFrame {
-  region: string;
-  from: number;
-  to: number;
-  reason: GapReason;
-  /** the region's current epoch; null when its log is empty (lost and not yet written again). */
-  epoch: string | null;
-}
+/** A gap as the hub reports it; `epoch` is the region's current one, null when its log is empty (lost and not yet written again). */
+export type GapFrame = Omit<S.WsServerFrameGap, 'type'>;
 
 /** Client frames nest shallowly; anything deeper is hostile. */
 const CLIENT_JSON_DEPTH = 8;

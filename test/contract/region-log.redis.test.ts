@@ -82,12 +82,67 @@ describe('RedisRegionLog (Redis specifics)', () => {
     expect(second.entry.seq).toBe(2);
   });
 
+  /**
+   * A proxy to Redis that, once `forget()` is called, rewrites the sha of the next EVALSHA to one
+   * no server holds: Redis itself then answers NOSCRIPT, as after a restart or a failover, without
+   * flushing the shared server's script cache (state not this test's own).
+   */
+  async function forgetfulProxy(): Promise<{ url: string; forget(): void; forgotten(): number; close(): Promise<void> }> {
+    const target = new URL(TEST_REDIS_URL);
+    const sockets = new Set<net.Socket>();
+    let armed = false;
+    let rewrites = 0;
+    const EVALSHA = /evalsha\r\n\$40\r\n/i;
+    const server = net.createServer((client) => {
+      const upstream = net.connect({ host: target.hostname, port: Number(target.port || 6379) });
+      sockets.add(client).add(upstream);
+      upstream.pipe(client);
+      let held = Buffer.alloc(0);
+      client.on('data', (chunk: Buffer) => {
+        if (!armed && held.length === 0) return void upstream.write(chunk);
+        held = Buffer.concat([held, chunk]);
+        const m = EVALSHA.exec(held.toString('latin1'));
+        if (m && held.length >= m.index + m[0].length + 40) {
+          held.fill('0', m.index + m[0].length, m.index + m[0].length + 40);
+          armed = false;
+          rewrites++;
+        }
+        // Keep back a tail that might be the start of the pattern while armed.
+        const keep = armed ? Math.min(held.length, 64) : 0;
+        upstream.write(held.subarray(0, held.length - keep));
+        held = Buffer.from(held.subarray(held.length - keep));
+      });
+      for (const s of [client, upstream]) s.on('error', () => undefined).on('close', () => (client.destroy(), upstream.destroy()));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = new URL(TEST_REDIS_URL);
+    url.hostname = '127.0.0.1';
+    url.port = String((server.address() as net.AddressInfo).port);
+    return {
+      url: url.toString(),
+      forget: () => void (armed = true),
+      forgotten: () => rewrites,
+      close: () => {
+        for (const s of sockets) s.destroy();
+        return new Promise<void>((r) => server.close(() => r()));
+      },
+    };
+  }
+
   it('recovers when Redis forgot the loaded script (NOSCRIPT falls back to EVAL)', async () => {
-    await log.append(alertInput(region));
-    await admin.script('FLUSH');
-    const o = await log.append(alertInput(region));
-    expect(o.outcome).toBe('appended');
-    expect((await log.state(region)).latest).toBe(2);
+    const proxy = await forgetfulProxy();
+    const viaProxy = new RedisRegionLog(createRedisClient(proxy.url), { prefix, ownsClient: true });
+    try {
+      await viaProxy.append(alertInput(region));
+      proxy.forget();
+      const o = await viaProxy.append(alertInput(region));
+      expect(proxy.forgotten()).toBe(1);
+      expect(o.outcome).toBe('appended');
+      expect((await log.state(region)).latest).toBe(2);
+    } finally {
+      await viaProxy.close();
+      await proxy.close();
+    }
   });
 
   /** A proxy to Redis that hands its replies back in pieces of 1..13 bytes or up to 4 KB, one piece per turn. */

@@ -68,6 +68,27 @@ describe('cordon replay and cordon audit against a listening node on Redis', () 
     ]);
   });
 
+  test('off a terminal there is one summary line and no progress lines; 1 alert is singular', async () => {
+    const r = await cli(replayArgs(A, '--out', 'one.ndjson', '--after', String(N - 1)));
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(`replay: 1 alert verified and written to one.ndjson, up to seq ${N}\n`);
+  });
+
+  test('--token-file and CORDON_TOKEN_FILE give the token to replay and audit', async () => {
+    writeFileSync(join(dir, 'ops.jwt'), ops() + '\n');
+    const byFlag = await cli(['replay', '--url', url, '--token-file', 'ops.jwt', '--region', A, '--purpose', 'p', '--after', String(N - 1)]);
+    expect(byFlag.code).toBe(0);
+    expect(lines(byFlag.stdout).map((a) => a.seq)).toEqual([N]);
+    const byEnv = await runCordon(dir, ['audit', '--url', url, '--purpose', 'p', '--after', '1'], { env: { CORDON_TOKEN_FILE: 'ops.jwt' } });
+    expect(byEnv.code).toBe(0);
+    expect(JSON.parse(byEnv.stdout.split('\n')[0]).n).toBe(2);
+    const both = await cli(['audit', '--url', url, '--token', ops(), '--token-file', 'ops.jwt', '--purpose', 'p']);
+    expect(both.code).toBe(2);
+    const none = await cli(['audit', '--url', url, '--purpose', 'p']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('--token or --token-file is required (or set CORDON_TOKEN or CORDON_TOKEN_FILE)');
+  });
+
   test('on a terminal the progress is a bar redrawn in place', async () => {
     const r = await cli(replayArgs(A, '--out', 'tty.ndjson', '--after', '20'), { tty: true });
     expect(r.code).toBe(0);
@@ -162,7 +183,7 @@ describe('cordon replay and cordon audit against a listening node on Redis', () 
     [['replay', '--url', 'http://x', '--token', 't', '--region', 'KG-CN-01', '--after', '1', '--since', '2026-01-01T00:00:00Z'], 'not both'],
     [['replay', '--url', 'http://x', '--token', 't', '--region', 'KG-CN-01', '--after=-3'], '--after must be'],
     [['replay', '--url', 'ftp://x', '--token', 't', '--region', 'KG-CN-01'], '--url must be'],
-    [['replay', '--url', 'http://x', '--region', 'KG-CN-01'], '--token is required'],
+    [['replay', '--url', 'http://x', '--region', 'KG-CN-01'], '--token or --token-file is required'],
   ])('bad arguments %j exit 2 with usage', async (args, message) => {
     const r = await cli(args);
     expect(r.code).toBe(2);

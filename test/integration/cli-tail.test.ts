@@ -1,5 +1,5 @@
 import { sink } from '../helpers/cli';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -230,5 +230,75 @@ describe('cordon tail across two nodes sharing one log and bus', () => {
     expect(seqs).toEqual([...before, ...after].map((r) => r.seq));
     expect(run.stderr()).toMatch(/disconnected from .* \(4001 shutting down\); reconnecting/);
     expect(second.deskSessions.size).toBe(1);
+  });
+});
+
+describe('cordon tail after its region log was lost (epoch-changed gap with epoch null)', () => {
+  let t: TestApp;
+  let url: string;
+  let R: string;
+  let dir: string;
+  let stateFile: string;
+
+  beforeAll(async () => {
+    t = await makeTestApp({ backend: 'memory', config: { CORDON_POSITION_CHECK_MS: '100' } });
+    R = t.regions.list()[0].code;
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    url = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+    dir = mkdtempSync(join(tmpdir(), 'cordon-tail-lost-'));
+    stateFile = join(dir, 'tail.json');
+  });
+  afterEach(stopLeftovers);
+  afterAll(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await t.close();
+  });
+  const args = (...more: string[]) => ['--url', url, '--token', t.token(), '--region', R, '--state-file', stateFile, ...more];
+
+  test('the gap is announced, the saved position has no epoch, and the next run subscribes and resumes from it', async () => {
+    // The desk held #7 of an epoch this (never written) log does not have: the log was lost.
+    writeFileSync(stateFile, JSON.stringify({ regions: { [R]: { seq: 7, epoch: 'epoch-of-the-lost-log' } } }));
+    const first = runTail(dir, args());
+    await until(() => first.stdout().includes('!!! GAP'), 'the gap line');
+    process.emit('SIGINT');
+    expect(await first.done).toBe(0);
+    expect(lines(first.stdout())[0]).toBe(`!!! GAP in ${R} (epoch-changed, the log is empty): nothing of the new log was trimmed; continuing at #1`);
+    // Before the fix the state held `epoch: null`: the next subscribe was refused
+    // (STREAM_FRAME_INVALID /from/…/epoch must be string) and readState refused the file.
+    expect(JSON.parse(readFileSync(stateFile, 'utf8')).regions[R]).toEqual({ seq: 0 });
+    expect(readState(stateFile).regions[R]).toEqual({ seq: 0 });
+
+    const next = runTail(dir, args('--count', '1'));
+    await until(() => next.stderr().includes(`subscribed to ${R}`), 'subscribed');
+    const receipt = await t.publish(validContent({ region: R }));
+    expect(await next.done).toBe(0);
+    expect(next.stderr()).not.toMatch(/STREAM_FRAME_INVALID|error frame/);
+    expect(lines(next.stdout())).toHaveLength(1);
+    expect(lines(next.stdout())[0]).toContain(`${R} #${receipt.seq}`);
+    expect(readState(stateFile).regions[R]).toEqual({ seq: receipt.seq, epoch: receipt.epoch });
+  });
+
+  test('--from-start begins at the oldest alert held, --from SEQ after that seq; each line shows TLP, handling codes and the verification', async () => {
+    await t.publish(validContent({ region: R }));
+    const last = await t.publish(validContent({ region: R, handling: { tlp: 'TLP:RED', codes: ['H2'], evidential_use: false, onward_sharing: 'none' } }));
+    const all = runTail(dir, args('--from-start', '--count', String(last.seq), '--state-file', join(dir, 'from-start.json')));
+    expect(await all.done).toBe(0);
+    expect(all.stderr()).toContain(`watching ${R} from the oldest alert held`);
+    const out = lines(all.stdout());
+    expect(out.map((l) => /#(\d+)/.exec(l)?.[1])).toEqual(Array.from({ length: last.seq }, (_, i) => String(i + 1)));
+    for (const line of out) expect(line).toMatch(/ TLP:[A-Z+]+ (H[0-3]|P|C)\b.*\[(CORRECTED )?verified\] /);
+    expect(out[out.length - 1]).toContain('TLP:RED H2  [verified]');
+
+    const after = runTail(dir, args('--from', String(last.seq - 1), '--count', '1', '--state-file', join(dir, 'from.json')));
+    expect(await after.done).toBe(0);
+    expect(lines(after.stdout())).toHaveLength(1);
+    expect(lines(after.stdout())[0]).toContain(`${R} #${last.seq}`);
+
+    expect(await runTail(dir, args('--from-start', '--from', '3')).done).toBe(2);
+  });
+
+  test('a state file written by the old tail with `epoch: null` is read as a position without epoch', () => {
+    writeFileSync(stateFile, JSON.stringify({ regions: { [R]: { seq: 0, epoch: null } } }));
+    expect(readState(stateFile).regions[R]).toEqual({ seq: 0 });
   });
 });

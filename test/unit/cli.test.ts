@@ -51,6 +51,17 @@ describe('cordon (top level)', () => {
     expect((await cordon(dir, 'keygen', '--help')).stdout).toContain('usage: cordon keygen --state');
   });
 
+  test('--version prints the package version', async () => {
+    const { version } = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as { version: string };
+    const r = await cordon(dir, '--version');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`cordon ${version}\n`);
+  });
+
+  test('help <command> documents --token-file on every command that takes a token', async () => {
+    for (const name of ['tail', 'replay', 'audit']) expect((await cordon(dir, 'help', name)).stdout).toContain('--token-file FILE');
+  });
+
   test('no command or an unknown one exits 2 with the command list', async () => {
     expect((await cordon(dir)).code).toBe(2);
     const r = await cordon(dir, 'frobnicate');

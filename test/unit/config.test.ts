@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, type Config } from '../../src/config';
+import { CLI_VARS, ConfigError, loadConfig, type Config } from '../../src/config';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -241,7 +241,14 @@ describe('loadConfig rejects bad configuration with a message naming the variabl
   it('rejects an unknown CORDON_* variable, so a typo cannot fall back to a default silently', () => {
     expect(schema.additionalProperties).toBe(false);
     const err = configError({ CORDON_PROT: '9090' });
-    expect(err.message).toContain('CORDON_PROT is not allowed');
+    expect(err.message).toContain('CORDON_PROT is not allowed (did you mean CORDON_PORT?)');
+    expect(configError({ CORDON_REDIS_UR: 'redis://x' }).message).toContain('(did you mean CORDON_REDIS_URL?)');
+    // Nothing close: no guess.
+    expect(configError({ CORDON_SOMETHING_ELSE_ENTIRELY: '1' }).message).not.toContain('did you mean');
+  });
+
+  it('ignores the variables only the CLI reads, so a shell that exports CORDON_TOKEN still starts a node', () => {
+    expect(() => loadConfig({ CORDON_TOKEN: 'eyJ...', CORDON_TOKEN_FILE: '.cordon/desk.jwt' })).not.toThrow();
   });
 });
 
@@ -281,6 +288,6 @@ describe('docs/configuration.md', () => {
 
   it('keeps no CORDON_* name in its text that the schema does not know', () => {
     const named = new Set((doc.match(/CORDON_[A-Z0-9_]*[A-Z0-9]/g) ?? []).filter((n) => n !== 'CORDON_TEST'));
-    for (const n of named) expect([n, n in schema.properties]).toEqual([n, true]);
+    for (const n of named) expect([n, n in schema.properties || CLI_VARS.has(n)]).toEqual([n, true]);
   });
 });

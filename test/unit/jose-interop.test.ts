@@ -29,6 +29,10 @@ const content: AlertContent = {
   title: 'Белый КамАЗ 01KZ123 — Korday, northbound',
   audience: { states: ['KZ', 'KG'], min_clearance: 'restricted' },
   location: { lat: 43.0366, lon: 74.7094, name: 'Korday' },
+  valid_from: '2026-03-01T10:00:00.000Z',
+  grading: { scheme: 'admiralty', source: 'C', information: '3' },
+  handling: { tlp: 'TLP:GREEN', codes: ['H0'], evidential_use: true, onward_sharing: 'within-audience' },
+  retention: { expires: '2026-04-01' },
 };
 
 describe('alert signatures interoperate with jose', () => {

@@ -24,7 +24,7 @@ const paths = (errs: FieldError[]): string[] => errs.map((e) => e.path);
 /** validContent with one nested object patched. */
 function withHandling(h: Partial<Record<string, unknown>>): AlertContent {
   const c = validContent();
-  return { ...c, handling: { ...(c.handling as object), ...h } };
+  return { ...c, handling: { ...c.handling, ...h } as AlertContent['handling'] };
 }
 
 describe('fixtures', () => {
@@ -151,7 +151,7 @@ describe('rules', () => {
     ['admiralty', 'F', '6', []],
     ['admiralty', 'X', 'A', ['/content/grading/source', '/content/grading/information']],
   ])('checks grading codes belong to scheme %s (source %s, information %s)', (scheme, source, information, expected) => {
-    expect(paths(violations(validContent({ grading: { scheme, source, information } })))).toEqual(expected);
+    expect(paths(violations(validContent({ grading: { scheme, source, information } as AlertContent['grading'] })))).toEqual(expected);
   });
 
   it('rejects handling codes mixed from both families', () => {
