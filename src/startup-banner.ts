@@ -2,14 +2,16 @@
  * The human line a node prints once it listens, beside the JSON log: where to go next. Pure, so a
  * test reads it without a process.
  */
-export function startupBanner(opts: { host: string; port: number; log: string; bus: string }): string {
+export function startupBanner(opts: { host: string; port: number; log: string; bus: string; file?: string }): string {
   // A wildcard address is not somewhere to point a browser: name this machine instead.
   const host = opts.host === '0.0.0.0' || opts.host === '::' ? 'localhost' : opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const base = `http://${host}:${opts.port}`;
   const mode =
-    opts.log === 'memory' && opts.bus === 'memory'
-      ? 'embedded mode: in-memory log and bus, nothing kept across restarts'
-      : `production mode: ${opts.log} log, ${opts.bus === 'memory' ? 'in-process' : opts.bus} bus`;
+    opts.bus !== 'memory' || opts.log === 'redis'
+      ? `production mode: ${opts.log} log, ${opts.bus === 'memory' ? 'in-process' : opts.bus} bus`
+      : opts.log === 'sqlite'
+        ? `embedded mode: alerts and audit trail kept in ${opts.file ?? 'the SQLite file'}`
+        : 'embedded mode: in-memory log and bus, nothing kept across restarts';
   return `cordon is up (${mode}). Console: ${base}/console/  Health: ${base}/readyz  API: ${base}/v1/`;
 }
 

@@ -22,6 +22,9 @@ test('the banner names the console, the health URL and the mode', () => {
     'cordon is up (embedded mode: in-memory log and bus, nothing kept across restarts). ' +
       'Console: http://127.0.0.1:8080/console/  Health: http://127.0.0.1:8080/readyz  API: http://127.0.0.1:8080/v1/',
   );
+  expect(startupBanner({ host: '127.0.0.1', port: 8080, log: 'sqlite', bus: 'memory', file: '.cordon/cordon.db' })).toContain(
+    '(embedded mode: alerts and audit trail kept in .cordon/cordon.db). Console:',
+  );
   expect(startupBanner({ host: '0.0.0.0', port: 80, log: 'redis', bus: 'nats' })).toContain('(production mode: redis log, nats bus). Console: http://localhost:80/console/');
   expect(listenFailure(Object.assign(new Error('x'), { code: 'EADDRINUSE' }), 'CORDON_PORT', '127.0.0.1', 8080).message).toBe(
     '127.0.0.1:8080 is already in use (EADDRINUSE): another process listens there; choose a free port with CORDON_PORT',
@@ -32,8 +35,10 @@ test('a started node prints the human line with where to go next, beside its JSO
   const node = await startNode({ CORDON_DATA_DIR: dataDir, CORDON_LOG_LEVEL: 'info' });
   const deadline = Date.now() + 10_000;
   while (!node.logs().includes('cordon is up') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  expect(node.logs()).toContain(`cordon is up (embedded mode: in-memory log and bus, nothing kept across restarts). Console: ${node.url}/console/  Health: ${node.url}/readyz`);
-  expect(node.logs()).toMatch(/"msg":"cordon started \(embedded mode\)"/);
+  expect(node.logs()).toContain(
+    `cordon is up (embedded mode: alerts and audit trail kept in ${join(dataDir, 'cordon.db')}). Console: ${node.url}/console/  Health: ${node.url}/readyz`,
+  );
+  expect(node.logs()).toMatch(/"msg":"cordon started \(embedded mode, SQLite store/);
   expect(await node.stop()).toBe(0);
 }, 60_000);
 

@@ -264,6 +264,10 @@ export interface Config {
    */
   CORDON_DATA_DIR?: string;
   /**
+   * where region logs and the audit trail live; default redis when CORDON_REDIS_URL is set, else sqlite (the file cordon.db in CORDON_DATA_DIR); memory keeps nothing after exit
+   */
+  CORDON_STORE?: 'sqlite' | 'memory' | 'redis';
+  /**
    * name of this node in logs and metrics; default host:port
    */
   CORDON_NODE_ID?: string;
