@@ -41,6 +41,10 @@ export interface Config {
   shutdownGraceMs: number;
   replayBatch: number;
   trustProxy: boolean;
+  /** transparency log (contract §12) */
+  logOrigin: string;
+  logKeyPath?: string;
+  logTree: boolean;
 }
 
 const INTEGER_VARS = new Set([
@@ -66,7 +70,7 @@ const INTEGER_VARS = new Set([
   'CORDON_REPLAY_BATCH',
 ]);
 
-const BOOLEAN_VARS = new Set(['CORDON_TRUST_PROXY', 'CORDON_REDIS_CLUSTER']);
+const BOOLEAN_VARS = new Set(['CORDON_TRUST_PROXY', 'CORDON_REDIS_CLUSTER', 'CORDON_LOG_TREE']);
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -140,5 +144,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     shutdownGraceMs: v.CORDON_SHUTDOWN_GRACE_MS,
     replayBatch: v.CORDON_REPLAY_BATCH,
     trustProxy: v.CORDON_TRUST_PROXY,
+    logOrigin: v.CORDON_LOG_ORIGIN,
+    logKeyPath: v.CORDON_LOG_KEY,
+    logTree: v.CORDON_LOG_TREE,
   });
 }

@@ -14,7 +14,6 @@ export type Hash = Buffer;
 export const EMPTY_HASH: Hash = createHash('sha256').update(Buffer.alloc(0)).digest();
 
 const ZERO = Buffer.from([0x00]);
-const ONE = Buffer.from([0x01]);
 
 /** Leaf hash: SHA-256(0x00 || data). */
 export function leafHash(data: Uint8Array | string): Hash {
@@ -23,8 +22,15 @@ export function leafHash(data: Uint8Array | string): Hash {
 
 /** Interior node hash: SHA-256(0x01 || left || right). */
 export function nodeHash(left: Hash, right: Hash): Hash {
-  return createHash('sha256').update(ONE).update(left).update(right).digest();
+  const buf = Buffer.allocUnsafe(1 + 2 * HASH_SIZE);
+  buf[0] = 0x01;
+  left.copy(buf, 1);
+  right.copy(buf, 1 + HASH_SIZE);
+  return oneShot ? oneShot('sha256', buf, 'buffer') : createHash('sha256').update(buf).digest();
 }
+
+/** crypto.hash (Node 20.12+), a one-shot digest several times cheaper than createHash for 65 bytes. */
+const oneShot = (require('node:crypto') as { hash?: (alg: string, data: Buffer, enc: 'buffer') => Buffer }).hash;
 
 /** Reads stored hashes by stored hash index; must return exactly one hash per index. */
 export interface HashReader {
@@ -40,6 +46,10 @@ export class TlogError extends Error {
 
 /** k, the largest power of 2 smaller than n, and l = log2 k. */
 function maxpow2(n: number): [number, number] {
+  if (n <= 0x1_0000_0000) {
+    const l = 31 - Math.clz32(n - 1);
+    return [2 ** l, l];
+  }
   let l = 0;
   while (2 ** (l + 1) < n) l++;
   return [2 ** l, l];

@@ -31,11 +31,29 @@ export function tileForIndex(index: number): { tile: Tile; start: number; end: n
   };
 }
 
-/** The subtree hash of the 2^k hashes in data. */
-function tileHash(data: Buffer): Hash {
-  if (data.length === HASH_SIZE) return data;
-  const half = data.length / 2;
-  return nodeHash(tileHash(data.subarray(0, half)), tileHash(data.subarray(half)));
+/**
+ * The subtree hashes inside tile data, per tree level within the tile, computed once per data
+ * buffer: a proof reads siblings at every level of a tile, which would otherwise cost up to 255
+ * hashes per level-7 sibling, per proof.
+ */
+const levelsOf = new WeakMap<Buffer, Hash[][]>();
+
+function subtreeHash(data: Buffer, within: number, nIn: number): Hash {
+  let levels = levelsOf.get(data);
+  if (!levels) {
+    const width = Math.floor(data.length / HASH_SIZE);
+    const base: Hash[] = new Array(width);
+    for (let i = 0; i < width; i++) base[i] = data.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE);
+    levels = [base];
+    levelsOf.set(data, levels);
+  }
+  while (levels.length <= within) {
+    const below = levels[levels.length - 1];
+    const next: Hash[] = new Array(below.length >> 1);
+    for (let i = 0; i < next.length; i++) next[i] = nodeHash(below[2 * i], below[2 * i + 1]);
+    levels.push(next);
+  }
+  return levels[within][nIn];
 }
 
 /** The stored hash `index` computed from `data`, the hashes of tile t (or a wider version of it). */
@@ -45,7 +63,8 @@ export function hashFromTile(t: Tile, data: Buffer, index: number): Hash {
   if (tile.level !== t.level || tile.n !== t.n || t.width < tile.width) {
     throw new TlogError(`stored hash ${index} is in ${tilePath(tile)}, not ${tilePath(t)}`);
   }
-  return Buffer.from(tileHash(data.subarray(start, end)));
+  const span = (end - start) / HASH_SIZE;
+  return Buffer.from(subtreeHash(data, Math.log2(span), start / HASH_SIZE / span));
 }
 
 /** The tiles (full and partial) to publish when a tree grows from oldSize to newSize. */
