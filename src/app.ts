@@ -18,6 +18,8 @@ import { natsIngestDoor } from './ingest/nats-door';
 import { streamPlugin } from './ws/stream';
 import { retentionPlugin } from './retention';
 import type { SubmissionCheck } from './domain/signature';
+import type { TransparencyLog } from './tlog/service';
+import { tlogRoutes } from './http/tlog';
 
 /** Everything the app needs, chosen by the composition root (src/compose.ts) or by a test. */
 export interface AppDeps {
@@ -32,6 +34,8 @@ export interface AppDeps {
   now: () => number;
   /** Ingest's signature check on worker threads (src/ingest/verify-pool.ts); unset: on the event loop. */
   check?: SubmissionCheck;
+  /** The transparency log (contract §12); unset when it is off. */
+  tlog?: TransparencyLog;
 }
 
 /** Shared across plugins of one app; set by buildApp. */
@@ -86,6 +90,7 @@ export async function buildApp(
   await regionRoutes(app, ctx);
   await replayRoutes(app, ctx);
   await auditRoutes(app, ctx);
+  await tlogRoutes(app, ctx);
   await streamPlugin(app, ctx);
   await natsIngestDoor(app, ctx);
   await retentionPlugin(app, ctx);

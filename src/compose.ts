@@ -14,6 +14,11 @@ import { createRedisClient, quitClient } from './adapters/redis/client';
 import { NatsBus } from './adapters/nats/bus';
 import { createVerifyPool } from './ingest/verify-pool';
 import { ensureDevTrustStore } from './dev/dev-trust-store';
+import { MemoryTreeStore } from './adapters/memory/tree-store';
+import { RedisTreeStore } from './adapters/redis/tree-store';
+import type { TreeStore } from './ports/tree-store';
+import { TransparencyLog } from './tlog/service';
+import { loadLogSigner } from './tlog/key';
 
 export interface Composition {
   deps: AppDeps;
@@ -54,6 +59,7 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   const closers: Array<() => Promise<void>> = [];
   let regionLog: AppDeps['regionLog'];
   let audit: AppDeps['audit'];
+  let treeStore: TreeStore;
   if (config.redisUrl) {
     const redis = createRedisClient(config.redisUrl, {
       log: log.child({ component: 'redis' }) as never,
@@ -63,10 +69,12 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
     });
     regionLog = new RedisRegionLog(redis, { prefix: config.redisKeyPrefix });
     audit = new RedisAuditLog(redis, { prefix: config.redisKeyPrefix });
+    treeStore = new RedisTreeStore(redis, { prefix: config.redisKeyPrefix });
     closers.push(() => quitClient(redis));
   } else {
     regionLog = new MemoryRegionLog();
     audit = new MemoryAuditLog();
+    treeStore = new MemoryTreeStore();
   }
 
   const bus = config.natsUrl
@@ -82,8 +90,29 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   const verifier = createVerifyPool(config.verifyThreads, log.child({ component: 'verify' }));
   closers.push(() => verifier.close());
 
+  // The transparency log (contract §12): integrates behind the appends, before the stores close.
+  let tlog: TransparencyLog | undefined;
+  if (config.logTree) {
+    const signer = loadLogSigner(
+      { keyPath: config.logKeyPath, dataDir: config.dataDir, origin: config.logOrigin, production },
+      log.child({ component: 'tlog' }),
+    );
+    tlog = new TransparencyLog({
+      regionLog,
+      audit,
+      store: treeStore,
+      signer,
+      originPrefix: config.logOrigin,
+      regions: regions.list().map((r) => r.code),
+      log: log.child({ component: 'tlog' }),
+    });
+    tlog.start();
+    const started = tlog;
+    closers.unshift(() => started.close());
+  }
+
   return {
-    deps: { config, regionLog, bus, audit, trust, regions, metrics: createMetrics(), now: Date.now, check: verifier.check },
+    deps: { config, regionLog, bus, audit, trust, regions, metrics: createMetrics(), now: Date.now, check: verifier.check, tlog },
     mode: { log: config.redisUrl ? 'redis' : 'memory', bus: config.natsUrl ? 'nats' : 'memory' },
     async close() {
       for (const close of closers) {

@@ -52,6 +52,8 @@ export interface Receipt {
   seq: number;
   epoch: string;
   received_at: string;
+  /** v1.1: leaf of the region's transparency-log tree, seq - 1 (set by ingest). */
+  leaf_index?: number;
 }
 
 export interface DeliveredAlert {

@@ -85,7 +85,7 @@ export function createIngest(deps: AppDeps, log: FastifyBaseLogger): Ingest {
 
     if (outcome.outcome === 'duplicate') {
       metrics.ingestAccepted.inc({ door, outcome: 'duplicate' });
-      return { status: 200, body: outcome.receipt };
+      return { status: 200, body: withLeafIndex(outcome.receipt) };
     }
     if (outcome.outcome === 'rejected') {
       const code = REJECTION_CODES[outcome.reason];
@@ -111,6 +111,8 @@ export function createIngest(deps: AppDeps, log: FastifyBaseLogger): Ingest {
     }
 
     const { receipt, entry } = outcome;
+    // Sequenced: the transparency log integrates it within a second (src/tlog).
+    deps.tlog?.appended(entry);
     metrics.ingestAccepted.inc({ door, outcome: 'new' });
     log.info({ region: receipt.region, seq: receipt.seq, id: receipt.id, door }, 'alert appended');
     // Redis is the truth, the bus is the doorbell: a lost publish is repaired by every node's hub.
@@ -128,7 +130,7 @@ export function createIngest(deps: AppDeps, log: FastifyBaseLogger): Ingest {
       seq: receipt.seq,
       epoch: receipt.epoch,
     });
-    return { status: 201, body: receipt };
+    return { status: 201, body: withLeafIndex(receipt) };
   }
 
   /** The alert is already durable: an audit failure is logged loudly, never turned into a failed receipt. */
@@ -174,6 +176,11 @@ export function createIngest(deps: AppDeps, log: FastifyBaseLogger): Ingest {
       region: c.region,
     });
   }
+}
+
+/** Contract §12: receipts carry the alert's leaf in its region's tree. */
+function withLeafIndex(receipt: Receipt): Receipt {
+  return { ...receipt, leaf_index: receipt.seq - 1 };
 }
 
 function versionDetail(reason: AppendRejection, id: string): string {

@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { leafHash, proveRecord, proveTree, treeHash, type Hash } from '../domain/tlog/merkle';
 import { hashFromTile, parseTilePath, tileForIndex, type Tile } from '../domain/tlog/tile';
-import type { NoteSigner } from '../domain/tlog/note';
+import { formatVerifierKey, type NoteSigner } from '../domain/tlog/note';
+import { jwkThumbprint } from '../domain/trust-store';
 import type { LogEntry, RegionLog } from '../ports/region-log';
 import type { AuditLog } from '../ports/audit-log';
 import type { StoredCheckpoint, TreeId, TreeStore } from '../ports/tree-store';
@@ -57,8 +58,11 @@ export class TransparencyLog {
     this.trees.set('audit', { source: new AuditLeafSource(opts.audit, opts.originPrefix), timer: null, running: null, again: false });
   }
 
-  get verifierName(): string {
-    return this.opts.signer.name;
+  /** The log key as GET /v1/trust publishes it: note name, vkey and JWK. */
+  publicKey(): { name: string; vkey: string; kid: string; jwk: { kty: 'OKP'; crv: 'Ed25519'; x: string } } {
+    const { signer } = this.opts;
+    const jwk = { kty: 'OKP' as const, crv: 'Ed25519' as const, x: signer.publicKey.toString('base64url') };
+    return { name: signer.name, vkey: formatVerifierKey(signer), kid: jwkThumbprint(jwk), jwk };
   }
 
   start(): void {

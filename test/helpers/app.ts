@@ -15,6 +15,11 @@ import { createRedisClient, deleteKeysWithPrefix, quitClient } from '../../src/a
 import { NatsBus } from '../../src/adapters/nats/bus';
 import type { Bus } from '../../src/ports/bus';
 import { makeTestTrust } from './keys';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { MemoryTreeStore } from '../../src/adapters/memory/tree-store';
+import { RedisTreeStore } from '../../src/adapters/redis/tree-store';
+import { TransparencyLog } from '../../src/tlog/service';
+import { SIG_ED25519, noteSigner } from '../../src/domain/tlog/note';
 import { TEST_NATS_URL, TEST_REDIS_URL, uniqueKeyPrefix, uniqueSubjectPrefix } from './env';
 
 export type Backend = 'memory' | 'real';
@@ -45,6 +50,8 @@ export interface TestAppOptions {
   now?: () => number;
   /** Real backend only: reach Redis through this URL (e.g. a test proxy that can be paused). */
   redisUrl?: string;
+  /** Run the transparency log (contract §12), signing with this key (default: a fresh one). */
+  tlog?: { key?: KeyObject; delayMs?: number };
 }
 
 /** Unique regions per test run so real-backend tests never see each other's logs. */
@@ -119,6 +126,25 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
       metrics: createMetrics({ defaultMetrics: false }),
       now: opts.now ?? Date.now,
     };
+  }
+  if (opts.tlog) {
+    const store = opts.backend === 'real' ? new RedisTreeStore(createRedisClient(opts.redisUrl ?? TEST_REDIS_URL), { prefix: shared.keyPrefix, ownsClient: true }) : new MemoryTreeStore();
+    const tlog = new TransparencyLog({
+      regionLog: deps.regionLog,
+      audit: deps.audit,
+      store,
+      signer: noteSigner(config.logOrigin, SIG_ED25519, opts.tlog.key ?? generateKeyPairSync('ed25519').privateKey),
+      originPrefix: config.logOrigin,
+      regions: regionList.map((r) => r.code),
+      log: pino({ level: 'silent' }),
+      delayMs: opts.tlog.delayMs,
+    });
+    tlog.start();
+    deps.tlog = tlog;
+    closers.unshift(
+      () => tlog.close(),
+      () => store.close(),
+    );
   }
   const app = await buildApp(deps, { logger: pino({ level: config.logLevel }) });
   await app.ready();
