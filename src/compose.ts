@@ -94,7 +94,7 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   let tlog: TransparencyLog | undefined;
   if (config.logTree) {
     const signer = loadLogSigner(
-      { keyPath: config.logKeyPath, dataDir: config.dataDir, origin: config.logOrigin, production },
+      { keyPath: config.logKey, dataDir: config.dataDir, origin: config.logOrigin, production },
       log.child({ component: 'tlog' }),
     );
     tlog = new TransparencyLog({

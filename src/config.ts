@@ -43,7 +43,7 @@ export interface Config {
   trustProxy: boolean;
   /** transparency log (contract §12) */
   logOrigin: string;
-  logKeyPath?: string;
+  logKey?: string;
   logTree: boolean;
 }
 
@@ -145,7 +145,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     replayBatch: v.CORDON_REPLAY_BATCH,
     trustProxy: v.CORDON_TRUST_PROXY,
     logOrigin: v.CORDON_LOG_ORIGIN,
-    logKeyPath: v.CORDON_LOG_KEY,
+    logKey: v.CORDON_LOG_KEY,
     logTree: v.CORDON_LOG_TREE,
   });
 }
