@@ -105,6 +105,7 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
       originPrefix: config.logOrigin,
       regions: regions.list().map((r) => r.code),
       log: log.child({ component: 'tlog' }),
+      witnesses: () => trust.witnesses(),
     });
     tlog.start();
     const started = tlog;

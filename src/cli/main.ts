@@ -8,9 +8,10 @@ import { verify } from './verify';
 import { replay } from './replay';
 import { audit } from './audit';
 import { tail } from './tail';
+import { witness } from './witness';
 
 /** Every command, in help order. A new command is one file and one line here. */
-export const COMMANDS: readonly Command[] = [keygen, sign, publish, token, verify, tail, replay, audit];
+export const COMMANDS: readonly Command[] = [keygen, sign, publish, token, verify, tail, replay, audit, witness];
 
 function processIo(): CliIo {
   return { stdout: process.stdout, stderr: process.stderr, env: processEnvironment(), cwd: process.cwd() };

@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { leafHash, proveRecord, proveTree, treeHash, type Hash } from '../domain/tlog/merkle';
 import { hashFromTile, parseTilePath, tileForIndex, type Tile } from '../domain/tlog/tile';
-import { formatVerifierKey, type NoteSigner } from '../domain/tlog/note';
+import { SIG_COSIGNATURE_V1, formatVerifierKey, noteKey, openNote, type NoteSigner } from '../domain/tlog/note';
+import { submitCheckpoint } from './witness';
 import { jwkThumbprint } from '../domain/trust-store';
 import type { LogEntry, RegionLog } from '../ports/region-log';
 import type { AuditLog } from '../ports/audit-log';
@@ -22,8 +23,8 @@ export interface TransparencyLogOptions {
   delayMs?: number;
   /** how often every tree is checked for entries no hook announced (other nodes' appends); default 500 ms. */
   sweepMs?: number;
-  /** called with each checkpoint this node stored (witness submission). */
-  onCheckpoint?: (tree: TreeId, origin: string, checkpoint: StoredCheckpoint) => Promise<void>;
+  /** Witnesses to submit each new checkpoint to (C2SP tlog-witness): the trust store's witness keys with a url. */
+  witnesses?: () => ReadonlyArray<{ name?: string; url?: string; raw: Buffer }>;
 }
 
 interface Scheduled {
@@ -110,7 +111,8 @@ export class TransparencyLog {
       for (let steps = 0; steps < 64 && !this.closed; steps++) {
         const r = await integrate(this.opts.store, s.source, this.opts.signer);
         if (!r) return;
-        if (r.checkpoint) await this.stored(r);
+        // Witnesses answer over the network: never hold up the next checkpoint for them.
+        if (r.checkpoint) void this.stored(r).catch((err: unknown) => this.opts.log.warn({ err }, "witness round failed"));
         if (s.source instanceof RegionLeafSource) s.source.forget(r.tree.name, r.to);
         if (r.to === r.from) {
           await this.behind(key, s, r);
@@ -139,11 +141,49 @@ export class TransparencyLog {
 
   private async stored(r: IntegrationResult): Promise<void> {
     this.opts.log.debug({ origin: r.origin, size: r.to }, 'checkpoint signed');
-    if (this.opts.onCheckpoint && r.checkpoint) {
-      await this.opts.onCheckpoint(r.tree, r.origin, r.checkpoint).catch((err: unknown) => {
-        this.opts.log.warn({ err, origin: r.origin }, 'witness submission failed');
-      });
+    const witnesses = (this.opts.witnesses?.() ?? []).filter((w) => w.url && w.name);
+    if (!r.checkpoint || witnesses.length === 0) return;
+    const cp = r.checkpoint;
+    const lines = await Promise.all(witnesses.map((w) => this.cosignBy(w as { name: string; url: string; raw: Buffer }, r.tree, r.origin, cp)));
+    const collected = lines.filter((l): l is string => l !== null);
+    if (collected.length === 0) return;
+    // Add them to the stored checkpoint while it is still this size (compare-and-set on the size).
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const now = await this.opts.store.checkpoint(r.tree);
+      if (!now || now.size !== cp.size || now.note !== cp.note) return;
+      const cosignatures = [...new Set([...now.cosignatures, ...collected])];
+      if (await this.opts.store.setCheckpoint(r.tree, cp.size, { ...now, cosignatures })) return;
     }
+  }
+
+  /** Last size each witness cosigned per origin, as far as this node knows (409 answers correct it). */
+  private readonly witnessSizes = new Map<string, number>();
+
+  /** Submits one checkpoint to one witness (C2SP add-checkpoint); its verified cosignature line, or null. */
+  private async cosignBy(w: { name: string; url: string; raw: Buffer }, tree: TreeId, origin: string, cp: StoredCheckpoint): Promise<string | null> {
+    const key = `${w.url} ${origin}`;
+    let oldSize = this.witnessSizes.get(key) ?? 0;
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const proof = oldSize > 0 && oldSize < cp.size ? await this.proveConsistency(tree, oldSize, cp.size) : [];
+        const res = await submitCheckpoint(w.url, oldSize, proof, cp.note);
+        if (res.status === 409 && /^(0|[1-9][0-9]*)\n$/.test(res.body) && Number(res.body) <= cp.size && attempt === 0) {
+          oldSize = Number(res.body);
+          continue;
+        }
+        if (res.status !== 200) {
+          this.opts.log.error({ witness: w.name, origin, size: cp.size, status: res.status, answer: res.body.slice(0, 200) }, 'witness refused a checkpoint');
+          return null;
+        }
+        const wk = noteKey(w.name, SIG_COSIGNATURE_V1, w.raw);
+        const verified = openNote(cp.note + res.body, [wk]).verified;
+        this.witnessSizes.set(key, cp.size);
+        return verified[0]?.line ?? null;
+      }
+    } catch (err) {
+      this.opts.log.warn({ err, witness: w.name, origin }, 'witness submission failed');
+    }
+    return null;
   }
 
   /** Waits until every tree has integrated what its log held when called (tests, benches). */

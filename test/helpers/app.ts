@@ -138,6 +138,7 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
       regions: regionList.map((r) => r.code),
       log: pino({ level: 'silent' }),
       delayMs: opts.tlog.delayMs,
+      witnesses: () => trust.store.witnesses(),
     });
     tlog.start();
     deps.tlog = tlog;

@@ -101,3 +101,82 @@ describe('witness (C2SP tlog-witness add-checkpoint)', () => {
     expect((await submitCheckpoint(url, 0, [], 'other.example/log\n1\n' + 'A'.repeat(43) + '=\n\n— x AAAA\n')).status).toBe(404);
   });
 });
+
+describe('nodes submit checkpoints to the witnesses of the trust store', () => {
+  jest.setTimeout(60_000);
+
+  it('serves each checkpoint with the cosignatures of every witness with a url, as they extend', async () => {
+    const { runCordon } = await import('../helpers/cli');
+    const { makeTestTrust } = await import('../helpers/keys');
+    const { TrustStore, signingKeyFromJwk } = await import('../../src/domain/trust-store');
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-wkeys-'));
+    const regions = testRegions();
+    const region = regions[0].code;
+    const base = makeTestTrust(['KG', 'KZ', 'CN'], regions);
+    const servers: Server[] = [];
+    const vkeys: string[] = [];
+    let logVkey = '';
+    const witnesses: Witness[] = [];
+    for (const [state, name] of [['KG', 'witness.kg.example/w1'], ['KZ', 'witness.kz.example/w1']]) {
+      // The witness process: a key from keygen, an HTTP listener; its url goes into the trust store.
+      const server = await new Promise<Server>((resolve) => {
+        const s = require('node:http').createServer((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+          const chunks: Buffer[] = [];
+          req.on('data', (c: Buffer) => chunks.push(c));
+          req.on('end', () => {
+            const w = witnesses[servers.indexOf(s)];
+            void w.addCheckpoint(Buffer.concat(chunks).toString()).then((a) => res.writeHead(a.status, { 'content-type': a.contentType }).end(a.body));
+          });
+        });
+        s.listen(0, '127.0.0.1', () => resolve(s));
+      });
+      servers.push(server);
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/${state.toLowerCase()}`;
+      const kg = await runCordon(dir, ['keygen', '--state', state, '--use', 'witness', '--name', name, '--url', url]);
+      expect(kg.code).toBe(0);
+      const entry = JSON.parse(kg.stdout);
+      expect(entry).toMatchObject({ use: 'witness', name, url, status: 'active' });
+      vkeys.push(/cosignature vkey (\S+);/.exec(kg.stderr)![1]);
+      base.storeJson.states[state].keys.push(entry);
+      const file = require('node:fs').readdirSync(dir).find((f: string) => f.startsWith(`${state}-witness-`));
+      const key = signingKeyFromJwk(JSON.parse(readFileSync(join(dir, file), 'utf8')));
+      witnesses.push(
+        new Witness({
+          signer: noteSigner(name, SIG_COSIGNATURE_V1, key.privateKey),
+          get logKey() {
+            return parseVerifierKey(logVkey);
+          },
+          log: { info() {}, warn() {}, error() {} },
+        }),
+      );
+    }
+    const store = TrustStore.fromJson(base.storeJson);
+    expect(store.witnesses().map((w) => w.name)).toEqual(['witness.kg.example/w1', 'witness.kz.example/w1']);
+    const t = await makeTestApp({ backend: 'real', regions, trust: { ...base, store }, tlog: { delayMs: 20 } });
+    try {
+      logVkey = ((await t.app.inject({ method: 'GET', url: '/v1/trust' })).json().log as { vkey: string }).vkey;
+      const keys = [parseVerifierKey(logVkey), ...vkeys.map(parseVerifierKey)];
+      const cosigned = async (size: number) => {
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          const res = await t.app.inject({ method: 'GET', url: `/v1/regions/${region}/log/checkpoint`, headers: { authorization: `Bearer ${t.token()}` } });
+          if (res.statusCode === 200 && res.body.includes(`\n${size}\n`)) {
+            const v = openNote(res.body, keys);
+            if (v.verified.length === 3) return v;
+          }
+          if (Date.now() > deadline) throw new Error(`no cosigned checkpoint of size ${size}`);
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      };
+      for (let i = 0; i < 3; i++) await t.publish(validContent({ region }));
+      expect((await cosigned(3)).verified.map((s) => s.name)).toEqual(['cordon.localhost', ...['witness.kg.example/w1', 'witness.kz.example/w1']]);
+      for (let i = 0; i < 4; i++) await t.publish(validContent({ region }));
+      await cosigned(7);
+      const origin = `cordon.localhost/${region}/${(await t.deps.regionLog.state(region)).epoch}`;
+      expect(witnesses.map((w) => w.sizeOf(origin))).toEqual([7, 7]);
+    } finally {
+      await t.close();
+      for (const s of servers) s.close();
+    }
+  });
+});
