@@ -9,9 +9,10 @@ import { replay } from './replay';
 import { audit } from './audit';
 import { tail } from './tail';
 import { witness } from './witness';
+import { log } from './log';
 
 /** Every command, in help order. A new command is one file and one line here. */
-export const COMMANDS: readonly Command[] = [keygen, sign, publish, token, verify, tail, replay, audit, witness];
+export const COMMANDS: readonly Command[] = [keygen, sign, publish, token, verify, tail, replay, audit, log, witness];
 
 function processIo(): CliIo {
   return { stdout: process.stdout, stderr: process.stderr, env: processEnvironment(), cwd: process.cwd() };
