@@ -98,9 +98,13 @@ export function storeHashReader(store: TreeStore, tree: TreeId, size: number, ca
       if (missing.length > 0) {
         const data = await store.readTiles(tree, missing.map((i) => tiles[i]));
         missing.forEach((i, j) => {
-          out[i] = data[j];
+          const t = tiles[i];
           const d = data[j];
-          if (d && cache && d.length === 256 * HASH_SIZE) cache.set(tree, tiles[i], d);
+          // A tile path (width included) never changes: keep exactly that width, so its subtree
+          // hashes are computed once per cached tile.
+          const exact = d && d.length >= t.width * HASH_SIZE ? d.subarray(0, t.width * HASH_SIZE) : d;
+          out[i] = exact;
+          if (exact && cache && exact.length === t.width * HASH_SIZE) cache.set(tree, t, exact);
         });
       }
       return out;
@@ -112,10 +116,10 @@ export function storeHashReader(store: TreeStore, tree: TreeId, size: number, ca
 /** Full tiles never change: a bounded cache of them serves most proof reads from memory. */
 export class TileCache {
   private readonly map = new Map<string, Buffer>();
-  constructor(private readonly maxTiles = 4096) {}
+  constructor(private readonly maxTiles = 8192) {}
 
   get(tree: TreeId, t: Tile): Buffer | undefined {
-    const k = `${tree.tag}/${tree.name}/${t.level}/${t.n}`;
+    const k = `${tree.tag}/${tree.name}/${t.level}/${t.n}/${t.width}`;
     const hit = this.map.get(k);
     if (hit) {
       this.map.delete(k);
@@ -125,7 +129,7 @@ export class TileCache {
   }
 
   set(tree: TreeId, t: Tile, data: Buffer): void {
-    this.map.set(`${tree.tag}/${tree.name}/${t.level}/${t.n}`, data);
+    this.map.set(`${tree.tag}/${tree.name}/${t.level}/${t.n}/${t.width}`, data);
     if (this.map.size > this.maxTiles) this.map.delete(this.map.keys().next().value as string);
   }
 }

@@ -230,8 +230,9 @@ export class TransparencyLog {
     const cached = this.cache.get(tree, t);
     const data = cached ?? (await this.opts.store.readTiles(tree, [t]))[0];
     if (!data || data.length < t.width * 32) return null;
-    if (!cached && data.length === 256 * 32) this.cache.set(tree, t, data);
-    return data.subarray(0, t.width * 32);
+    const exact = data.subarray(0, t.width * 32);
+    if (!cached) this.cache.set(tree, t, exact);
+    return exact;
   }
 
   /** Inclusion proof of leaf `index` in the tree of `size` (<= the checkpoint size). */

@@ -36,24 +36,25 @@ export function tileForIndex(index: number): { tile: Tile; start: number; end: n
  * buffer: a proof reads siblings at every level of a tile, which would otherwise cost up to 255
  * hashes per level-7 sibling, per proof.
  */
-const levelsOf = new WeakMap<Buffer, Hash[][]>();
+const levelsOf = new WeakMap<Buffer, Buffer[]>();
 
+/** Level `within` of the tile's subtrees, one contiguous buffer per level (few objects to keep). */
 function subtreeHash(data: Buffer, within: number, nIn: number): Hash {
   let levels = levelsOf.get(data);
   if (!levels) {
-    const width = Math.floor(data.length / HASH_SIZE);
-    const base: Hash[] = new Array(width);
-    for (let i = 0; i < width; i++) base[i] = data.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE);
-    levels = [base];
+    levels = [data.subarray(0, Math.floor(data.length / HASH_SIZE) * HASH_SIZE)];
     levelsOf.set(data, levels);
   }
   while (levels.length <= within) {
     const below = levels[levels.length - 1];
-    const next: Hash[] = new Array(below.length >> 1);
-    for (let i = 0; i < next.length; i++) next[i] = nodeHash(below[2 * i], below[2 * i + 1]);
+    const count = Math.floor(below.length / HASH_SIZE / 2);
+    const next = Buffer.allocUnsafe(count * HASH_SIZE);
+    for (let i = 0; i < count; i++) {
+      nodeHash(below.subarray(2 * i * HASH_SIZE, (2 * i + 1) * HASH_SIZE), below.subarray((2 * i + 1) * HASH_SIZE, (2 * i + 2) * HASH_SIZE)).copy(next, i * HASH_SIZE);
+    }
     levels.push(next);
   }
-  return levels[within][nIn];
+  return levels[within].subarray(nIn * HASH_SIZE, (nIn + 1) * HASH_SIZE);
 }
 
 /** The stored hash `index` computed from `data`, the hashes of tile t (or a wider version of it). */
