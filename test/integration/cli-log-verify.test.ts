@@ -1,4 +1,5 @@
 import { mkdtempSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
@@ -15,9 +16,10 @@ describe('cordon log verify', () => {
   let t: TestApp;
   let url: string;
   const dir = mkdtempSync(join(tmpdir(), 'cordon-logverify-'));
+  const logKey = generateKeyPairSync('ed25519').privateKey; // every node of a deployment signs with one key
 
   beforeAll(async () => {
-    t = await makeTestApp({ backend: 'real', regions, tlog: { delayMs: 20 } });
+    t = await makeTestApp({ backend: 'real', regions, tlog: { key: logKey, delayMs: 20 } });
     url = await t.app.listen({ port: 0, host: '127.0.0.1' });
   });
   afterAll(async () => {
@@ -66,5 +68,35 @@ describe('cordon log verify', () => {
     const third = await verify();
     expect(third.code).toBe(1);
     expect(third.stderr).toMatch(/SPLIT VIEW|NOT in the signed tree/);
+  });
+
+  it('cordon audit --verify proves every record it prints against the signed audit tree, and catches an edit', async () => {
+    const ops = t.token({ role: 'ops' });
+    // At least one audit record (this read itself is audited).
+    await t.app.inject({ method: 'GET', url: '/v1/audit?purpose=seed', headers: { authorization: `Bearer ${ops}` } });
+    const audit = () => runCordon(dir, ['audit', '--url', url, '--token', ops, '--purpose', 'tlog test', '--verify']);
+    // Wait until the audit tree holds the records written so far.
+    const deadline = Date.now() + 15_000;
+    let ok = await audit();
+    while (!/([1-9][0-9]*) record\(s\) proved/.test(ok.stderr)) {
+      if (Date.now() > deadline) throw new Error(`audit tree not integrated: ${ok.stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+      ok = await audit();
+    }
+    expect(ok.code).toBe(0);
+    // Change a stored hash of the audit tree behind Cordon's back: record 1 no longer proves.
+    const admin = new Redis(TEST_REDIS_URL);
+    const key = `${t.deps.config.redisKeyPrefix}{audit}:tlog:audit:t:0:0`;
+    const tile = (await admin.getBuffer(key))!;
+    tile[0] ^= 0x01;
+    await admin.set(key, tile);
+    await admin.quit();
+    // A node that has not cached the tile yet serves proofs from the edited store.
+    const fresh = await makeTestApp({ backend: 'real', regions, trust: t.trust, shared: { keyPrefix: t.deps.config.redisKeyPrefix, subjectPrefix: t.deps.config.natsSubjectPrefix }, tlog: { key: logKey, delayMs: 20 } });
+    const freshUrl = await fresh.app.listen({ port: 0, host: '127.0.0.1' });
+    const bad = await runCordon(dir, ['audit', '--url', freshUrl, '--token', ops, '--purpose', 'tlog test', '--verify']);
+    await fresh.close();
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('audit record 1 is NOT the record the log signed');
   });
 });
