@@ -23,6 +23,8 @@ import { consoleRoutes } from './http/console';
 import type { DevDesks } from './dev/dev-desks';
 import { retentionPlugin } from './retention';
 import type { SubmissionCheck } from './domain/signature';
+import type { TransparencyLog } from './tlog/service';
+import { tlogRoutes } from './http/tlog';
 
 /** Everything the app needs, chosen by the composition root (src/compose.ts) or by a test. */
 export interface AppDeps {
@@ -41,6 +43,8 @@ export interface AppDeps {
   check?: SubmissionCheck;
   /** One-click development desks for the console; set only with the development trust store. */
   devDesks?: DevDesks;
+  /** The transparency log (contract §12); unset when it is off. */
+  tlog?: TransparencyLog;
 }
 
 /** Shared across plugins of one app; set by buildApp. */
@@ -139,6 +143,7 @@ export async function buildApp(
   await regionRoutes(app, ctx);
   await replayRoutes(app, ctx);
   await auditRoutes(app, ctx);
+  await tlogRoutes(app, ctx);
   await streamPlugin(app, ctx);
   await natsIngestDoor(app, ctx);
   await retentionPlugin(app, ctx);

@@ -18,6 +18,11 @@ import { openSqliteBackend } from './adapters/sqlite/compose';
 import { createVerifyPool } from './ingest/verify-pool';
 import { ensureDevTrustStore } from './dev/dev-trust-store';
 import { DevDesks } from './dev/dev-desks';
+import { MemoryTreeStore } from './adapters/memory/tree-store';
+import { RedisTreeStore } from './adapters/redis/tree-store';
+import type { TreeStore } from './ports/tree-store';
+import { TransparencyLog } from './tlog/service';
+import { loadLogSigner } from './tlog/key';
 
 export interface Composition {
   deps: AppDeps;
@@ -70,10 +75,13 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   let regionLog: AppDeps['regionLog'];
   let audit: AppDeps['audit'];
   let storeFile: string | undefined;
+  let treeStore: TreeStore;
   if (config.store === 'sqlite') {
     const sqlite = openSqliteBackend(config.dataDir, metrics, log.child({ component: 'sqlite' }));
     ({ regionLog, audit, file: storeFile } = sqlite);
     closers.push(sqlite.close);
+    // The tree is a function of the log: rebuilt from it at start (not yet kept in the file).
+    treeStore = new MemoryTreeStore();
   } else if (config.redisUrl) {
     const redis = createRedisClient(config.redisUrl, {
       // The client names its own lines ({ component: 'redis' }); a child here would repeat the key.
@@ -84,11 +92,13 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
     });
     regionLog = new RedisRegionLog(redis, { prefix: config.redisKeyPrefix });
     audit = new RedisAuditLog(redis, { prefix: config.redisKeyPrefix });
+    treeStore = new RedisTreeStore(redis, { prefix: config.redisKeyPrefix });
     closers.push(() => quitClient(redis));
   } else {
     log.warn({ store: 'memory' }, 'CORDON_STORE=memory: region logs and audit trail are kept in memory only; a restart loses them');
     regionLog = new MemoryRegionLog();
     audit = new MemoryAuditLog();
+    treeStore = new MemoryTreeStore();
   }
 
   const natsAuth = natsAuthOf(config);
@@ -115,8 +125,30 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   const verifier = createVerifyPool(config.verifyThreads, log.child({ component: 'verify' }));
   closers.push(() => verifier.close());
 
+  // The transparency log (contract §12): integrates behind the appends, before the stores close.
+  let tlog: TransparencyLog | undefined;
+  if (config.logTree) {
+    const signer = loadLogSigner(
+      { keyPath: config.logKey, dataDir: config.dataDir, origin: config.logOrigin, production },
+      log.child({ component: 'tlog' }),
+    );
+    tlog = new TransparencyLog({
+      regionLog,
+      audit,
+      store: treeStore,
+      signer,
+      originPrefix: config.logOrigin,
+      regions: regions.list().map((r) => r.code),
+      log: log.child({ component: 'tlog' }),
+      witnesses: () => live.store.witnesses(),
+    });
+    tlog.start();
+    const started = tlog;
+    closers.unshift(() => started.close());
+  }
+
   return {
-    deps: { config, regionLog, bus, audit, trust, regions, live, metrics, now: Date.now, check: verifier.check, devDesks },
+    deps: { config, regionLog, bus, audit, trust, regions, live, metrics, now: Date.now, check: verifier.check, devDesks, tlog },
     mode: { log: config.store, bus: config.natsUrl ? 'nats' : 'memory', file: storeFile },
     trust: trustReloader,
     async close() {

@@ -80,6 +80,10 @@ export interface Config {
   metricsEnabled: boolean;
   metricsHost: string;
   metricsPort: number;
+  /** transparency log (contract §12) */
+  logOrigin: string;
+  logKey?: string;
+  logTree: boolean;
 }
 
 const INTEGER_VARS = new Set([
@@ -119,7 +123,7 @@ const INTEGER_VARS = new Set([
   'CORDON_METRICS_PORT',
 ]);
 
-const BOOLEAN_VARS = new Set(['CORDON_TRUST_PROXY', 'CORDON_REDIS_CLUSTER', 'CORDON_METRICS_ENABLED']);
+const BOOLEAN_VARS = new Set(['CORDON_TRUST_PROXY', 'CORDON_REDIS_CLUSTER', 'CORDON_METRICS_ENABLED', 'CORDON_LOG_TREE']);
 
 /** Read by the `cordon` CLI only (src/cli), never by a node: a shell that exports them still starts one. */
 export const CLI_VARS: ReadonlySet<string> = new Set(['CORDON_TOKEN', 'CORDON_TOKEN_FILE']);
@@ -267,6 +271,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     metricsEnabled: v.CORDON_METRICS_ENABLED,
     metricsHost: v.CORDON_METRICS_HOST,
     metricsPort: v.CORDON_METRICS_PORT,
+    logOrigin: v.CORDON_LOG_ORIGIN,
+    logKey: v.CORDON_LOG_KEY,
+    logTree: v.CORDON_LOG_TREE,
   });
 }
 

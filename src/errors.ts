@@ -48,6 +48,9 @@ export const ERRORS = {
   HISTORY_TRIMMED: { status: 410, title: 'The requested history is no longer held' },
   ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
   NOT_ACCEPTABLE: { status: 406, title: 'Cannot produce the requested media type' },
+  // Transparency log (contract §12; docs/transparency.md)
+  LOG_TREE_NOT_FOUND: { status: 404, title: 'No such checkpoint or tile (the tree is empty, not integrated yet, or the log is off)' },
+  LOG_TREE_RANGE: { status: 400, title: 'The leaf or tree size is outside the signed tree' },
   // Desk stream frames (GET /v1/stream error frames; docs/protocol.md)
   STREAM_FRAME_MALFORMED: { status: 400, title: 'Stream frame is not a well-formed JSON object' },
   STREAM_FRAME_INVALID: { status: 400, title: 'Stream frame violates the frame schema' },

@@ -13,9 +13,11 @@ import { tail } from './tail';
 import { trust } from './trust';
 import { backup, restore } from './backup';
 import { migrate } from './migrate';
+import { witness } from './witness';
+import { log } from './log';
 
 /** Every command, in help order. A new command is one file and one line here. */
-export const COMMANDS: readonly Command[] = [keygen, sign, publish, token, verify, tail, replay, audit, trust, backup, restore, migrate];
+export const COMMANDS: readonly Command[] = [keygen, sign, publish, token, verify, tail, replay, audit, log, witness, trust, backup, restore, migrate];
 
 function processIo(): CliIo {
   return { stdout: process.stdout, stderr: process.stderr, env: processEnvironment(), cwd: process.cwd() };

@@ -12,7 +12,7 @@ export interface PublicJwk {
   x: string;
 }
 
-export type KeyUse = 'alert' | 'token';
+export type KeyUse = 'alert' | 'token' | 'witness';
 export type KeyStatus = 'active' | 'retired' | 'revoked';
 
 export interface TrustedKey {
@@ -28,6 +28,9 @@ export interface TrustedKey {
   readonly status: KeyStatus;
   readonly retiredAtMs?: number;
   readonly revokedAtMs?: number;
+  /** witness keys: note key name and tlog-witness URL (contract §4, §12). */
+  readonly name?: string;
+  readonly url?: string;
 }
 
 /** One key entry as the file (and GET /v1/trust) writes it. */
@@ -41,6 +44,8 @@ export interface TrustStoreKeyJson {
   status: KeyStatus;
   retired_at?: string;
   revoked_at?: string;
+  name?: string;
+  url?: string;
 }
 
 export interface TrustStoreJson {
@@ -102,6 +107,8 @@ export class TrustStore {
             status: k.status,
             retiredAtMs: instant(k.retired_at, `${where}/retired_at`),
             revokedAtMs: instant(k.revoked_at, `${where}/revoked_at`),
+            ...(k.name !== undefined ? { name: k.name } : {}),
+            ...(k.url !== undefined ? { url: k.url } : {}),
           }),
         );
         keys.push(publicEntry(k));
@@ -121,6 +128,11 @@ export class TrustStore {
   tokenKey(kid: string): TrustedKey | undefined {
     const k = this.byKid.get(kid);
     return k?.use === 'token' ? k : undefined;
+  }
+
+  /** Active witness keys (contract §12): their cosignatures count, and those with a url get checkpoints. */
+  witnesses(): TrustedKey[] {
+    return [...this.byKid.values()].filter((k) => k.use === 'witness' && k.status === 'active');
   }
 
   states(): string[] {
@@ -237,6 +249,8 @@ function publicEntry(k: TrustStoreKeyJson): TrustStoreKeyJson {
   out.status = k.status;
   if (k.retired_at !== undefined) out.retired_at = k.retired_at;
   if (k.revoked_at !== undefined) out.revoked_at = k.revoked_at;
+  if (k.name !== undefined) out.name = k.name;
+  if (k.url !== undefined) out.url = k.url;
   return out;
 }
 

@@ -92,7 +92,7 @@ export function createIngest(deps: AppDeps & { live: LiveTrust }, log: FastifyBa
 
     if (outcome.outcome === 'duplicate') {
       metrics.ingestAccepted.inc({ door, outcome: 'duplicate' });
-      return { status: 200, body: outcome.receipt };
+      return { status: 200, body: withLeafIndex(outcome.receipt) };
     }
     if (outcome.outcome === 'rejected') {
       const code = REJECTION_CODES[outcome.reason];
@@ -118,6 +118,8 @@ export function createIngest(deps: AppDeps & { live: LiveTrust }, log: FastifyBa
     }
 
     const { receipt, entry } = outcome;
+    // Sequenced: the transparency log integrates it within a second (src/tlog).
+    deps.tlog?.appended(entry);
     metrics.ingestAccepted.inc({ door, outcome: 'new' });
     log.info({ region: receipt.region, seq: receipt.seq, id: receipt.id, door }, 'alert appended');
     // Redis is the truth, the bus is the doorbell: a lost publish is repaired by every node's hub.
@@ -137,7 +139,7 @@ export function createIngest(deps: AppDeps & { live: LiveTrust }, log: FastifyBa
       // Audit visibility (contract §7 v1.1): who may read this record is decided from these.
       audience: { states: content.audience.states, min_clearance: content.audience.min_clearance },
     });
-    return { status: 201, body: receipt };
+    return { status: 201, body: withLeafIndex(receipt) };
   }
 
   /** The alert is already durable: an audit failure is logged loudly, never turned into a failed receipt. */
@@ -186,6 +188,11 @@ export function createIngest(deps: AppDeps & { live: LiveTrust }, log: FastifyBa
       region: c.region,
     });
   }
+}
+
+/** Contract §12: receipts carry the alert's leaf in its region's tree. */
+function withLeafIndex(receipt: Receipt): Receipt {
+  return { ...receipt, leaf_index: receipt.seq - 1 };
 }
 
 function versionDetail(reason: AppendRejection, id: string): string {

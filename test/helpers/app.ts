@@ -23,6 +23,11 @@ import { SqliteAuditLog } from '../../src/adapters/sqlite/audit-log';
 import type { Bus } from '../../src/ports/bus';
 import { makeTestTrust } from './keys';
 import type { LiveTrust } from '../../src/domain/live-trust';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { MemoryTreeStore } from '../../src/adapters/memory/tree-store';
+import { RedisTreeStore } from '../../src/adapters/redis/tree-store';
+import { TransparencyLog } from '../../src/tlog/service';
+import { SIG_ED25519, noteSigner } from '../../src/domain/tlog/note';
 import { TEST_NATS_URL, TEST_REDIS_URL, uniqueKeyPrefix, uniqueSubjectPrefix } from './env';
 
 /** memory adapters; real NATS + Redis; or the embedded SQLite store in a temporary directory (memory bus). */
@@ -62,6 +67,8 @@ export interface TestAppOptions {
   nats?: { url: string; auth?: NatsAuth };
   /** Where the app's log lines go (at CORDON_LOG_LEVEL); default: pino's stdout. */
   logStream?: pino.DestinationStream;
+  /** Run the transparency log (contract §12), signing with this key (default: a fresh one). */
+  tlog?: { key?: KeyObject; delayMs?: number };
 }
 
 /** Unique regions per test run so real-backend tests never see each other's logs. */
@@ -165,6 +172,26 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
       metrics: createMetrics({ defaultMetrics: false }),
       now: opts.now ?? Date.now,
     };
+  }
+  if (opts.tlog) {
+    const store = opts.backend === 'real' ? new RedisTreeStore(createRedisClient(opts.redisUrl ?? TEST_REDIS_URL), { prefix: shared.keyPrefix, ownsClient: true }) : new MemoryTreeStore();
+    const tlog = new TransparencyLog({
+      regionLog: deps.regionLog,
+      audit: deps.audit,
+      store,
+      signer: noteSigner(config.logOrigin, SIG_ED25519, opts.tlog.key ?? generateKeyPairSync('ed25519').privateKey),
+      originPrefix: config.logOrigin,
+      regions: regionList.map((r) => r.code),
+      log: pino({ level: 'silent' }),
+      delayMs: opts.tlog.delayMs,
+      witnesses: () => trust.store.witnesses(),
+    });
+    tlog.start();
+    deps.tlog = tlog;
+    closers.unshift(
+      () => tlog.close(),
+      () => store.close(),
+    );
   }
   const logger = opts.logStream ? pino({ level: config.logLevel }, opts.logStream) : pino({ level: config.logLevel });
   const app = await buildApp(deps, { logger });

@@ -54,6 +54,7 @@ describe.each<Backend>(['memory', 'real', 'sqlite'])('POST /v1/alerts on the %s 
       seq: before + 1,
       epoch: expect.any(String),
       received_at: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/),
+      leaf_index: before, // contract §12: seq - 1
     });
     await waitDelivered(1);
     const d = JSON.parse(delivered.find((j) => j.includes(sub.content.id))!);

@@ -88,7 +88,7 @@ describe('cordon keygen', () => {
   test.each([
     [['--use', 'alert', '--regions', 'KZ-KG-01'], '--state is required'],
     [['--state', 'kz', '--use', 'alert', '--regions', 'KZ-KG-01'], '--state must be two capital letters'],
-    [['--state', 'KZ', '--use', 'signing'], '--use must be alert or token'],
+    [['--state', 'KZ', '--use', 'signing'], '--use must be alert, token or witness'],
     [['--state', 'KZ', '--use', 'alert'], '--regions is required for an alert key'],
     [['--state', 'KZ', '--use', 'alert', '--regions', 'Korday'], 'not a region code'],
     [['--state', 'KZ', '--use', 'token', '--days', 'ten'], '--days must be an integer'],

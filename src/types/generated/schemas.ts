@@ -55,6 +55,8 @@ export interface CordonSchemas {
   'audit-record'?: AuditRecord;
   config?: Config;
   'delivered-alert'?: DeliveredAlert;
+  'log-consistency-query'?: LogConsistencyQuery;
+  'log-proof-query'?: LogProofQuery;
   problem?: Problem;
   'protected-header'?: ProtectedHeader;
   receipt?: Receipt;
@@ -406,6 +408,42 @@ export interface Config {
    * port of the operator listener; 0 picks a free one
    */
   CORDON_METRICS_PORT?: number;
+  /**
+   * transparency log (contract §12): the prefix of every checkpoint origin and the log key's note name
+   */
+  CORDON_LOG_ORIGIN?: string;
+  /**
+   * transparency log: the Ed25519 private key file (a JWK); unset: generated into CORDON_DATA_DIR
+   */
+  CORDON_LOG_KEY?: string;
+  /**
+   * transparency log on (true) or off (false, for benchmark comparisons only)
+   */
+  CORDON_LOG_TREE?: boolean;
+}
+export interface LogConsistencyQuery {
+  /**
+   * the older tree size
+   */
+  from: number;
+  /**
+   * the newer tree size; default the latest checkpoint's
+   */
+  to?: number;
+}
+export interface LogProofQuery {
+  /**
+   * region trees: the alert at seq (leaf seq - 1)
+   */
+  seq?: number;
+  /**
+   * the audit tree: audit record n (leaf n - 1)
+   */
+  n?: number;
+  /**
+   * the tree size; default the latest checkpoint's
+   */
+  size?: number;
 }
 /**
  * Open: RFC 9457 allows extension members (e.g. earliest on 410, status on NATS replies).
@@ -436,6 +474,10 @@ export interface Receipt {
   seq: number;
   epoch: string;
   received_at: AlertContentTimestamp;
+  /**
+   * v1.1: the alert's leaf in its region's transparency-log tree (seq - 1)
+   */
+  leaf_index?: number;
 }
 export interface RegionRegistry {
   /**
@@ -520,7 +562,7 @@ export interface TrustStoreState {
 }
 export interface TrustStoreKey {
   kid: TrustStoreB64U32;
-  use: 'alert' | 'token';
+  use: 'alert' | 'token' | 'witness';
   jwk: TrustStoreJwk;
   /**
    * Required for alert keys: the regions this key may sign for
@@ -528,6 +570,14 @@ export interface TrustStoreKey {
    * @minItems 1
    */
   regions?: string[];
+  /**
+   * witness keys (v1.1, contract §12): the note key name of its cosignatures
+   */
+  name?: string;
+  /**
+   * witness keys: its C2SP tlog-witness submission prefix (add-checkpoint is POSTed below it); nodes submit checkpoints there
+   */
+  url?: string;
   nbf?: TrustStoreInstant;
   exp?: TrustStoreInstant;
   status: 'active' | 'retired' | 'revoked';

@@ -1,0 +1,101 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AppContext } from '../app';
+import { CordonError } from '../errors';
+import { mayWatch } from '../domain/entitlement';
+import type { TreeId } from '../ports/tree-store';
+import { servedNote } from '../tlog/service';
+import { AUDIT_TREE } from '../tlog/leaves';
+import { authenticate, requireOps } from './auth';
+import { parseQuery } from './ops';
+
+interface ProofQuery {
+  seq?: number;
+  n?: number;
+  size?: number;
+}
+
+interface ConsistencyQuery {
+  from: number;
+  to?: number;
+}
+
+/**
+ * The transparency log's read side (contract §12): checkpoints, C2SP tlog-tiles hash tiles and
+ * proofs of the region trees (desk or ops token) and of the audit tree (ops). They reveal sizes and
+ * hashes only. Hashes are standard base64.
+ */
+export async function tlogRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const notFound = (detail: string): CordonError => new CordonError('LOG_TREE_NOT_FOUND', detail);
+
+  /** The caller's tree: the region's current epoch, or the audit tree for ops. */
+  async function treeFor(request: FastifyRequest): Promise<TreeId> {
+    const token = authenticate(request, ctx.trust, ctx.now());
+    const { region } = request.params as { region?: string };
+    if (region === undefined) {
+      requireOps(token);
+      if (!ctx.tlog) throw notFound('the transparency log is off');
+      return AUDIT_TREE;
+    }
+    const r = ctx.regions.get(region);
+    if (!r) throw new CordonError('REGION_NOT_FOUND', `${region} is not in the registry`);
+    if (!mayWatch(token, r)) throw new CordonError('ROLE_FORBIDDEN', `this token may not watch ${region}`);
+    if (!ctx.tlog) throw notFound('the transparency log is off');
+    const tree = await ctx.tlog.regionTree(region);
+    if (!tree) throw notFound(`${region} has no entries yet`);
+    return tree;
+  }
+
+  async function latest(tree: TreeId) {
+    const cp = await ctx.tlog!.checkpoint(tree);
+    if (!cp) throw notFound('no checkpoint has been signed yet');
+    return cp;
+  }
+
+  async function checkpoint(request: FastifyRequest, reply: FastifyReply) {
+    const cp = await latest(await treeFor(request));
+    return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-cache').send(servedNote(cp));
+  }
+
+  async function tile(request: FastifyRequest, reply: FastifyReply) {
+    const tree = await treeFor(request);
+    const path = `tile/${(request.params as { '*': string })['*']}`;
+    const data = await ctx.tlog!.tile(tree, path);
+    if (!data) throw notFound(`${path} is not a tile of this tree`);
+    return reply.type('application/octet-stream').header('cache-control', 'public, max-age=31536000, immutable').send(data);
+  }
+
+  async function proof(request: FastifyRequest, reply: FastifyReply) {
+    const tree = await treeFor(request);
+    const q = parseQuery<ProofQuery>('log-proof-query', request.query);
+    const audit = tree === AUDIT_TREE;
+    const position = audit ? q.n : q.seq;
+    if (position === undefined || (audit ? q.seq : q.n) !== undefined) {
+      throw new CordonError('QUERY_INVALID', audit ? 'give n (the audit record)' : 'give seq (the alert)');
+    }
+    const cp = await latest(tree);
+    const size = q.size ?? cp.size;
+    if (size > cp.size) throw new CordonError('LOG_TREE_RANGE', `size ${size} is beyond the latest checkpoint (${cp.size})`);
+    const index = position - 1;
+    if (index >= size) throw new CordonError('LOG_TREE_RANGE', `leaf ${index} is not in the tree of size ${size}`);
+    const [root, hashes] = await Promise.all([ctx.tlog!.rootAt(tree, size), ctx.tlog!.proveInclusion(tree, index, size)]);
+    return reply.send({ index, size, root: root.toString('base64'), proof: hashes.map((h) => h.toString('base64')) });
+  }
+
+  async function consistency(request: FastifyRequest, reply: FastifyReply) {
+    const tree = await treeFor(request);
+    const q = parseQuery<ConsistencyQuery>('log-consistency-query', request.query);
+    const cp = await latest(tree);
+    const to = q.to ?? cp.size;
+    if (to > cp.size) throw new CordonError('LOG_TREE_RANGE', `to ${to} is beyond the latest checkpoint (${cp.size})`);
+    if (q.from > to) throw new CordonError('LOG_TREE_RANGE', `from ${q.from} is greater than to ${to}`);
+    const hashes = await ctx.tlog!.proveConsistency(tree, q.from, to);
+    return reply.send({ from: q.from, to, proof: hashes.map((h) => h.toString('base64')) });
+  }
+
+  for (const base of ['/v1/regions/:region/log', '/v1/audit/log']) {
+    app.get(`${base}/checkpoint`, checkpoint);
+    app.get(`${base}/tile/*`, tile);
+    app.get(`${base}/proof`, proof);
+    app.get(`${base}/consistency`, consistency);
+  }
+}

@@ -1,0 +1,137 @@
+import { HASH_SIZE, leafHash, storedHashIndex, storedHashesForRecordHash, treeHash, type Hash, type HashReader } from '../domain/tlog/merkle';
+import { newTiles, readTileData, tileHashReader, type Tile, type TileSource } from '../domain/tlog/tile';
+import { formatCheckpoint, signNote, type NoteSigner } from '../domain/tlog/note';
+import type { StoredCheckpoint, TreeId, TreeStore } from '../ports/tree-store';
+
+/** What a tree is built from: a region log's epoch, or the audit trail. */
+export interface LeafSource {
+  /** The tree to extend, its checkpoint origin and how many entries the log holds for it; null when empty. */
+  head(): Promise<{ tree: TreeId; origin: string; size: number } | null>;
+  /**
+   * The leaf hashes of entries [from, to) of `tree`, in order; fewer (possibly none) when the log
+   * no longer holds some, or holds another tree by now.
+   */
+  leafHashes(tree: TreeId, from: number, to: number): Promise<Hash[]>;
+}
+
+export interface IntegrationResult {
+  tree: TreeId;
+  origin: string;
+  /** the size before and after this call. */
+  from: number;
+  to: number;
+  /** the checkpoint this node stored (null when it stored none: nothing new, or another node was first). */
+  checkpoint: StoredCheckpoint | null;
+}
+
+/** Leaves hashed, tiled and signed per checkpoint step: bounds memory and the time between checkpoints. */
+const MAX_STEP = 4096;
+
+/** Tiles read through one integration step, cached (the right edge is read several times). */
+function cachingSource(store: TreeStore, tree: TreeId): TileSource {
+  const cache = new Map<string, Buffer | null>();
+  return {
+    async readTiles(tiles) {
+      const missing = tiles.filter((t) => !cache.has(`${t.level}/${t.n}`));
+      if (missing.length > 0) {
+        const data = await store.readTiles(tree, missing);
+        missing.forEach((t, i) => cache.set(`${t.level}/${t.n}`, data[i]));
+      }
+      return tiles.map((t) => cache.get(`${t.level}/${t.n}`) ?? null);
+    },
+  };
+}
+
+/**
+ * Sequence, then integrate (as Trillian Tessera does): the region log's atomic append sequences
+ * entries; this step hashes entries the tree does not hold yet, writes the tiles that changed and
+ * stores a signed checkpoint with compare-and-set on its size. It is idempotent and any node may
+ * run it: tiles are a function of the log, Ed25519 signatures are deterministic, and the
+ * compare-and-set lets exactly one checkpoint follow each size, so two nodes never sign two roots
+ * for one size.
+ */
+export async function integrate(store: TreeStore, source: LeafSource, signer: NoteSigner): Promise<IntegrationResult | null> {
+  const head = await source.head();
+  if (!head) return null;
+  const { tree, origin } = head;
+  const current = await store.checkpoint(tree);
+  const from = current?.size ?? 0;
+  if (head.size <= from) return { tree, origin, from, to: from, checkpoint: null };
+  const to = Math.min(head.size, from + MAX_STEP);
+  const hashes = await source.leafHashes(tree, from, to);
+  if (hashes.length === 0) return { tree, origin, from, to: from, checkpoint: null };
+  const size = from + hashes.length;
+
+  // New stored hashes in memory over the tiles of the old tree.
+  const old = tileHashReader(from, cachingSource(store, tree));
+  const fresh = new Map<number, Hash>();
+  const reader: HashReader = {
+    async readHashes(indexes) {
+      const need = indexes.filter((x) => !fresh.has(x));
+      const got = need.length > 0 ? await old.readHashes(need) : [];
+      const byIndex = new Map(need.map((x, i) => [x, got[i]]));
+      return indexes.map((x) => fresh.get(x) ?? byIndex.get(x)!);
+    },
+  };
+  for (let n = from; n < size; n++) {
+    const stored = await storedHashesForRecordHash(n, hashes[n - from], reader);
+    let x = storedHashIndex(0, n);
+    for (const h of stored) fresh.set(x++, h);
+  }
+  const tiles: { tile: Tile; data: Buffer }[] = [];
+  for (const tile of newTiles(from, size)) tiles.push({ tile, data: await readTileData(tile, reader) });
+  await store.writeTiles(tree, tiles);
+
+  const root = await treeHash(size, reader);
+  const note = signNote(formatCheckpoint({ origin, size, root }), signer);
+  const checkpoint = { size, note, cosignatures: [] };
+  const stored = await store.setCheckpoint(tree, from, checkpoint);
+  return { tree, origin, from, to: size, checkpoint: stored ? checkpoint : null };
+}
+
+/** Reads stored hashes of `tree` at `size` from the store's tiles (proofs, tree hashes). */
+export function storeHashReader(store: TreeStore, tree: TreeId, size: number, cache?: TileCache): HashReader {
+  const source: TileSource = {
+    async readTiles(tiles) {
+      const out: (Buffer | null)[] = tiles.map((t) => cache?.get(tree, t) ?? null);
+      const missing = tiles.map((t, i) => (out[i] ? -1 : i)).filter((i) => i >= 0);
+      if (missing.length > 0) {
+        const data = await store.readTiles(tree, missing.map((i) => tiles[i]));
+        missing.forEach((i, j) => {
+          const t = tiles[i];
+          const d = data[j];
+          // A tile path (width included) never changes: keep exactly that width, so its subtree
+          // hashes are computed once per cached tile.
+          const exact = d && d.length >= t.width * HASH_SIZE ? d.subarray(0, t.width * HASH_SIZE) : d;
+          out[i] = exact;
+          if (exact && cache && exact.length === t.width * HASH_SIZE) cache.set(tree, t, exact);
+        });
+      }
+      return out;
+    },
+  };
+  return tileHashReader(size, source);
+}
+
+/** Full tiles never change: a bounded cache of them serves most proof reads from memory. */
+export class TileCache {
+  private readonly map = new Map<string, Buffer>();
+  constructor(private readonly maxTiles = 8192) {}
+
+  get(tree: TreeId, t: Tile): Buffer | undefined {
+    const k = `${tree.tag}/${tree.name}/${t.level}/${t.n}/${t.width}`;
+    const hit = this.map.get(k);
+    if (hit) {
+      this.map.delete(k);
+      this.map.set(k, hit);
+    }
+    return hit;
+  }
+
+  set(tree: TreeId, t: Tile, data: Buffer): void {
+    this.map.set(`${tree.tag}/${tree.name}/${t.level}/${t.n}/${t.width}`, data);
+    if (this.map.size > this.maxTiles) this.map.delete(this.map.keys().next().value as string);
+  }
+}
+
+export { leafHash };

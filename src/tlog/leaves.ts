@@ -1,0 +1,121 @@
+import { canonicalize } from '../domain/jcs';
+import { leafHash, type Hash } from '../domain/tlog/merkle';
+import type { LogEntry, RegionLog } from '../ports/region-log';
+import type { AuditLog, AuditRecord } from '../ports/audit-log';
+import type { LeafSource } from './integrator';
+
+/**
+ * A region tree's leaf data (contract §12): the RFC 8785 form of the delivered alert
+ * `{ region, seq, epoch, received_at, content, sig }`, so a desk recomputes it from the frame it got.
+ */
+export function alertLeafData(e: LogEntry): string {
+  const { content, sig } = JSON.parse(e.body) as { content: unknown; sig: unknown };
+  return canonicalize({ region: e.region, seq: e.seq, epoch: e.epoch, received_at: e.receivedAt, content, sig });
+}
+
+/** The same from a delivered alert as a client holds it (any extra frame fields such as `type` dropped). */
+export function deliveredLeafData(d: { region: string; seq: number; epoch: string; received_at: string; content: unknown; sig: unknown }): string {
+  return canonicalize({ region: d.region, seq: d.seq, epoch: d.epoch, received_at: d.received_at, content: d.content, sig: d.sig });
+}
+
+/** Audit record n is leaf n - 1; its data is the RFC 8785 form of the record. */
+export function auditLeafData(r: AuditRecord): string {
+  return canonicalize(r);
+}
+
+const READ_BATCH = 1000;
+
+/**
+ * The leaves of one region's tree for its current epoch. Leaf hashes the ingest hook handed over
+ * (`remember`) are used first, so entries trimmed by retention right after their append still
+ * reach the tree.
+ */
+export class RegionLeafSource implements LeafSource {
+  private readonly pending = new Map<string, Map<number, Hash>>();
+
+  constructor(
+    private readonly regionLog: RegionLog,
+    readonly region: string,
+    private readonly originPrefix: string,
+  ) {}
+
+  /** Called right after an append: the entry's leaf hash, kept until integrated. */
+  remember(e: LogEntry): void {
+    let m = this.pending.get(e.epoch);
+    if (!m) {
+      this.pending.clear(); // a new epoch: the old tree is closed
+      m = new Map();
+      this.pending.set(e.epoch, m);
+    }
+    if (m.size < 1_000_000) m.set(e.seq - 1, leafHash(alertLeafData(e)));
+  }
+
+  /** Drops remembered hashes below `size` (integrated). */
+  forget(epoch: string, size: number): void {
+    const m = this.pending.get(epoch);
+    if (!m) return;
+    for (const k of m.keys()) if (k < size) m.delete(k);
+  }
+
+  async head() {
+    const s = await this.regionLog.state(this.region);
+    if (s.epoch === null || s.latest === 0) return null;
+    return {
+      tree: { tag: this.region, name: s.epoch },
+      origin: `${this.originPrefix}/${this.region}/${s.epoch}`,
+      size: s.latest,
+    };
+  }
+
+  async leafHashes(tree: { tag: string; name: string }, from: number, to: number): Promise<Hash[]> {
+    const out: Hash[] = [];
+    const pending = this.pending.get(tree.name);
+    let i = from;
+    while (i < to) {
+      const known = pending?.get(i);
+      if (known) {
+        out.push(known);
+        i++;
+        continue;
+      }
+      const page = await this.regionLog.read(this.region, i, Math.min(READ_BATCH, to - i));
+      if (page.epoch !== tree.name) break;
+      let progressed = false;
+      for (const e of page.entries) {
+        if (e.seq !== i + 1) break; // a hole: trimmed before integration (see remember)
+        out.push(pending?.get(i) ?? leafHash(alertLeafData(e)));
+        i++;
+        progressed = true;
+        if (i >= to) break;
+      }
+      if (!progressed) break;
+    }
+    return out;
+  }
+}
+
+/** The audit trail's tree (one, origin `<prefix>/audit`). */
+export class AuditLeafSource implements LeafSource {
+  constructor(
+    private readonly audit: AuditLog,
+    private readonly originPrefix: string,
+  ) {}
+
+  async head() {
+    // The audit port has no "top": page from the end is not possible, so ask for one page past
+    // what the tree holds (the integrator calls leafHashes right after).
+    return { tree: AUDIT_TREE, origin: `${this.originPrefix}/audit`, size: Number.MAX_SAFE_INTEGER };
+  }
+
+  async leafHashes(_tree: unknown, from: number, to: number): Promise<Hash[]> {
+    const page = await this.audit.read(from, Math.min(READ_BATCH, to - from));
+    const out: Hash[] = [];
+    for (const r of page.items) {
+      if (r.n !== from + out.length + 1) break;
+      out.push(leafHash(auditLeafData(r)));
+    }
+    return out;
+  }
+}
+
+export const AUDIT_TREE = { tag: 'audit', name: 'audit' } as const;
