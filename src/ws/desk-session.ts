@@ -22,6 +22,7 @@ import {
 import type { Delivery, FeedListener, Hub, StreamMetrics } from './hub';
 import { recoveryStep, resumePoint } from './recovery';
 import type { AckDedup } from './ack-dedup';
+import { onReceiverError, rawSocket, senderBusy } from './ws-internals';
 
 /**
  * One desk's WebSocket session (contract §9): its subscriptions, its bounded outbound queue and
@@ -118,23 +119,6 @@ export class FlushScheduler {
   };
 }
 
-/** Node's net.Socket members the session uses for batching and back-pressure. */
-interface RawSocket {
-  cork(): void;
-  uncork(): void;
-  write(chunk: Buffer): boolean;
-  destroyed: boolean;
-  writableNeedDrain: boolean;
-  once(event: 'drain', fn: () => void): unknown;
-}
-
-/** The `ws` internals the session reads to write complete frames to the socket itself. */
-interface WsInternals {
-  _socket?: RawSocket;
-  /** 0 (DEFAULT) unless ws is compressing or reading a Blob (neither happens here), with nothing queued */
-  _sender?: { _state: number; _queue: unknown[] };
-}
-
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const WS_OPEN = 1;
 
@@ -169,8 +153,7 @@ export class DeskSession {
     ws.on('close', () => this.dispose());
     ws.on('error', () => this.dispose());
     // Oversized or broken frames: ws would close with 1009/1002; the contract says 4500.
-    const receiver = (ws as unknown as { _receiver?: { prependListener(e: 'error', fn: () => void): void } })._receiver;
-    receiver?.prependListener('error', () => this.close(CLOSE.PROTOCOL_VIOLATION, 'protocol violation'));
+    onReceiverError(ws, () => this.close(CLOSE.PROTOCOL_VIOLATION, 'protocol violation'));
     this.armExpiry();
   }
 
@@ -264,8 +247,7 @@ export class DeskSession {
   flush(): void {
     this.scheduled = false;
     if (this.closed) return;
-    const ws = this.ws as unknown as WsInternals;
-    const sock = ws._socket;
+    const sock = rawSocket(this.ws);
     if (sock?.writableNeedDrain) {
       if (!this.waitingDrain) {
         this.waitingDrain = true;
@@ -278,8 +260,7 @@ export class DeskSession {
     }
     const frames = this.queue;
     if (frames.length > 0) {
-      const sender = ws._sender;
-      if (sender && (sender._state !== 0 || sender._queue.length > 0)) {
+      if (senderBusy(this.ws)) {
         // ws holds frames of its own (never with compression off): keep the order, try next turn.
         this.flushSoon();
         return;
