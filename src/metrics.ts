@@ -1,4 +1,5 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { METRICS, PROCESS_METRICS_PREFIX } from './metric-names';
 
 /**
  * One Prometheus registry per app instance (tests run several apps in one process). Modules that
@@ -13,23 +14,23 @@ export interface Metrics {
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'cordon_process_' });
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: PROCESS_METRICS_PREFIX });
   return {
     registry,
     ingestAccepted: new Counter({
-      name: 'cordon_ingest_accepted_total',
+      name: METRICS.INGEST_ACCEPTED,
       help: 'Submissions answered with a receipt, by door (http|nats) and outcome (new|duplicate)',
       labelNames: ['door', 'outcome'],
       registers: [registry],
     }),
     ingestRejected: new Counter({
-      name: 'cordon_ingest_rejected_total',
+      name: METRICS.INGEST_REJECTED,
       help: 'Submissions rejected, by door and error code',
       labelNames: ['door', 'code'],
       registers: [registry],
     }),
     ingestSeconds: new Histogram({
-      name: 'cordon_ingest_seconds',
+      name: METRICS.INGEST_SECONDS,
       help: 'Time from body received to answer',
       labelNames: ['door'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
@@ -45,7 +46,7 @@ export interface HttpMetrics {
 
 /** The public listener's own metrics; reused when several apps share a registry (tests). */
 export function createHttpMetrics(registry: Registry): HttpMetrics {
-  const name = 'cordon_http_connections_refused_total';
+  const name = METRICS.HTTP_CONNECTIONS_REFUSED;
   const existing = registry.getSingleMetric(name) as Counter<'code'> | undefined;
   return {
     refused:

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter } from 'prom-client';
 import type { AppContext } from './app';
+import { METRICS } from './metric-names';
 
 const DAY_MS = 86_400_000;
 /** The first pass runs this soon after start (or after one interval, if that is shorter). */
@@ -15,7 +16,7 @@ const FIRST_RUN_MS = 1000;
 export async function retentionPlugin(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const log = app.log.child({ component: 'retention' });
   const trimmed = new Counter({
-    name: 'cordon_retention_trimmed_total',
+    name: METRICS.RETENTION_TRIMMED,
     help: 'Alerts dropped from region logs by this node\'s periodic retention pass (the bound on the count is also kept by every append)',
     labelNames: ['region'],
     registers: [ctx.metrics.registry],

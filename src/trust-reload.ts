@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { METRICS } from './metric-names';
 import { RegionRegistry } from './domain/regions';
 import { TrustStore, type TrustStoreJson } from './domain/trust-store';
 import type { LiveTrust, TrustSnapshot } from './domain/live-trust';
@@ -126,7 +127,7 @@ export class TrustReloader {
     if (opts.registry) {
       const registers = [opts.registry];
       new Gauge({
-        name: 'cordon_trust_store_version',
+        name: METRICS.TRUST_STORE_VERSION,
         help: 'The trust store and region registry in force: the first 48 bits of the SHA-256 of their files (equal on nodes that hold the same files)',
         registers,
         collect() {
@@ -134,7 +135,7 @@ export class TrustReloader {
         },
       });
       new Gauge({
-        name: 'cordon_trust_store_loaded_seconds',
+        name: METRICS.TRUST_STORE_LOADED_SECONDS,
         help: 'When the trust store in force was loaded (Unix time, seconds)',
         registers,
         collect() {
@@ -142,7 +143,7 @@ export class TrustReloader {
         },
       });
       this.reloads = new Counter({
-        name: 'cordon_trust_reloads_total',
+        name: METRICS.TRUST_RELOADS,
         help: 'Trust store reloads that changed something (applied) or were refused (invalid or unreadable files)',
         labelNames: ['outcome'],
         registers,

@@ -22,6 +22,10 @@ import {
 import type { Delivery, FeedListener, Hub, StreamMetrics } from './hub';
 import { recoveryStep, resumePoint } from './recovery';
 import type { AckDedup } from './ack-dedup';
+import { onReceiverError, rawSocket, senderBusy } from './ws-internals';
+import type { FlushScheduler } from './flush-scheduler';
+
+export { FlushScheduler } from './flush-scheduler';
 
 /**
  * One desk's WebSocket session (contract §9): its subscriptions, its bounded outbound queue and
@@ -52,87 +56,6 @@ export interface SessionDeps {
   now: () => number;
   /** acks already recorded, per desk (src/ws/ack-dedup.ts) */
   acks: AckDedup;
-}
-
-/**
- * Coalesces every session's pending frames into one write per socket per flush. A flush runs on
- * the next turn of the event loop; when the previous flush wrote to many sockets (a busy fan-out
- * node), the next one waits until `minIntervalMs` after it, so alerts arriving one per turn still
- * share a write: the kernel call per socket is the cost, not the bytes (design notes, "Where the
- * time goes"). The wait adds at most `minIntervalMs` of latency and only under load.
- */
-export class FlushScheduler {
-  private dirty: DeskSession[] = [];
-  private scheduled = false;
-  private lastRun = 0;
-  private lastWidth = 0;
-  private lastFrames: Buffer[] | undefined;
-  private lastJoined: Buffer | undefined;
-  /** alert frames queued since the last flush (the deliveries counter is bumped once per flush) */
-  delivered = 0;
-
-  constructor(
-    private readonly metrics: StreamMetrics,
-    readonly opts: { minIntervalMs: number; busyWidth: number } = { minIntervalMs: 10, busyWidth: 64 },
-  ) {}
-
-  schedule(s: DeskSession): void {
-    this.dirty.push(s);
-    if (this.scheduled) return;
-    this.scheduled = true;
-    const wait = this.lastWidth >= this.opts.busyWidth ? this.lastRun + this.opts.minIntervalMs - Date.now() : 0;
-    if (wait > 0) setTimeout(this.run, wait);
-    else setImmediate(this.run);
-  }
-
-  /**
-   * The frames as one buffer. Live fan-out queues the same alerts for every desk between two
-   * flushes, so the previous desk's join is reused: one copy per flush, not one per desk.
-   */
-  joined(frames: Buffer[]): Buffer {
-    const last = this.lastFrames;
-    if (last !== undefined && last.length === frames.length) {
-      let same = true;
-      for (let i = 0; i < frames.length && same; i++) same = last[i] === frames[i];
-      if (same) return this.lastJoined!;
-    }
-    const joined = Buffer.concat(frames);
-    this.lastFrames = frames;
-    this.lastJoined = joined;
-    return joined;
-  }
-
-  private readonly run = (): void => {
-    this.scheduled = false;
-    const batch = this.dirty;
-    this.dirty = [];
-    this.lastRun = Date.now();
-    this.lastWidth = batch.length;
-    for (let i = 0; i < batch.length; i++) batch[i].flush();
-    this.lastFrames = undefined;
-    this.lastJoined = undefined;
-    if (this.delivered > 0) {
-      this.metrics.deliveries.inc(this.delivered);
-      this.delivered = 0;
-    }
-  };
-}
-
-/** Node's net.Socket members the session uses for batching and back-pressure. */
-interface RawSocket {
-  cork(): void;
-  uncork(): void;
-  write(chunk: Buffer): boolean;
-  destroyed: boolean;
-  writableNeedDrain: boolean;
-  once(event: 'drain', fn: () => void): unknown;
-}
-
-/** The `ws` internals the session reads to write complete frames to the socket itself. */
-interface WsInternals {
-  _socket?: RawSocket;
-  /** 0 (DEFAULT) unless ws is compressing or reading a Blob (neither happens here), with nothing queued */
-  _sender?: { _state: number; _queue: unknown[] };
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -169,8 +92,7 @@ export class DeskSession {
     ws.on('close', () => this.dispose());
     ws.on('error', () => this.dispose());
     // Oversized or broken frames: ws would close with 1009/1002; the contract says 4500.
-    const receiver = (ws as unknown as { _receiver?: { prependListener(e: 'error', fn: () => void): void } })._receiver;
-    receiver?.prependListener('error', () => this.close(CLOSE.PROTOCOL_VIOLATION, 'protocol violation'));
+    onReceiverError(ws, () => this.close(CLOSE.PROTOCOL_VIOLATION, 'protocol violation'));
     this.armExpiry();
   }
 
@@ -264,8 +186,7 @@ export class DeskSession {
   flush(): void {
     this.scheduled = false;
     if (this.closed) return;
-    const ws = this.ws as unknown as WsInternals;
-    const sock = ws._socket;
+    const sock = rawSocket(this.ws);
     if (sock?.writableNeedDrain) {
       if (!this.waitingDrain) {
         this.waitingDrain = true;
@@ -278,8 +199,7 @@ export class DeskSession {
     }
     const frames = this.queue;
     if (frames.length > 0) {
-      const sender = ws._sender;
-      if (sender && (sender._state !== 0 || sender._queue.length > 0)) {
+      if (senderBusy(this.ws)) {
         // ws holds frames of its own (never with compression off): keep the order, try next turn.
         this.flushSoon();
         return;

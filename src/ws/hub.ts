@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { METRICS } from '../metric-names';
 import type { AlertContent } from '../domain/types';
 import type { Doorbell } from '../ports/bus';
 import { deliveredJson, type LogEntry, type ReadResult, type RegionLog, type RegionState } from '../ports/region-log';
@@ -69,54 +70,54 @@ export function createStreamMetrics(registry: Registry): StreamMetrics {
   const registers = [registry];
   const once = <M>(name: string, make: () => M): M => (registry.getSingleMetric(name) as M | undefined) ?? make();
   return {
-    desks: once('cordon_ws_desks', () => new Gauge({ name: 'cordon_ws_desks', help: 'Desk sessions connected to this node', registers })),
+    desks: once(METRICS.WS_DESKS, () => new Gauge({ name: METRICS.WS_DESKS, help: 'Desk sessions connected to this node', registers })),
     deliveries: once(
-      'cordon_ws_deliveries_total',
-      () => new Counter({ name: 'cordon_ws_deliveries_total', help: 'Alert frames queued to desks (live and replayed)', registers }),
+      METRICS.WS_DELIVERIES,
+      () => new Counter({ name: METRICS.WS_DELIVERIES, help: 'Alert frames queued to desks (live and replayed)', registers }),
     ),
     resumes: once(
-      'cordon_ws_resumes_total',
+      METRICS.WS_RESUMES,
       () =>
         new Counter({
-          name: 'cordon_ws_resumes_total',
+          name: METRICS.WS_RESUMES,
           help: 'Subscriptions with a from position, by whether everything after it was delivered without a gap',
           labelNames: ['recovered'] as const,
           registers,
         }),
     ),
     gaps: once(
-      'cordon_ws_gaps_total',
-      () => new Counter({ name: 'cordon_ws_gaps_total', help: 'gap frames sent, by reason', labelNames: ['reason'] as const, registers }),
+      METRICS.WS_GAPS,
+      () => new Counter({ name: METRICS.WS_GAPS, help: 'gap frames sent, by reason', labelNames: ['reason'] as const, registers }),
     ),
     slowCloses: once(
-      'cordon_ws_slow_closes_total',
-      () => new Counter({ name: 'cordon_ws_slow_closes_total', help: 'Desks closed with 4002 because their queue was full', registers }),
+      METRICS.WS_SLOW_CLOSES,
+      () => new Counter({ name: METRICS.WS_SLOW_CLOSES, help: 'Desks closed with 4002 because their queue was full', registers }),
     ),
     regionLag: once(
-      'cordon_ws_region_lag',
+      METRICS.WS_REGION_LAG,
       () =>
         new Gauge({
-          name: 'cordon_ws_region_lag',
+          name: METRICS.WS_REGION_LAG,
           help: "Per watched region: the log's newest seq minus the seq this node last delivered",
           labelNames: ['region'] as const,
           registers,
         }),
     ),
     deliveredFromLog: once(
-      'cordon_ws_log_reads_total',
+      METRICS.WS_LOG_READS,
       () =>
         new Counter({
-          name: 'cordon_ws_log_reads_total',
+          name: METRICS.WS_LOG_READS,
           help: 'Alerts the hub read from the region log after a doorbell or position check and handed to this node\'s desks',
           labelNames: ['region'] as const,
           registers,
         }),
     ),
     rollbacks: once(
-      'cordon_region_rollbacks_total',
+      METRICS.REGION_ROLLBACKS,
       () =>
         new Counter({
-          name: 'cordon_region_rollbacks_total',
+          name: METRICS.REGION_ROLLBACKS,
           help: 'Region logs found rolled back under their epoch (a new epoch was started)',
           labelNames: ['region'] as const,
           registers,

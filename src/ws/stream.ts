@@ -10,9 +10,11 @@ import type { Token } from '../domain/types';
 import type { BusSubscription } from '../ports/bus';
 import { CLOSE } from './frames';
 import { createStreamMetrics, Hub } from './hub';
-import { DeskSession, FlushScheduler, type SessionDeps } from './desk-session';
+import { DeskSession, type SessionDeps } from './desk-session';
+import { FlushScheduler } from './flush-scheduler';
 import { AckDedup } from './ack-dedup';
 import { TokenKeyWatch } from './token-keys';
+import { checkWsInternals, closeFrameReceived, rawSocketObject } from './ws-internals';
 
 /**
  * GET /v1/stream (contract §9): desks watch regions live and resume on any node. Authentication
@@ -51,12 +53,14 @@ export function streamToken(request: FastifyRequest): string | undefined {
   return undefined;
 }
 
-/** ws keeps this private; a socket whose peer answered our close frame may be cut at once. */
+/** A socket whose peer answered our close frame may be cut at once. */
 function handshakeDone(ws: WebSocket): boolean {
-  return (ws as unknown as { _closeFrameReceived?: boolean })._closeFrameReceived === true;
+  return closeFrameReceived(ws);
 }
 
 export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  // The session reads private fields of ws: refuse to start on a ws they were not checked against.
+  checkWsInternals();
   const { config } = ctx;
   const log = app.log.child({ component: 'stream' });
   const metrics = createStreamMetrics(ctx.metrics.registry);
@@ -160,8 +164,8 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
   function releaseRequest(socket: WebSocket): void {
     socket.removeAllListeners('error');
     socket.on('error', onSocketError);
-    const raw = (socket as unknown as { _socket?: { _httpMessage?: { detachSocket?(s: unknown): void } | null } })._socket;
-    const res = raw?._httpMessage;
+    const raw = rawSocketObject(socket);
+    const res = raw?._httpMessage as { detachSocket?(s: unknown): void } | null | undefined;
     if (raw && res && typeof res.detachSocket === 'function') res.detachSocket(raw);
   }
 

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
+import { METRICS } from '../metric-names';
 import type { LiveTrust } from '../domain/live-trust';
 import { tokenKeyProblem } from '../domain/tokens';
 import type { DeskSession } from './desk-session';
@@ -31,7 +32,7 @@ export class TokenKeyWatch {
     private readonly opts: { live: LiveTrust; now: () => number; log: FastifyBaseLogger; registry: Registry },
   ) {
     this.closes = new Counter({
-      name: 'cordon_stream_token_key_closes_total',
+      name: METRICS.STREAM_TOKEN_KEY_CLOSES,
       help: 'Desk sessions closed with 4501 because their token key stopped being active (reload or key exp)',
       registers: [opts.registry],
     });

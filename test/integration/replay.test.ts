@@ -7,7 +7,8 @@ import { validContent, timestamp } from '../fixtures/alerts';
 import { validator } from '../../src/domain/schemas';
 import { deliveredJson, rawEntryView, type LogEntry } from '../../src/ports/region-log';
 import { scanAll } from '../helpers/raw-scan';
-import { DeliveredLines, RawVisibility, entitlementView } from '../../src/http/replay';
+import { RawVisibility, entitlementView } from '../../src/domain/entitlement-view';
+import { DeliveredLines } from '../../src/http/replay-export';
 import { isVisible, visibilityKey } from '../../src/domain/entitlement';
 import type { AlertContent, DeliveredAlert, Receipt, Region, Submission } from '../../src/domain/types';
 

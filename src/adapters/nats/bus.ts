@@ -15,6 +15,7 @@ import type { FastifyBaseLogger as Logger } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../../config';
 import { toProblem } from '../../errors';
+import { METRICS } from '../../metric-names';
 import {
   BusUnavailableError,
   type Bus,
@@ -174,9 +175,9 @@ export class NatsBus implements Bus {
     this.replyPrefix = `${opts.inboxPrefix ?? '_INBOX'}.`;
     if (opts.registry) {
       this.droppedRequests =
-        (opts.registry.getSingleMetric('cordon_nats_ingest_dropped_total') as Counter<'reason'> | undefined) ??
+        (opts.registry.getSingleMetric(METRICS.NATS_INGEST_DROPPED) as Counter<'reason'> | undefined) ??
         new Counter({
-          name: 'cordon_nats_ingest_dropped_total',
+          name: METRICS.NATS_INGEST_DROPPED,
           help: 'NATS ingest requests dropped unprocessed, by reason (no-reply: no reply subject; reply-subject: a reply subject outside the inbox prefix)',
           labelNames: ['reason'],
           registers: [opts.registry],

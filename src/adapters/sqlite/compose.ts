@@ -2,6 +2,7 @@ import { join, resolve } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { Counter } from 'prom-client';
 import type { Metrics } from '../../metrics';
+import { METRICS } from '../../metric-names';
 import type { AuditLog } from '../../ports/audit-log';
 import type { RegionLog } from '../../ports/region-log';
 import { SqliteAuditLog } from './audit-log';
@@ -43,8 +44,8 @@ export function openSqliteBackend(
       },
     });
   };
-  counter('cordon_sqlite_commits_total', 'Transactions committed by the embedded store (one per batch of writes)', () => store.stats.commits);
-  counter('cordon_sqlite_fsyncs_total', 'fsyncs issued by the embedded store: one per commit, two per checkpoint', () => store.stats.fsyncs);
+  counter(METRICS.SQLITE_COMMITS, 'Transactions committed by the embedded store (one per batch of writes)', () => store.stats.commits);
+  counter(METRICS.SQLITE_FSYNCS, 'fsyncs issued by the embedded store: one per commit, two per checkpoint', () => store.stats.fsyncs);
   return {
     regionLog: new SqliteRegionLog(store),
     audit: new SqliteAuditLog(store),
