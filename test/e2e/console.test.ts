@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import pino from 'pino';
 import { buildApp } from '../../src/app';
 import { DevDesks } from '../../src/dev/dev-desks';
@@ -85,6 +85,17 @@ async function wholeFeed(page: Page): Promise<Array<{ key: string; title: string
   })()`)) as Array<{ key: string; title: string }>;
 }
 
+/** Polls a locator's count: the feed re-renders once per animation frame, later on a loaded machine. */
+async function countIs(l: Locator, n: number, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  let c = await l.count();
+  while (c !== n && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    c = await l.count();
+  }
+  expect(c).toBe(n);
+}
+
 async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
@@ -146,7 +157,7 @@ describe('console in Chromium against a real node', () => {
     const art = feedArticle(desk, c.title);
     await art.waitFor({ timeout: 2000 });
     expect(Date.now() - t0).toBeLessThan(2000);
-    await art.getByText('Verified').waitFor({ timeout: 5000 });
+    await art.getByText('Verified').waitFor({ timeout: 15_000 });
     const text = await art.textContent();
     expect(text).toContain('TLP:AMBER');
     expect(text).toContain("not to be passed on without the provider's permission");
@@ -159,7 +170,7 @@ describe('console in Chromium against a real node', () => {
     const description = '<iframe src="https://example.org/"></iframe><script>window.__pwned=3</script>';
     await t.publish(content({ title, description }));
     const art = feedArticle(desk, title);
-    await art.waitFor({ timeout: 5000 });
+    await art.waitFor({ timeout: 15_000 });
     await art.getByRole('button', { name: 'Details' }).click();
     const dialog = desk.getByRole('dialog');
     await dialog.getByText(description, { exact: true }).waitFor();
@@ -175,7 +186,7 @@ describe('console in Chromium against a real node', () => {
   test('a flash alert is announced with role="alert" and a desktop notification', async () => {
     const c = content({ urgency: 'flash', title: 'Flash: convoy crossing now' });
     await t.publish(c);
-    await desk.getByRole('alert').filter({ hasText: `Flash alert: ${c.title}` }).waitFor({ timeout: 5000 });
+    await desk.getByRole('alert').filter({ hasText: `Flash alert: ${c.title}` }).waitFor({ timeout: 15_000 });
     expect(await feedArticle(desk, c.title).getAttribute('data-urgency')).toBe('flash');
     // and, with the permission granted, a desktop notification
     expect(await desk.evaluate('window.__notes')).toContain(`Flash alert: ${c.title}`);
@@ -184,27 +195,27 @@ describe('console in Chromium against a real node', () => {
   test('filters by urgency, category, issuing state and text, without reconnecting', async () => {
     await t.publish(content({ urgency: 'routine', category: 'route-change', title: 'Routine route change' }));
     await t.publish(validContent({ region: R1, issuer: { state: 'CN', agency: 'cn-customs', gateway: 'cn-gw-1' }, title: 'Chinese customs notice' }), 'CN');
-    await feedArticle(desk, 'Chinese customs notice').waitFor({ timeout: 5000 });
+    await feedArticle(desk, 'Chinese customs notice').waitFor({ timeout: 15_000 });
     const opens = await desk.evaluate('performance.getEntriesByType("resource").length');
     const feed = desk.getByRole('feed');
 
     await desk.getByLabel('Urgency').selectOption({ label: 'Flash' });
-    await expect(feed.getByRole('article').count()).resolves.toBe(1);
+    await countIs(feed.getByRole('article'), 1);
     await desk.getByLabel('Urgency').selectOption({ label: 'Any' });
 
     await desk.getByLabel('Category').selectOption({ label: 'Route change' });
     await feedArticle(desk, 'Routine route change').waitFor();
-    await expect(feed.getByRole('article').count()).resolves.toBe(1);
+    await countIs(feed.getByRole('article'), 1);
     await desk.getByLabel('Category').selectOption({ label: 'Any' });
 
     await desk.getByLabel('Issuing state').selectOption('CN');
-    await expect(feed.getByRole('article').count()).resolves.toBe(1);
+    await countIs(feed.getByRole('article'), 1);
     await feedArticle(desk, 'Chinese customs notice').waitFor();
     await desk.getByLabel('Issuing state').selectOption('');
 
     await desk.getByLabel('Search').fill('LIVE TRUCK');
     await feedArticle(desk, 'Live truck at Torugart').waitFor();
-    await expect(feed.getByRole('article').count()).resolves.toBe(1);
+    await countIs(feed.getByRole('article'), 1);
     await desk.getByLabel('Search').fill('');
     await expect(desk.getByRole('status').textContent()).resolves.toBe('Live');
     // No new connection or fetch was made for filtering.
@@ -233,20 +244,20 @@ describe('console in Chromium against a real node', () => {
   test('a correction and a revocation: version history in the details, the revoked alert struck through', async () => {
     const v1 = content({ title: 'Vehicle to be revoked' });
     await t.publish(v1);
-    await feedArticle(desk, v1.title).waitFor({ timeout: 5000 });
+    await feedArticle(desk, v1.title).waitFor({ timeout: 15_000 });
     const later = (ms: number) => new Date(Date.parse(v1.created) + ms).toISOString();
     await t.publish({ ...v1, modified: later(1000), correction_note: 'Plate number corrected' });
     await t.publish({ ...v1, modified: later(2000), revoked: true });
     const articles = desk.getByRole('feed').getByRole('article', { name: v1.title, exact: true });
-    await articles.nth(2).waitFor({ timeout: 5000 });
+    await articles.nth(2).waitFor({ timeout: 15_000 });
     for (const i of [0, 1, 2]) await articles.nth(i).getByText('Revoked', { exact: true }).waitFor();
     const decoration = await articles.first().getByRole('heading').evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { textDecorationLine: string } }).getComputedStyle(el).textDecorationLine);
     expect(decoration).toContain('line-through');
     await articles.first().getByRole('button', { name: 'Details' }).click();
     const dialog = desk.getByRole('dialog');
     const history = dialog.getByRole('listitem').filter({ hasText: 'KG-CN' });
-    await dialog.getByText('Plate number corrected').first().waitFor({ timeout: 5000 });
-    await expect(history.count()).resolves.toBe(3);
+    await dialog.getByText('Plate number corrected').first().waitFor({ timeout: 15_000 });
+    await countIs(history, 3);
     expect(await dialog.textContent()).toContain('The issuing state has revoked this alert.');
     await desk.keyboard.press('Escape');
     await dialog.waitFor({ state: 'hidden' });
@@ -274,7 +285,7 @@ describe('console in Chromium against a real node', () => {
     for (const c of missed) await t.publish(c);
     await desk.goto(`${base}/console/`);
     await desk.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: 10_000 });
-    for (const c of missed) await feedArticle(desk, c.title).waitFor({ timeout: 5000 });
+    for (const c of missed) await feedArticle(desk, c.title).waitFor({ timeout: 15_000 });
     const feed = desk.getByRole('feed');
     const setsize = Number(await feed.getByRole('article').first().getAttribute('aria-setsize'));
     expect(setsize).toBe(before + missed.length);
@@ -288,7 +299,7 @@ describe('console in Chromium against a real node', () => {
   test('a gap frame after trimming becomes a visible warning naming the range and the reason', async () => {
     const first = validContent({ region: R2, issuer: { state: 'KZ', agency: 'kz-border', gateway: 'kz-gw-1' }, title: 'Korday one' });
     await t.publish(first, 'KZ');
-    await feedArticle(desk, first.title).waitFor({ timeout: 5000 });
+    await feedArticle(desk, first.title).waitFor({ timeout: 15_000 });
     await desk.goto('about:blank');
     for (let i = 2; i <= 6; i++) await t.publish(validContent({ region: R2, issuer: { state: 'KZ', agency: 'kz-border', gateway: 'kz-gw-1' }, title: `Korday ${i}` }), 'KZ');
     await t.deps.regionLog.trim(R2, { maxAlerts: 2, maxAgeMs: 86_400_000, nowMs: Date.now() });
@@ -299,7 +310,7 @@ describe('console in Chromium against a real node', () => {
     expect(text).toContain(`Alerts 2–4 of region`);
     expect(text).toContain(R2);
     expect(text).toContain('retention');
-    await feedArticle(desk, 'Korday 6').waitFor({ timeout: 5000 });
+    await feedArticle(desk, 'Korday 6').waitFor({ timeout: 15_000 });
   });
 
   test('the region picker narrows the watch; ticking a region again brings what it missed', async () => {
@@ -312,19 +323,19 @@ describe('console in Chromium against a real node', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(await feedArticle(desk, c.title).count()).toBe(0);
     await box.check();
-    await feedArticle(desk, c.title).waitFor({ timeout: 5000 });
-    expect(await feedArticle(desk, c.title).count()).toBe(1);
+    await feedArticle(desk, c.title).waitFor({ timeout: 15_000 });
+    await countIs(feedArticle(desk, c.title), 1);
   });
 
   test('offline and back: the status says so, and what arrived meanwhile is shown once', async () => {
     await desk.context().setOffline(true);
-    await desk.getByRole('status').filter({ hasText: 'Offline' }).waitFor({ timeout: 5000 });
+    await desk.getByRole('status').filter({ hasText: 'Offline' }).waitFor({ timeout: 15_000 });
     const c = content({ title: 'Published while offline' });
     await t.publish(c);
     await desk.context().setOffline(false);
     await desk.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: 10_000 });
-    await feedArticle(desk, c.title).waitFor({ timeout: 5000 });
-    expect(await feedArticle(desk, c.title).count()).toBe(1);
+    await feedArticle(desk, c.title).waitFor({ timeout: 15_000 });
+    await countIs(feedArticle(desk, c.title), 1);
   });
 
   test('close 4002 (too slow): reconnects and resumes with nothing lost; close 4501: signed out with the reason', async () => {
@@ -335,7 +346,7 @@ describe('console in Chromium against a real node', () => {
     for (const c of during) await t.publish(c);
     for (const c of during) await feedArticle(desk, c.title).waitFor({ timeout: 10_000 });
     await desk.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: 10_000 });
-    for (const c of during) expect(await feedArticle(desk, c.title).count()).toBe(1);
+    for (const c of during) await countIs(feedArticle(desk, c.title), 1);
 
     await until(() => sessions().length === 1, 'the resumed desk session');
     sessions()[0].close(4501, 'token no longer valid');
@@ -356,7 +367,7 @@ describe('console in Chromium against a real node', () => {
     const c = content({ title: 'Signed by the real KG key' });
     await t.publish(c);
     const art = feedArticle(page, c.title);
-    await art.getByText('Signature invalid').waitFor({ timeout: 5000 });
+    await art.getByText('Signature invalid').waitFor({ timeout: 15_000 });
     await art.getByRole('button', { name: 'Details' }).click();
     expect(await page.getByRole('dialog').textContent()).toContain('the signature does not match the content');
     await page.close();
@@ -366,7 +377,7 @@ describe('console in Chromium against a real node', () => {
     const page = await newPage();
     const now = Math.floor(Date.now() / 1000);
     await signIn(page, t.token({ sub: 'desk-short', iat: now, exp: now + 6 }));
-    await page.getByRole('alert').filter({ hasText: 'Your token expires at' }).waitFor({ timeout: 5000 });
+    await page.getByRole('alert').filter({ hasText: 'Your token expires at' }).waitFor({ timeout: 15_000 });
     await page.getByRole('alert').filter({ hasText: 'Your token expired' }).waitFor({ timeout: 15_000 });
     await page.getByLabel('Token', { exact: true }).waitFor();
     expect(await page.evaluate('sessionStorage.getItem("cordon.token")')).toBeNull();
@@ -386,7 +397,7 @@ describe('console in Chromium against a real node', () => {
     await page.getByRole('button', { name: 'Show' }).click();
     const table = page.getByRole('table');
     await table.getByRole('cell', { name: '25', exact: true }).waitFor();
-    await expect(table.getByRole('row').count()).resolves.toBe(26);
+    await countIs(table.getByRole('row'), 26);
     await table.getByRole('row').nth(1).getByRole('cell').nth(3).getByRole('button').click();
     await page.getByRole('dialog').getByText('Verified').first().waitFor();
     await page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
