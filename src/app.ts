@@ -1,6 +1,6 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config';
-import type { RegionLog } from './ports/region-log';
+import type { LogEntry, RegionLog } from './ports/region-log';
 import type { Bus } from './ports/bus';
 import type { AuditLog } from './ports/audit-log';
 import type { TrustStore } from './domain/trust-store';
@@ -55,6 +55,11 @@ export interface AppContext extends AppDeps {
   ingest: Ingest;
   /** true once shutdown has begun: readiness fails and new work is refused. */
   shuttingDown: { value: boolean };
+  /**
+   * Told of every entry this node's own appends stored (the log's answer, never a bus message):
+   * the hub delivers it at once when it is the next seq, instead of waiting for the doorbell.
+   */
+  appended: Set<(entry: LogEntry) => void>;
 }
 
 export const REDACT_PATHS = [
@@ -117,9 +122,11 @@ export async function buildApp(
   // Connections beyond the bound are closed by Node as they arrive (its 'drop' event).
   app.server.maxConnections = config.httpMaxConnections;
   app.server.on('drop', () => httpMetrics.refused.inc({ code: 'MAX_CONNECTIONS' }));
+  const appended = new Set<(entry: LogEntry) => void>();
   const ctx: AppContext = {
     ...deps,
     live,
+    appended,
     // Read at the time of use, so a reload reaches every door (contract §4).
     get trust() {
       return live.store;
@@ -128,7 +135,7 @@ export async function buildApp(
       return live.regions;
     },
     tokenPolicy: { maxTtlS: deps.config.tokenMaxTtlS },
-    ingest: createIngest({ ...deps, live }, app.log.child({ component: 'ingest' })),
+    ingest: createIngest({ ...deps, live, appended }, app.log.child({ component: 'ingest' })),
     shuttingDown: { value: false },
   };
   app.decorate('tokenPolicy', ctx.tokenPolicy);

@@ -5,7 +5,7 @@ import { parseJson } from '../domain/json';
 import { validateSubmission } from '../domain/validate';
 import { decodeProtectedHeader, verifySubmission } from '../domain/signature';
 import type { Receipt, Submission } from '../domain/types';
-import { LogOutcomeUnknownError, LogUnavailableError, deliveredJson, type AppendInput, type AppendRejection } from '../ports/region-log';
+import { LogOutcomeUnknownError, LogUnavailableError, deliveredJson, type AppendInput, type AppendRejection, type LogEntry } from '../ports/region-log';
 import type { AppDeps } from '../app';
 import type { LiveTrust } from '../domain/live-trust';
 
@@ -56,7 +56,10 @@ export function appendInputOf(submission: Submission, contentHash: string): Appe
   };
 }
 
-export function createIngest(deps: AppDeps & { live: LiveTrust }, log: FastifyBaseLogger): Ingest {
+export function createIngest(
+  deps: AppDeps & { live: LiveTrust; appended?: ReadonlySet<(entry: LogEntry) => void> },
+  log: FastifyBaseLogger,
+): Ingest {
   const { config, regionLog, bus, audit, live, metrics, now } = deps;
   const parseLimits = { maxBytes: config.maxBodyBytes, maxDepth: config.maxJsonDepth };
   const window = { maxAgeS: config.sigMaxAgeS, maxSkewS: config.sigMaxSkewS };
@@ -120,6 +123,16 @@ export function createIngest(deps: AppDeps & { live: LiveTrust }, log: FastifyBa
     const { receipt, entry } = outcome;
     // Sequenced: the transparency log integrates it within a second (src/tlog).
     deps.tlog?.appended(entry);
+    // This node's hub delivers its own appends at once (the log's answer, not a bus message).
+    if (deps.appended) {
+      for (const tell of deps.appended) {
+        try {
+          tell(entry);
+        } catch (err) {
+          log.error({ err, region: entry.region, seq: entry.seq }, 'local delivery failed; the doorbell and the position check deliver it');
+        }
+      }
+    }
     metrics.ingestAccepted.inc({ door, outcome: 'new' });
     log.info({ region: receipt.region, seq: receipt.seq, id: receipt.id, door }, 'alert appended');
     // Redis is the truth, the bus is the doorbell: a lost publish is repaired by every node's hub.

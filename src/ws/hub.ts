@@ -175,6 +175,14 @@ export class Hub {
     this.feeds.get(ring.region)?.ringDoorbell(ring.seq); // nobody here watches it: nothing to do
   }
 
+  /**
+   * An entry this node's own append stored (the log's answer, trusted; never a bus message): the
+   * next seq of a live feed is delivered at once, anything else rings the doorbell (a log read).
+   */
+  onLocalAppend(entry: LogEntry): void {
+    this.feeds.get(entry.region)?.localAppend(entry);
+  }
+
   /** Starts delivering the region to `l`; returns its mark for readState / readPage. */
   watch(l: FeedListener): number {
     let feed = this.feeds.get(l.region);
@@ -297,6 +305,8 @@ class Feed {
   private reading = false;
   /** a doorbell rang since the read in flight began: read again when it ends */
   private rung = false;
+  /** a local append proved the log rolled back under this epoch (see localAppend) */
+  private rollbackSeen = false;
   private checking = false;
   /** when the log last answered this feed */
   private reachedAt = Date.now();
@@ -314,6 +324,22 @@ class Feed {
     if (hint !== undefined && this.last >= 0 && hint <= this.last) return;
     this.rung = true;
     this.pull();
+  }
+
+  localAppend(e: LogEntry): void {
+    if (this.last > 0 && e.epoch === this.epoch && e.seq <= this.last) {
+      // Delivered already: a read (another node's doorbell) overtook our append's answer. Unless
+      // what was delivered at that seq is another entry: then the log was rolled back.
+      const held = this.recentAt(e.seq);
+      if (!held || held.receivedAt === e.receivedAt) return;
+      this.rollbackSeen = true;
+    }
+    if (this.rollbackSeen || this.closed || this.reading || this.last < 0 || e.epoch !== this.epoch || e.seq !== this.last + 1) {
+      this.rung = true;
+      this.pull();
+      return;
+    }
+    this.emit(this.hub.fromEntry(e));
   }
 
   recentAt(seq: number): Delivery | undefined {
@@ -402,7 +428,7 @@ class Feed {
    */
   private rolledBack(state: ReadResult): boolean {
     if (this.last <= 0 || state.epoch !== this.epoch) return false;
-    if (state.latest < this.last) return true;
+    if (this.rollbackSeen || state.latest < this.last) return true;
     const first = state.entries[0];
     if (!first || first.seq !== this.last) return false;
     const held = this.recentAt(this.last);
@@ -427,6 +453,7 @@ class Feed {
     this.hub.opts.log.warn({ region: this.region, from: this.epoch, to: state.epoch }, 'region log epoch changed');
     this.epoch = state.epoch;
     this.last = firstHeld(state) - 1;
+    this.rollbackSeen = false;
     this.ring.fill(undefined);
     for (const l of this.listeners) l.resync();
   }

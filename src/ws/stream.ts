@@ -1,3 +1,4 @@
+import type { LogEntry } from '../ports/region-log';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyWebsocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
@@ -254,13 +255,16 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
   }, config.wsPingMs);
   heartbeat.unref();
 
+  const onLocalAppend = (entry: LogEntry): void => hub.onLocalAppend(entry);
   app.addHook('onReady', async () => {
     busSub = await ctx.bus.subscribeDoorbell((ring) => hub.onDoorbell(ring));
+    ctx.appended.add(onLocalAppend);
     hub.start();
     keyWatch.start();
   });
   app.addHook('onClose', async () => {
     clearInterval(heartbeat);
+    ctx.appended.delete(onLocalAppend);
     hub.stop();
     keyWatch.stop();
     await busSub?.unsubscribe().catch(() => undefined);
