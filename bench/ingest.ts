@@ -17,7 +17,7 @@ import autocannon from 'autocannon';
 import Redis from 'ioredis';
 import { deleteKeysWithPrefix } from '../src/adapters/redis/client';
 import { makeFixture, benchContent } from './lib/fixture';
-import { cpuMsOf, startScript, type RunningProcess } from './lib/node';
+import { cpuMsOf, freePort, startScript, type RunningProcess } from './lib/node';
 import { REDIS_URL, productionEnv } from './lib/targets';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 20);
@@ -101,8 +101,11 @@ async function metric(url: string, name: string): Promise<number> {
 /** Embedded mode, same alerts: CORDON_STORE=memory, then the SQLite store in a fresh data directory. */
 async function embeddedRuns(fx: ReturnType<typeof makeFixture>, bodies: string[]): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-bench-embedded-'));
+  // /metrics is on the operator listener only: give it a known port.
+  const metricsPort = await freePort();
   const env = (store: string) => ({
     CORDON_STORE: store,
+    CORDON_METRICS_PORT: String(metricsPort),
     CORDON_DATA_DIR: join(dir, store),
     CORDON_TRUST_STORE: fx.trustPath,
     CORDON_REGIONS: fx.regionsPath,
@@ -115,11 +118,11 @@ async function embeddedRuns(fx: ReturnType<typeof makeFixture>, bodies: string[]
     for (const store of ['memory', 'sqlite']) {
       node = await startScript('dist/src/server.js', env(store));
       await load('warm-up', node.url, bodies.slice(-5000, -1));
-      const fs0 = await metric(node.url, 'cordon_sqlite_fsyncs_total');
-      const c0 = await metric(node.url, 'cordon_sqlite_commits_total');
+      const fs0 = await metric(`http://127.0.0.1:${metricsPort}`, 'cordon_sqlite_fsyncs_total');
+      const c0 = await metric(`http://127.0.0.1:${metricsPort}`, 'cordon_sqlite_commits_total');
       const f = await load(store === 'memory' ? 'embedded, memory store' : 'embedded, SQLite store', node.url, bodies, node.proc.pid);
-      const fs1 = await metric(node.url, 'cordon_sqlite_fsyncs_total');
-      const c1 = await metric(node.url, 'cordon_sqlite_commits_total');
+      const fs1 = await metric(`http://127.0.0.1:${metricsPort}`, 'cordon_sqlite_fsyncs_total');
+      const c1 = await metric(`http://127.0.0.1:${metricsPort}`, 'cordon_sqlite_commits_total');
       results.push(store === 'sqlite' ? { f, fsyncsPerS: (fs1 - fs0) / DURATION_S, commitsPerS: (c1 - c0) / DURATION_S } : { f });
       await node.stop();
       node = undefined;
