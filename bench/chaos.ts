@@ -105,7 +105,7 @@ async function main(): Promise<void> {
       const order = [...urls.slice(n), ...urls.slice(0, n)];
       const stream = new DeskStream({
         urls: order,
-        token: fx.token({ sub: `chaos-desk-${n}-${k}`, exp: Math.floor(Date.now() / 1000) + 24 * 3600 }),
+        token: fx.token({ sub: `chaos-desk-${n}-${k}`, exp: Math.floor(Date.now() / 1000) + 2 * 3600 }),
         regions: [fx.region],
         positions: { [fx.region]: { seq: 0 } },
         backoff: { initialMs: 100, maxMs: 1000 },
