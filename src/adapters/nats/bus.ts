@@ -199,53 +199,34 @@ export class NatsBus implements Bus {
   }
 
   async subscribeAlerts(onAlert: (deliveredJson: string) => void): Promise<BusSubscription> {
-    const log = this.log;
-    let sub: Subscription;
-    try {
-      sub = this.nc.subscribe(this.alertsPrefix + '>', {
-        callback: (err, msg) => {
-          if (err) {
-            log.error({ err }, 'alert subscription failed');
-            return;
-          }
-          try {
-            onAlert(decoder.decode(msg.data));
-          } catch (err) {
-            // The parser loop calls us: an exception must not reach it.
-            log.error({ err }, 'alert subscriber failed');
-          }
-        },
-      });
-    } catch (err) {
-      throw busError(err);
-    }
-    await this.subscribed();
-    let stopping: Promise<void> | undefined;
-    return {
-      unsubscribe: () => (stopping ??= this.drainSubscription(sub)),
-    };
+    return this.subscribeFanOut('>', 'alert', (msg) => onAlert(decoder.decode(msg.data)));
   }
 
   async subscribeDoorbell(onRing: (ring: Doorbell) => void): Promise<BusSubscription> {
-    const log = this.log;
     const at = this.alertsPrefix.length;
+    // Exactly <prefix>.alerts.<region>.<urgency>: the region is the subject's own token.
+    return this.subscribeFanOut('*.*', 'doorbell', (msg) => {
+      const ring = doorbellOf(msg.subject.slice(at, msg.subject.indexOf('.', at)), msg.data);
+      if (ring) onRing(ring); // else not a region's subject: nothing to look at
+    });
+  }
+
+  /** One subscription on `<prefix>.alerts.<pattern>` (no queue group) whose handler never throws into the client. */
+  private async subscribeFanOut(pattern: string, what: string, onMsg: (msg: Msg) => void): Promise<BusSubscription> {
+    const log = this.log;
     let sub: Subscription;
     try {
-      // Exactly <prefix>.alerts.<region>.<urgency>: the region is the subject's own token.
-      sub = this.nc.subscribe(this.alertsPrefix + '*.*', {
+      sub = this.nc.subscribe(this.alertsPrefix + pattern, {
         callback: (err, msg) => {
           if (err) {
-            log.error({ err }, 'doorbell subscription failed');
+            log.error({ err, what }, 'fan-out subscription failed');
             return;
           }
-          const subject = msg.subject;
-          const ring = doorbellOf(subject.slice(at, subject.indexOf('.', at)), msg.data);
-          if (!ring) return; // not a region's subject: nothing to look at
           try {
-            onRing(ring);
+            onMsg(msg);
           } catch (err) {
             // The parser loop calls us: an exception must not reach it.
-            log.error({ err }, 'doorbell subscriber failed');
+            log.error({ err, what }, 'fan-out subscriber failed');
           }
         },
       });
