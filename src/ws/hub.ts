@@ -413,7 +413,11 @@ class Feed {
           delivered++;
         }
         if (delivered > 0) metrics.deliveredFromLog.inc({ region: this.region }, delivered);
-        if (read.entries.length < limit) return; // at the top as of the read
+        if (read.entries.length < limit) {
+          // At the top as of the read.
+          metrics.regionLag.set({ region: this.region }, Math.max(0, read.latest - this.last));
+          return;
+        }
         await yieldTurn();
       }
     } catch (err) {
@@ -458,21 +462,25 @@ class Feed {
     for (const l of this.listeners) l.resync();
   }
 
-  /** The position check of this region: a lost last doorbell, a new or rolled-back epoch, the lag gauge. */
+  /**
+   * The position check of this region: a lost last doorbell, a new epoch, a log rolled back under
+   * its epoch (even to the very top delivered, which only the entry at `last` shows). A live feed
+   * reads from its last delivered seq (runPull, which also sets the lag gauge); one not live yet
+   * only reads the state for the gauge.
+   */
   async check(): Promise<void> {
     if (this.checking || this.closed) return;
+    if (this.last >= 0) {
+      this.rung = true;
+      this.pull();
+      return;
+    }
     this.checking = true;
     try {
       const state = await this.hub.opts.regionLog.state(this.region);
       if (this.closed) return;
       this.reachedAt = Date.now();
-      this.hub.opts.metrics.regionLag.set({ region: this.region }, Math.max(0, state.latest - Math.max(this.last, 0)));
-      if (state.epoch === null || this.last < 0) return;
-      // A new epoch, a top below what was delivered, or new entries: the read sorts them out.
-      if (state.epoch !== this.epoch || state.latest !== this.last) {
-        this.rung = true;
-        this.pull();
-      }
+      this.hub.opts.metrics.regionLag.set({ region: this.region }, state.latest);
     } catch (err) {
       this.hub.opts.log.warn({ err, region: this.region }, 'position check failed');
     } finally {

@@ -2,7 +2,7 @@ import type Redis from 'ioredis';
 import { createRedisClient } from '../../src/adapters/redis/client';
 import { makeTestApp, sharedBackend, testRegions, type TestApp } from '../helpers/app';
 import { makeTestTrust } from '../helpers/keys';
-import { injectDesk, type Desk } from '../helpers/desk';
+import { appendDirect, injectDesk, type Desk } from '../helpers/desk';
 import { validContent } from '../fixtures/alerts';
 import { TEST_REDIS_URL } from '../helpers/env';
 import { startProxy, type TcpProxy } from '../helpers/tcp-proxy';
@@ -113,6 +113,30 @@ describe('a region log rolled back under its epoch (real Redis)', () => {
     expect(before.map((a) => a.content.id)).toEqual(old);
     const after = d.frames.slice(d.frames.indexOf(gap) + 1);
     expect(after.map((a) => [a.seq, a.epoch])).toEqual([1, 2, 3, 4, 5, 6].map((s) => [s, gap.epoch]));
+    expect(after.slice(3).map((a) => a.content.id)).toEqual(reused.map((c) => c.id));
+  });
+
+  test('seqs reused up to the very top the node delivered are found by the position check alone', async () => {
+    const { app, R, keys } = await node({ CORDON_POSITION_CHECK_MS: '100' });
+    const content = () => validContent({ region: R });
+    const d = await watching(app, R);
+    for (let i = 0; i < 3; i++) await app.publish(content());
+    const restore = await snapshot(keys);
+    await app.publish(content());
+    await app.publish(content());
+    await d.until((x) => x.alerts().length === 5);
+    await restore();
+    // Two alerts written behind every node's back (no doorbell, no local append): seqs 4 and 5
+    // again, so the log's top equals what the node delivered.
+    const reused = [content(), content()];
+    const entries = await appendDirect(app.deps, app.sign, reused);
+    expect(entries.map((e) => e.seq)).toEqual([4, 5]);
+
+    await d.untilFrames('gap', 1, 5000);
+    const gap = d.ofType('gap')[0];
+    expect(gap).toMatchObject({ reason: 'epoch-changed' });
+    await d.until((x) => x.alerts().some((a) => a.epoch === gap.epoch && a.seq === 5), 5000, 'the new log');
+    const after = d.frames.slice(d.frames.indexOf(gap) + 1);
     expect(after.slice(3).map((a) => a.content.id)).toEqual(reused.map((c) => c.id));
   });
 });
