@@ -19,12 +19,15 @@ import { deleteKeysWithPrefix } from '../src/adapters/redis/client';
 import { makeFixture, benchContent } from './lib/fixture';
 import { cpuMsOf, freePort, startScript, type RunningProcess } from './lib/node';
 import { REDIS_URL, productionEnv } from './lib/targets';
+import { summariseProfile } from './lib/profile-summary';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 20);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 /** Enough distinct signed alerts that none is resubmitted at up to this rate. */
 const MAX_RATE = Number(process.env.BENCH_MAX_RATE ?? 9000);
 const RUNS = new Set((process.env.BENCH_RUNS ?? 'production,embedded').split(','));
+/** BENCH_CPU_PROF=1: CPU profiles of the node during the log-on and log-off runs, summarised after the figures. */
+const PROFILE = process.env.BENCH_CPU_PROF === '1';
 
 interface Figures {
   label: string;
@@ -146,7 +149,17 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
   let bare: RunningProcess | undefined;
   const redis = new Redis(REDIS_URL);
   try {
-    node = await startScript('dist/src/server.js', productionEnv(fx, prefix, `bench${Date.now()}`));
+    const launcher = PROFILE ? 'dist/bench/lib/instrumented-server.js' : 'dist/src/server.js';
+    const profiles = { on: join(tmpdir(), `cordon-ingest-on-${Date.now()}.cpuprofile`), off: join(tmpdir(), `cordon-ingest-off-${Date.now()}.cpuprofile`) };
+    const profiled = async (which: 'on' | 'off', proc: RunningProcess, run: () => Promise<Figures>): Promise<Figures> => {
+      if (!PROFILE) return run();
+      proc.proc.kill('SIGWINCH');
+      const f = await run();
+      proc.proc.kill('SIGWINCH');
+      await new Promise((r) => setTimeout(r, 1000));
+      return f;
+    };
+    node = await startScript(launcher, { ...productionEnv(fx, prefix, `bench${Date.now()}`), BENCH_PROFILE_OUT: profiles.on });
     const probe = await fetch(node.url + '/v1/alerts', { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[bodies.length - 1] });
     if (probe.status !== 201) throw new Error(`a bench alert was rejected: ${probe.status} ${await probe.text()}`);
     // Warm-up (JIT, connections, scripts), then the measured run.
@@ -157,16 +170,22 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
       return (num('used_cpu_user') + num('used_cpu_sys')) * 1000;
     };
     const redisBefore = await redisCpuMs();
-    const cordon = await load('cordon (Redis + NATS)', node.url, bodies, node.proc.pid);
+    const on = node;
+    const cordon = await profiled('on', on, () => load('cordon (Redis + NATS)', on.url, bodies, on.proc.pid));
     const redisUsPerReq = ((await redisCpuMs()) - redisBefore) * 1000 / Math.max(1, cordon.ok);
     const top = Number(await redis.hget(`${prefix}{${fx.region}}:meta`, 'seq'));
     await node.stop();
     node = undefined;
 
     // The same node with the transparency log off (contract §12 asks for >= 95% of this).
-    node = await startScript('dist/src/server.js', { ...productionEnv(fx, prefixOff, `bench-off${Date.now()}`), CORDON_LOG_TREE: 'false' });
+    node = await startScript(launcher, {
+      ...productionEnv(fx, prefixOff, `bench-off${Date.now()}`),
+      CORDON_LOG_TREE: 'false',
+      BENCH_PROFILE_OUT: profiles.off,
+    });
     await load('warm-up', node.url, bodies.slice(-5000, -1));
-    const logOff = await load('cordon, transparency log off', node.url, bodies, node.proc.pid);
+    const off = node;
+    const logOff = await profiled('off', off, () => load('cordon, transparency log off', off.url, bodies, off.proc.pid));
     await node.stop();
     node = undefined;
 
@@ -184,6 +203,13 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
         `ceiling ${ceiling.cpuUsPerReq?.toFixed(0)} µs (measured from /proc and INFO: independent of other load)\n`,
     );
     process.stdout.write(`cordon p99 ${cordon.p99} ms (target < 50 ms); region log top seq ${top} (accepted ${cordon.ok + 0} + warm-up)\n`);
+    if (PROFILE) {
+      for (const which of ['on', 'off'] as const) {
+        process.stdout.write(`\nCPU profile of the node, transparency log ${which}:\n`);
+        process.stdout.write(summariseProfile(profiles[which]).join('\n') + '\n');
+        process.stdout.write(`(profile kept at ${profiles[which]})\n`);
+      }
+    }
   } finally {
     await node?.stop();
     await bare?.stop();

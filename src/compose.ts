@@ -21,7 +21,7 @@ import { DevDesks } from './dev/dev-desks';
 import { MemoryTreeStore } from './adapters/memory/tree-store';
 import { RedisTreeStore } from './adapters/redis/tree-store';
 import type { TreeStore } from './ports/tree-store';
-import { TransparencyLog } from './tlog/service';
+import { TransparencyLog, auditFeedingTree } from './tlog/service';
 import { loadLogSigner } from './tlog/key';
 
 export interface Composition {
@@ -143,6 +143,8 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
       witnesses: () => live.store.witnesses(),
     });
     tlog.start();
+    // This node's audit records reach the audit tree with their leaf hash (never read back).
+    audit = auditFeedingTree(audit, tlog);
     const started = tlog;
     closers.unshift(() => started.close());
   }

@@ -18,6 +18,8 @@ export interface VerifiedSubmission {
   state: string;
   /** base64url SHA-256 of payload: the identity of this exact content. */
   contentHash: string;
+  /** the payload: the RFC 8785 form of content (the transparency log's leaf is built from it). */
+  canonical: Buffer;
 }
 
 export interface VerifyOptions {
@@ -33,7 +35,7 @@ export interface VerifyOptions {
   offload?: { raw: Buffer; check: SubmissionCheck };
 }
 
-export type SubmissionCheckResult = { outcome: 'valid'; contentHash: string } | { outcome: 'invalid' | 'uncanonical' };
+export type SubmissionCheckResult = { outcome: 'valid'; contentHash: string; canonical: Buffer } | { outcome: 'invalid' | 'uncanonical' };
 
 /**
  * From a submission's bytes: the RFC 8785 form of content, its hash, and the Ed25519 check over
@@ -125,7 +127,7 @@ export async function verifySubmission(sub: Submission, store: TrustStore, opts:
     throw new CordonError('KEY_NOT_VALID', 'key is revoked');
   }
 
-  return { kid: key.kid, iat, state: key.state, contentHash: checked.contentHash };
+  return { kid: key.kid, iat, state: key.state, contentHash: checked.contentHash, canonical: checked.canonical };
 }
 
 /** The check on the event loop: RFC 8785 form, Ed25519 (verifyEd25519), content hash. */
@@ -138,7 +140,7 @@ async function checkHere(sub: Submission, key: Ed25519PublicKey, sig: Buffer): P
   }
   const signingInput = Buffer.from(sub.sig.protected + '.' + payload.toString('base64url'), 'ascii');
   if (!(await verifyEd25519(signingInput, key, sig))) return { outcome: 'invalid' };
-  return { outcome: 'valid', contentHash: contentHashOf(payload) };
+  return { outcome: 'valid', contentHash: contentHashOf(payload), canonical: payload };
 }
 
 /** The identity of a version's content: base64url SHA-256 of its JCS bytes (equal hash = identical version). */

@@ -8,6 +8,7 @@ import type { Receipt, Submission } from '../domain/types';
 import { LogOutcomeUnknownError, LogUnavailableError, deliveredJson, type AppendInput, type AppendRejection, type LogEntry } from '../ports/region-log';
 import type { AppDeps } from '../app';
 import type { LiveTrust } from '../domain/live-trust';
+import { alertLeafHash } from '../tlog/leaves';
 
 export type Door = 'http' | 'nats';
 
@@ -122,7 +123,7 @@ export function createIngest(
 
     const { receipt, entry } = outcome;
     // Sequenced: the transparency log integrates it within a second (src/tlog).
-    deps.tlog?.appended(entry);
+    deps.tlog?.appended(entry, () => alertLeafHash(entry, verified.canonical, submission.sig));
     // This node's hub delivers its own appends at once (the log's answer, not a bus message).
     if (deps.appended) {
       for (const tell of deps.appended) {

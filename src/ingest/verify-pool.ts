@@ -48,9 +48,11 @@ function workerFile(): string | undefined {
   return existsSync(built) ? built : undefined;
 }
 
-function answer(out: Uint8Array, at: number): SubmissionCheckResult {
+function answer(out: Uint8Array, at: number, canonical: Buffer | null): SubmissionCheckResult {
   const status = out[at];
-  if (status === STATUS.VALID) return { outcome: 'valid', contentHash: Buffer.from(out.subarray(at + 1, at + ANSWER_BYTES)).toString('base64url') };
+  if (status === STATUS.VALID && canonical) {
+    return { outcome: 'valid', contentHash: Buffer.from(out.subarray(at + 1, at + 33)).toString('base64url'), canonical };
+  }
   return { outcome: status === STATUS.UNCANONICAL ? 'uncanonical' : 'invalid' };
 }
 
@@ -77,8 +79,8 @@ export function createVerifyPool(
   const inline = (jobs: Job[]) => {
     const out = new Uint8Array(ANSWER_BYTES);
     for (const j of jobs) {
-      verifyJob(j.raw, j.key.raw, sodium, out, 0);
-      j.resolve(answer(out, 0));
+      const canonical = verifyJob(j.raw, j.key.raw, sodium, out, 0);
+      j.resolve(answer(out, 0, canonical));
     }
   };
 
@@ -90,7 +92,14 @@ export function createVerifyPool(
       if (!jobs) return;
       t.jobs -= jobs.length;
       if (t.jobs === 0) t.worker.unref();
-      for (let i = 0; i < jobs.length; i++) jobs[i].resolve(answer(out, i * ANSWER_BYTES));
+      // Per job status, hash and the length of its RFC 8785 form; the forms follow, in job order.
+      const b = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+      let at = jobs.length * ANSWER_BYTES;
+      for (let i = 0; i < jobs.length; i++) {
+        const len = b.readUInt32LE(i * ANSWER_BYTES + 33);
+        jobs[i].resolve(answer(out, i * ANSWER_BYTES, b.subarray(at, at + len)));
+        at += len;
+      }
     });
     const lost = (why: string, err?: unknown) => {
       const i = pool.indexOf(t);

@@ -11,13 +11,16 @@ import { b64uDecode } from '../domain/base64url';
  * thread does the rest.
  *
  * A batch is one buffer: u32 job count, then per job u32 length, the 32-byte public key and the
- * submission's bytes. The answer: per job one status byte and the 32-byte content hash.
+ * submission's bytes. The answer: per job one status byte, the 32-byte content hash and the u32
+ * length of the RFC 8785 form of content (0 unless valid); after all jobs, those forms one after
+ * the other. The event loop builds the transparency log's leaf from that form without parsing or
+ * canonicalising the alert again (src/tlog/leaves.ts alertLeafHash).
  */
 
 export const JOB_HEADER = 4 + 32;
 /** workerData of a verification thread: this module listens only in such a thread. */
 export const WORKER_ROLE = 'cordon-verify';
-export const ANSWER_BYTES = 33;
+export const ANSWER_BYTES = 37;
 
 export const STATUS = {
   /** the signature does not verify (or the bytes are not a submission) */
@@ -31,36 +34,40 @@ interface Sodium {
   crypto_sign_verify_detached(signature: Buffer, message: Buffer, publicKey: Buffer): boolean;
 }
 
-/** Checks one submission; writes its status and content hash at out[at..at+33). */
-export function verifyJob(raw: Buffer, publicKey: Buffer, sodium: Sodium, out: Uint8Array, at: number): void {
+/**
+ * Checks one submission; writes its status and content hash at out[at..at+33). Returns the RFC 8785
+ * form of content when the signature is valid, else null.
+ */
+export function verifyJob(raw: Buffer, publicKey: Buffer, sodium: Sodium, out: Uint8Array, at: number): Buffer | null {
   out[at] = STATUS.INVALID;
   let sub: { content?: unknown; sig?: { protected?: unknown; signature?: unknown } };
   try {
     sub = JSON.parse(raw.toString('utf8')) as typeof sub;
   } catch {
-    return;
+    return null;
   }
   const prot = sub?.sig?.protected;
   const signature = sub?.sig?.signature;
-  if (typeof prot !== 'string' || typeof signature !== 'string') return;
+  if (typeof prot !== 'string' || typeof signature !== 'string') return null;
   let payload: Buffer;
   try {
     payload = Buffer.from(canonicalize(sub.content), 'utf8');
   } catch {
     out[at] = STATUS.UNCANONICAL;
-    return;
+    return null;
   }
   let sig: Buffer;
   try {
     sig = b64uDecode(signature);
   } catch {
-    return;
+    return null;
   }
-  if (sig.length !== 64) return;
+  if (sig.length !== 64) return null;
   const input = Buffer.from(prot + '.' + payload.toString('base64url'), 'ascii');
-  if (!sodium.crypto_sign_verify_detached(sig, input, publicKey)) return;
+  if (!sodium.crypto_sign_verify_detached(sig, input, publicKey)) return null;
   out[at] = STATUS.VALID;
   createHash('sha256').update(payload).digest().copy(out, at + 1);
+  return payload;
 }
 
 if (!isMainThread && parentPort && (workerData as { role?: string } | null)?.role === WORKER_ROLE) {
@@ -69,12 +76,24 @@ if (!isMainThread && parentPort && (workerData as { role?: string } | null)?.rol
   port.on('message', (ab: ArrayBuffer) => {
     const b = Buffer.from(ab);
     const n = b.readUInt32LE(0);
-    const out = new Uint8Array(n * ANSWER_BYTES);
+    const head = Buffer.alloc(n * ANSWER_BYTES);
+    const forms: Buffer[] = [head];
     let o = 4;
     for (let i = 0; i < n; i++) {
       const len = b.readUInt32LE(o);
-      verifyJob(b.subarray(o + JOB_HEADER, o + JOB_HEADER + len), b.subarray(o + 4, o + JOB_HEADER), sodium, out, i * ANSWER_BYTES);
+      const form = verifyJob(b.subarray(o + JOB_HEADER, o + JOB_HEADER + len), b.subarray(o + 4, o + JOB_HEADER), sodium, head, i * ANSWER_BYTES);
+      if (form) {
+        head.writeUInt32LE(form.length, i * ANSWER_BYTES + 33);
+        forms.push(form);
+      }
       o += JOB_HEADER + len;
+    }
+    // One fresh buffer of its own (never the shared pool), so its memory is transferred, not copied.
+    const out = new Uint8Array(forms.reduce((sum, f) => sum + f.length, 0));
+    let w = 0;
+    for (const f of forms) {
+      out.set(f, w);
+      w += f.length;
     }
     port.postMessage(out, [out.buffer]);
   });

@@ -1,4 +1,13 @@
-import { HASH_SIZE, leafHash, storedHashIndex, storedHashesForRecordHash, treeHash, type Hash, type HashReader } from '../domain/tlog/merkle';
+import {
+  HASH_SIZE,
+  frontierIndexes,
+  leafHash,
+  storedHashIndex,
+  storedHashesForRecordHashSync,
+  treeHash,
+  type Hash,
+  type HashReader,
+} from '../domain/tlog/merkle';
 import { newTiles, readTileData, tileHashReader, type Tile, type TileSource } from '../domain/tlog/tile';
 import { formatCheckpoint, signNote, type NoteSigner } from '../domain/tlog/note';
 import type { StoredCheckpoint, TreeId, TreeStore } from '../ports/tree-store';
@@ -73,8 +82,13 @@ export async function integrate(store: TreeStore, source: LeafSource, signer: No
       return indexes.map((x) => fresh.get(x) ?? byIndex.get(x)!);
     },
   };
+  // The old tree's frontier is all the new leaves combine with: read it once, then hash in memory.
+  const frontier = frontierIndexes(from);
+  const frontierHashes = frontier.length > 0 ? await old.readHashes(frontier) : [];
+  frontier.forEach((x, i) => fresh.set(x, frontierHashes[i]));
+  const get = (x: number) => fresh.get(x);
   for (let n = from; n < size; n++) {
-    const stored = await storedHashesForRecordHash(n, hashes[n - from], reader);
+    const stored = storedHashesForRecordHashSync(n, hashes[n - from], get);
     let x = storedHashIndex(0, n);
     for (const h of stored) fresh.set(x++, h);
   }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { canonicalize } from '../domain/jcs';
 import { leafHash, type Hash } from '../domain/tlog/merkle';
 import type { LogEntry, RegionLog } from '../ports/region-log';
@@ -13,6 +14,25 @@ export function alertLeafData(e: LogEntry): string {
   return canonicalize({ region: e.region, seq: e.seq, epoch: e.epoch, received_at: e.receivedAt, content, sig });
 }
 
+const LEAF_CONTENT_PREFIX = Buffer.from('\x00{"content":', 'latin1');
+
+/**
+ * The leaf hash of an alert just appended, from the RFC 8785 form of its content that the signature
+ * check produced: equal to `leafHash(alertLeafData(e))` without parsing or canonicalising the alert
+ * again. RFC 8785 orders the members content, epoch, received_at, region, seq, sig (UTF-16 code
+ * units), and serialises strings and integers as JSON.stringify does.
+ */
+export function alertLeafHash(
+  e: { region: string; seq: number; epoch: string; receivedAt: string },
+  canonicalContent: Uint8Array,
+  sig: unknown,
+): Hash {
+  const rest =
+    `,"epoch":${JSON.stringify(e.epoch)},"received_at":${JSON.stringify(e.receivedAt)},"region":${JSON.stringify(e.region)}` +
+    `,"seq":${canonicalize(e.seq)},"sig":${canonicalize(sig)}}`;
+  return createHash('sha256').update(LEAF_CONTENT_PREFIX).update(canonicalContent).update(rest, 'utf8').digest();
+}
+
 /** The same from a delivered alert as a client holds it (any extra frame fields such as `type` dropped). */
 export function deliveredLeafData(d: { region: string; seq: number; epoch: string; received_at: string; content: unknown; sig: unknown }): string {
   return canonicalize({ region: d.region, seq: d.seq, epoch: d.epoch, received_at: d.received_at, content: d.content, sig: d.sig });
@@ -24,6 +44,8 @@ export function auditLeafData(r: AuditRecord): string {
 }
 
 const READ_BATCH = 1000;
+/** Leaf hashes kept per tree while integration cannot keep up (the log stays the truth beyond). */
+const MAX_REMEMBERED = 1_000_000;
 
 /**
  * The leaves of one region's tree for its current epoch. Leaf hashes the ingest hook handed over
@@ -39,15 +61,15 @@ export class RegionLeafSource implements LeafSource {
     private readonly originPrefix: string,
   ) {}
 
-  /** Called right after an append: the entry's leaf hash, kept until integrated. */
-  remember(e: LogEntry): void {
+  /** Called right after an append: the entry's leaf hash (computed here unless given), kept until integrated. */
+  remember(e: LogEntry, hash?: Hash): void {
     let m = this.pending.get(e.epoch);
     if (!m) {
       this.pending.clear(); // a new epoch: the old tree is closed
       m = new Map();
       this.pending.set(e.epoch, m);
     }
-    if (m.size < 1_000_000) m.set(e.seq - 1, leafHash(alertLeafData(e)));
+    if (m.size < MAX_REMEMBERED) m.set(e.seq - 1, hash ?? leafHash(alertLeafData(e)));
   }
 
   /** Drops remembered hashes below `size` (integrated). */
@@ -94,12 +116,27 @@ export class RegionLeafSource implements LeafSource {
   }
 }
 
-/** The audit trail's tree (one, origin `<prefix>/audit`). */
+/**
+ * The audit trail's tree (one, origin `<prefix>/audit`). Records this node appended are handed over
+ * with their leaf hash (`remember`), so only other nodes' records are read back from the trail.
+ */
 export class AuditLeafSource implements LeafSource {
+  private readonly pending = new Map<number, Hash>();
+
   constructor(
     private readonly audit: AuditLog,
     private readonly originPrefix: string,
   ) {}
+
+  /** Called right after an append: record n is leaf n - 1. */
+  remember(r: AuditRecord): void {
+    if (this.pending.size < MAX_REMEMBERED) this.pending.set(r.n - 1, leafHash(auditLeafData(r)));
+  }
+
+  /** Drops remembered hashes below `size` (integrated). */
+  forget(size: number): void {
+    for (const k of this.pending.keys()) if (k < size) this.pending.delete(k);
+  }
 
   async head() {
     // The audit port has no "top": page from the end is not possible, so ask for one page past
@@ -108,11 +145,25 @@ export class AuditLeafSource implements LeafSource {
   }
 
   async leafHashes(_tree: unknown, from: number, to: number): Promise<Hash[]> {
-    const page = await this.audit.read(from, Math.min(READ_BATCH, to - from));
     const out: Hash[] = [];
-    for (const r of page.items) {
-      if (r.n !== from + out.length + 1) break;
-      out.push(leafHash(auditLeafData(r)));
+    let i = from;
+    while (i < to) {
+      const known = this.pending.get(i);
+      if (known) {
+        out.push(known);
+        i++;
+        continue;
+      }
+      const page = await this.audit.read(i, Math.min(READ_BATCH, to - i));
+      let progressed = false;
+      for (const r of page.items) {
+        if (r.n !== i + 1) break;
+        out.push(this.pending.get(i) ?? leafHash(auditLeafData(r)));
+        i++;
+        progressed = true;
+        if (i >= to) break;
+      }
+      if (!progressed) break;
     }
     return out;
   }

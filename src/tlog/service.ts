@@ -5,7 +5,7 @@ import { SIG_COSIGNATURE_V1, formatVerifierKey, noteKey, openNote, type NoteSign
 import { submitCheckpoint } from './witness';
 import { jwkThumbprint } from '../domain/trust-store';
 import type { LogEntry, RegionLog } from '../ports/region-log';
-import type { AuditLog } from '../ports/audit-log';
+import type { AuditLog, AuditRecord } from '../ports/audit-log';
 import type { StoredCheckpoint, TreeId, TreeStore } from '../ports/tree-store';
 import { TileCache, integrate, storeHashReader, type IntegrationResult, type LeafSource } from './integrator';
 import { AUDIT_TREE, AuditLeafSource, RegionLeafSource } from './leaves';
@@ -34,6 +34,23 @@ interface Scheduled {
   again: boolean;
 }
 
+/**
+ * The audit trail as the rest of the node uses it: every record appended is handed to the
+ * transparency log with its leaf hash, so the audit tree never reads this node's records back.
+ */
+export function auditFeedingTree(audit: AuditLog, tlog: TransparencyLog): AuditLog {
+  return {
+    async append(input) {
+      const record = await audit.append(input);
+      tlog.audited(record);
+      return record;
+    },
+    read: (after, limit) => audit.read(after, limit),
+    ping: () => audit.ping(),
+    close: () => audit.close(),
+  };
+}
+
 /** A tree's latest checkpoint as served: the log's note followed by its cosignatures. */
 export function servedNote(c: StoredCheckpoint): string {
   return c.note + c.cosignatures.map((l) => `${l}\n`).join('');
@@ -46,6 +63,7 @@ export function servedNote(c: StoredCheckpoint): string {
 export class TransparencyLog {
   private readonly trees = new Map<string, Scheduled>();
   private readonly regionSources = new Map<string, RegionLeafSource>();
+  private readonly auditSource: AuditLeafSource;
   private readonly cache = new TileCache();
   private sweeper: NodeJS.Timeout | null = null;
   private closed = false;
@@ -56,7 +74,8 @@ export class TransparencyLog {
       this.regionSources.set(region, source);
       this.trees.set(region, { source, timer: null, running: null, again: false });
     }
-    this.trees.set('audit', { source: new AuditLeafSource(opts.audit, opts.originPrefix), timer: null, running: null, again: false });
+    this.auditSource = new AuditLeafSource(opts.audit, opts.originPrefix);
+    this.trees.set('audit', { source: this.auditSource, timer: null, running: null, again: false });
   }
 
   /** The log key as GET /v1/trust publishes it: note name, vkey and JWK. */
@@ -75,14 +94,29 @@ export class TransparencyLog {
     for (const key of this.trees.keys()) this.schedule(key);
   }
 
-  /** The ingest hook: an entry was appended (sequenced); integrate it soon. */
-  appended(entry: LogEntry): void {
-    this.regionSources.get(entry.region)?.remember(entry);
+  /**
+   * The ingest hook: an entry was appended (sequenced); integrate it soon. `leaf` gives its leaf
+   * hash when the caller can make it cheaply (alertLeafHash); without it, it is computed from the entry.
+   */
+  appended(entry: LogEntry, leaf?: () => Hash): void {
+    try {
+      this.regionSources.get(entry.region)?.remember(entry, leaf?.());
+    } catch (err) {
+      // Never into the append's answer: the integrator reads the entry back from the log instead.
+      this.opts.log.warn({ err, region: entry.region, seq: entry.seq }, 'leaf hash not computed at append; read back later');
+    }
     this.schedule(entry.region);
   }
 
-  /** The audit trail grew. */
-  audited(): void {
+  /** The audit trail grew by this record (appended by this node). */
+  audited(record?: AuditRecord): void {
+    if (record) {
+      try {
+        this.auditSource.remember(record);
+      } catch (err) {
+        this.opts.log.warn({ err, n: record.n }, 'audit leaf hash not computed at append; read back later');
+      }
+    }
     this.schedule('audit');
   }
 
@@ -114,6 +148,7 @@ export class TransparencyLog {
         // Witnesses answer over the network: never hold up the next checkpoint for them.
         if (r.checkpoint) void this.stored(r).catch((err: unknown) => this.opts.log.warn({ err }, "witness round failed"));
         if (s.source instanceof RegionLeafSource) s.source.forget(r.tree.name, r.to);
+        else if (s.source instanceof AuditLeafSource) s.source.forget(r.to);
         if (r.to === r.from) {
           await this.behind(key, s, r);
           return;

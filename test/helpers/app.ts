@@ -26,7 +26,7 @@ import type { LiveTrust } from '../../src/domain/live-trust';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { MemoryTreeStore } from '../../src/adapters/memory/tree-store';
 import { RedisTreeStore } from '../../src/adapters/redis/tree-store';
-import { TransparencyLog } from '../../src/tlog/service';
+import { TransparencyLog, auditFeedingTree } from '../../src/tlog/service';
 import { SIG_ED25519, noteSigner } from '../../src/domain/tlog/note';
 import { TEST_NATS_URL, TEST_REDIS_URL, uniqueKeyPrefix, uniqueSubjectPrefix } from './env';
 
@@ -188,6 +188,7 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
     });
     tlog.start();
     deps.tlog = tlog;
+    deps.audit = auditFeedingTree(deps.audit, tlog);
     closers.unshift(
       () => tlog.close(),
       () => store.close(),

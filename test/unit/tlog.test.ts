@@ -11,6 +11,8 @@ import {
   storedHashCount,
   storedHashIndex,
   storedHashesForRecordHash,
+  storedHashesForRecordHashSync,
+  frontierIndexes,
   treeHash,
   type Hash,
 } from '../../src/domain/tlog/merkle';
@@ -77,6 +79,29 @@ describe('RFC 6962 Merkle tree', () => {
     expect(storedHashIndex(0, 1)).toBe(1);
     expect(storedHashIndex(1, 0)).toBe(2);
     expect([1, 2, 3, 4, 5, 8].map(storedHashCount)).toEqual([1, 3, 4, 7, 8, 15]);
+  });
+
+  it('appends from any size reading only the old frontier, with the same stored hashes as Go\'s storedHashesForRecordHash', async () => {
+    const leaves = Array.from({ length: 300 }, (_, i) => leafHash(`leaf ${i}`));
+    const all: Hash[] = [];
+    for (let n = 0; n < leaves.length; n++) all.push(...(await storedHashesForRecordHash(n, leaves[n], arrayHashReader(all))));
+    for (const from of [0, 1, 2, 3, 5, 8, 13, 64, 127, 128, 129, 255, 299]) {
+      const frontier = new Set(frontierIndexes(from));
+      const fresh = new Map<number, Hash>();
+      for (const x of frontier) fresh.set(x, all[x]);
+      for (let n = from; n < leaves.length; n++) {
+        const got = storedHashesForRecordHashSync(n, leaves[n], (x) => {
+          if (x < storedHashCount(from) && !frontier.has(x)) throw new Error(`read old hash ${x} outside the frontier of ${from}`);
+          return fresh.get(x);
+        });
+        let x = storedHashIndex(0, n);
+        for (const h of got) {
+          expect(h.equals(all[x])).toBe(true);
+          fresh.set(x++, h);
+        }
+      }
+    }
+    expect(() => storedHashesForRecordHashSync(1, leaves[1], () => undefined)).toThrow('not at hand');
   });
 
   it('proves every index of every tree up to 130 leaves as RFC 6962 PATH does, and checks them', async () => {

@@ -15,7 +15,8 @@ const OPTS = { nowMs: Date.now(), maxAgeS: 86_400, maxSkewS: 300 };
 /** What verifySubmission on the event loop says of a submission: the reference for the threads. */
 async function onTheEventLoop(sub: Submission): Promise<SubmissionCheckResult> {
   try {
-    return { outcome: 'valid', contentHash: (await verifySubmission(sub, trust.store, OPTS)).contentHash };
+    const v = await verifySubmission(sub, trust.store, OPTS);
+    return { outcome: 'valid', contentHash: v.contentHash, canonical: v.canonical };
   } catch (err) {
     if (err instanceof CordonError && err.code === 'SIGNATURE_INVALID') return { outcome: 'invalid' };
     throw err;

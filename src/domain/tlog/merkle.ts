@@ -111,6 +111,34 @@ export async function storedHashesForRecordHash(n: number, h: Hash, r: HashReade
   return hashes;
 }
 
+/**
+ * The same, synchronously, reading old hashes through `get` (the caller holds them in memory).
+ * Appending records n >= m to a tree of size m reads only the stored hashes of `frontierIndexes(m)`
+ * from the old tree; every other hash it reads it produced itself.
+ */
+export function storedHashesForRecordHashSync(n: number, h: Hash, get: (index: number) => Hash | undefined): Hash[] {
+  const m = trailingOnes(n);
+  const hashes = [h];
+  for (let i = 0; i < m; i++) {
+    const x = storedHashIndex(i, Math.floor(n / 2 ** i) - 1);
+    const left = get(x);
+    if (!left) throw new TlogError(`stored hash ${x} is not at hand`);
+    h = nodeHash(left, h);
+    hashes.push(h);
+  }
+  return hashes;
+}
+
+/** The stored hash indexes of the complete subtrees a tree of size m is made of (its right frontier). */
+export function frontierIndexes(m: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; 2 ** i <= m; i++) {
+    const k = Math.floor(m / 2 ** i);
+    if (k % 2 === 1) out.push(storedHashIndex(i, k - 1));
+  }
+  return out;
+}
+
 function subTreeIndex(lo: number, hi: number, need: number[]): number[] {
   while (lo < hi) {
     const [k, level] = maxpow2(hi - lo + 1);

@@ -1,0 +1,34 @@
+import { verifySubmission } from '../../src/domain/signature';
+import { leafHash } from '../../src/domain/tlog/merkle';
+import { appendInputOf } from '../../src/ingest/pipeline';
+import { alertLeafData, alertLeafHash, deliveredLeafData } from '../../src/tlog/leaves';
+import type { Submission } from '../../src/domain/types';
+import { validContent } from '../fixtures/alerts';
+import { makeTestTrust } from '../helpers/keys';
+
+const trust = makeTestTrust();
+const OPTS = { nowMs: Date.now(), maxAgeS: 86_400, maxSkewS: 300 };
+
+/** Contents whose RFC 8785 form differs from JSON.stringify: member order, escapes, numbers, astral characters. */
+function submissions(): Submission[] {
+  const titles = ['Truck for the pass', 'Грузовик 🚚 "к перевалу"\\', '卡车\u2028前往\t山口', 'é'.repeat(300), '\u0000\u001f</script>'];
+  return titles.map((title, i) => {
+    const sub = trust.sign(validContent({ title, ...(i % 2 ? { confidence: 0.1 + i / 3 } : {}) } as never));
+    // Another member order as a gateway might send it: the same RFC 8785 form.
+    if (i % 2 === 0) sub.content = JSON.parse(JSON.stringify(Object.fromEntries(Object.entries(sub.content).reverse()))) as Submission['content'];
+    return sub;
+  });
+}
+
+test('the leaf hash made at append from the signature check\'s RFC 8785 form equals the one made from the stored entry and from the delivered frame', async () => {
+  let seq = 0;
+  for (const sub of submissions()) {
+    const verified = await verifySubmission(sub, trust.store, OPTS);
+    const input = appendInputOf(sub, verified.contentHash);
+    const entry = { region: input.region, seq: ++seq * 977, epoch: `ep-${seq}\u00e9`, receivedAt: new Date().toISOString(), body: input.body };
+    const fromEntry = leafHash(alertLeafData(entry));
+    expect(alertLeafHash(entry, verified.canonical, sub.sig).equals(fromEntry)).toBe(true);
+    const frame = { type: 'alert', region: entry.region, seq: entry.seq, epoch: entry.epoch, received_at: entry.receivedAt, ...JSON.parse(entry.body) };
+    expect(leafHash(deliveredLeafData(frame)).equals(fromEntry)).toBe(true);
+  }
+});
