@@ -33,6 +33,17 @@ export interface IntegrationResult {
   checkpoint: StoredCheckpoint | null;
 }
 
+/**
+ * What one integration step leaves for the next on this node: the stored hashes of the tree's
+ * frontier at `size`. The next step from that size then neither reads tiles for them nor
+ * recomputes them from tile data (up to 255 hashes for a frontier hash inside a tile).
+ */
+export interface FrontierMemo {
+  tree: TreeId;
+  size: number;
+  hashes: Map<number, Hash>;
+}
+
 /** Leaves hashed, tiled and signed per checkpoint step: bounds memory and the time between checkpoints. */
 const MAX_STEP = 4096;
 
@@ -59,7 +70,12 @@ function cachingSource(store: TreeStore, tree: TreeId): TileSource {
  * compare-and-set lets exactly one checkpoint follow each size, so two nodes never sign two roots
  * for one size.
  */
-export async function integrate(store: TreeStore, source: LeafSource, signer: NoteSigner): Promise<IntegrationResult | null> {
+export async function integrate(
+  store: TreeStore,
+  source: LeafSource,
+  signer: NoteSigner,
+  memo?: { last: FrontierMemo | null },
+): Promise<IntegrationResult | null> {
   const head = await source.head();
   if (!head) return null;
   const { tree, origin } = head;
@@ -84,7 +100,8 @@ export async function integrate(store: TreeStore, source: LeafSource, signer: No
   };
   // The old tree's frontier is all the new leaves combine with: read it once, then hash in memory.
   const frontier = frontierIndexes(from);
-  const frontierHashes = frontier.length > 0 ? await old.readHashes(frontier) : [];
+  const known = memo?.last && memo.last.size === from && memo.last.tree.tag === tree.tag && memo.last.tree.name === tree.name ? memo.last.hashes : null;
+  const frontierHashes = known ? frontier.map((x) => known.get(x)!) : frontier.length > 0 ? await old.readHashes(frontier) : [];
   frontier.forEach((x, i) => fresh.set(x, frontierHashes[i]));
   const get = (x: number) => fresh.get(x);
   for (let n = from; n < size; n++) {
@@ -100,6 +117,7 @@ export async function integrate(store: TreeStore, source: LeafSource, signer: No
   const note = signNote(formatCheckpoint({ origin, size, root }), signer);
   const checkpoint = { size, note, cosignatures: [] };
   const stored = await store.setCheckpoint(tree, from, checkpoint);
+  if (memo) memo.last = { tree, size, hashes: new Map(frontierIndexes(size).map((x) => [x, fresh.get(x)!])) };
   return { tree, origin, from, to: size, checkpoint: stored ? checkpoint : null };
 }
 
