@@ -31,6 +31,8 @@ export interface IntegrationResult {
   to: number;
   /** the checkpoint this node stored (null when it stored none: nothing new, or another node was first). */
   checkpoint: StoredCheckpoint | null;
+  /** the log held more entries than the tree, and none of them could be read (trimmed, or another epoch by now) */
+  stalled?: boolean;
 }
 
 /**
@@ -84,7 +86,7 @@ export async function integrate(
   if (head.size <= from) return { tree, origin, from, to: from, checkpoint: null };
   const to = Math.min(head.size, from + MAX_STEP);
   const hashes = await source.leafHashes(tree, from, to);
-  if (hashes.length === 0) return { tree, origin, from, to: from, checkpoint: null };
+  if (hashes.length === 0) return { tree, origin, from, to: from, checkpoint: null, stalled: true };
   const size = from + hashes.length;
 
   // New stored hashes in memory over the tiles of the old tree.

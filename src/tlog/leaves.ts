@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { canonicalize } from '../domain/jcs';
 import { leafHash, type Hash } from '../domain/tlog/merkle';
 import type { LogEntry, RegionLog } from '../ports/region-log';
@@ -14,7 +13,7 @@ export function alertLeafData(e: LogEntry): string {
   return canonicalize({ region: e.region, seq: e.seq, epoch: e.epoch, received_at: e.receivedAt, content, sig });
 }
 
-const LEAF_CONTENT_PREFIX = Buffer.from('\x00{"content":', 'latin1');
+const LEAF_CONTENT = '{"content":';
 
 /**
  * The leaf hash of an alert just appended, from the RFC 8785 form of its content that the signature
@@ -30,7 +29,7 @@ export function alertLeafHash(
   const rest =
     `,"epoch":${JSON.stringify(e.epoch)},"received_at":${JSON.stringify(e.receivedAt)},"region":${JSON.stringify(e.region)}` +
     `,"seq":${canonicalize(e.seq)},"sig":${canonicalize(sig)}}`;
-  return createHash('sha256').update(LEAF_CONTENT_PREFIX).update(canonicalContent).update(rest, 'utf8').digest();
+  return leafHash(LEAF_CONTENT, canonicalContent, rest);
 }
 
 /** The same from a delivered alert as a client holds it (any extra frame fields such as `type` dropped). */

@@ -156,7 +156,7 @@ export class TransparencyLog {
         if (s.source instanceof RegionLeafSource) s.source.forget(r.tree.name, r.to);
         else if (s.source instanceof AuditLeafSource) s.source.forget(r.to);
         if (r.to === r.from) {
-          await this.behind(key, s, r);
+          if (r.stalled) await this.behind(key, s, r);
           return;
         }
       }

@@ -15,18 +15,41 @@ export const EMPTY_HASH: Hash = createHash('sha256').update(Buffer.alloc(0)).dig
 
 const ZERO = Buffer.from([0x00]);
 
-/** Leaf hash: SHA-256(0x00 || data). */
-export function leafHash(data: Uint8Array | string): Hash {
-  return createHash('sha256').update(ZERO).update(data).digest();
+/**
+ * One scratch buffer for the bytes hashed in one synchronous call (a node's 65 bytes, a leaf's
+ * 0x00 || data): hashing a leaf or a node allocates only its result.
+ */
+let scratch = Buffer.allocUnsafeSlow(4096);
+
+/** Leaf hash: SHA-256(0x00 || data), data given in parts (bytes, or strings as UTF-8). */
+export function leafHash(...parts: (Uint8Array | string)[]): Hash {
+  if (!oneShot) {
+    const h = createHash('sha256').update(ZERO);
+    for (const p of parts) h.update(p);
+    return h.digest();
+  }
+  let need = 1;
+  for (const p of parts) need += typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : p.length;
+  if (need > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.max(need, scratch.length * 2));
+  scratch[0] = 0x00;
+  let at = 1;
+  for (const p of parts) {
+    if (typeof p === 'string') at += scratch.write(p, at, 'utf8');
+    else {
+      scratch.set(p, at);
+      at += p.length;
+    }
+  }
+  return oneShot('sha256', scratch.subarray(0, at), 'buffer');
 }
 
 /** Interior node hash: SHA-256(0x01 || left || right). */
 export function nodeHash(left: Hash, right: Hash): Hash {
-  const buf = Buffer.allocUnsafe(1 + 2 * HASH_SIZE);
-  buf[0] = 0x01;
-  left.copy(buf, 1);
-  right.copy(buf, 1 + HASH_SIZE);
-  return oneShot ? oneShot('sha256', buf, 'buffer') : createHash('sha256').update(buf).digest();
+  if (!oneShot) return createHash('sha256').update(Buffer.from([0x01])).update(left).update(right).digest();
+  scratch[0] = 0x01;
+  left.copy(scratch, 1);
+  right.copy(scratch, 1 + HASH_SIZE);
+  return oneShot('sha256', scratch.subarray(0, 1 + 2 * HASH_SIZE), 'buffer');
 }
 
 /** crypto.hash (Node 20.12+), a one-shot digest several times cheaper than createHash for 65 bytes. */
