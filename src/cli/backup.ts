@@ -13,11 +13,14 @@ export function storeFileArg(store: string | undefined, dataDir: string | undefi
   return storeFileOf(resolve(io.cwd, dataDir ?? io.env.CORDON_DATA_DIR ?? '.cordon'));
 }
 
-/** Opens an existing store for reading beside a running node; refuses a missing or damaged one. */
+/**
+ * Opens an existing store for reading beside a running node; refuses a missing or damaged one.
+ * Never upgrades its schema (the node does that at its start).
+ */
 export function openExisting(file: string): SqliteStore {
   if (!existsSync(file)) throw new CliError(`no embedded store at ${file}`);
   try {
-    return SqliteStore.open(file, { mustExist: true });
+    return SqliteStore.open(file, { mustExist: true, upgrade: false });
   } catch (err) {
     throw new CliError((err as Error).message, { cause: err });
   }
