@@ -1,14 +1,19 @@
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteRegionLog } from '../../src/adapters/sqlite/region-log';
 import { SqliteStore } from '../../src/adapters/sqlite/store';
 import { DeskStream, type DeskEvent } from '../../src/cli/tail';
+import { SIG_COSIGNATURE_V1, SIG_ED25519, noteKey, noteSigner, openNote, parseCheckpoint } from '../../src/domain/tlog/note';
+import { jwkThumbprint } from '../../src/domain/trust-store';
+import { Witness } from '../../src/tlog/witness';
 import type { Receipt, Submission } from '../../src/domain/types';
 import { validContent } from '../fixtures/alerts';
 import { uniqueRegion } from '../helpers/env';
-import { makeTestTrust } from '../helpers/keys';
+import { makeTestTrust, publicOf } from '../helpers/keys';
 import { runCordon } from '../helpers/cli';
 import { killAllNodes, startNode, type CordonNode } from '../helpers/procs';
 import { until } from './harness';
@@ -345,5 +350,99 @@ describe('embedded SQLite store: cordon backup while the node writes, cordon res
     expect(await regionState(node.url)).toMatchObject({ epoch: null, seq: 0 });
     await node.stop();
     expect(existsSync(join(cfg.dir, 'mem', 'cordon.db'))).toBe(false);
+  });
+});
+
+describe('embedded SQLite store: the transparency log survives a crash and a restart', () => {
+  const cfg = embeddedConfig();
+  const logPrivate = generateKeyPairSync('ed25519').privateKey;
+  const logKey = noteSigner('cordon.localhost', SIG_ED25519, logPrivate);
+  const witnessPrivate = generateKeyPairSync('ed25519').privateKey;
+  const witnessName = 'witness.kg.example/w1';
+  const witnessSigner = noteSigner(witnessName, SIG_COSIGNATURE_V1, witnessPrivate);
+  const witness = new Witness({ signer: witnessSigner, logKey, log: { info() {}, warn() {}, error() {} } });
+  /** every checkpoint the node submitted to the witness: its size and the answer's status. */
+  const submitted: Array<{ origin: string; size: number; status: number }> = [];
+  let server: Server;
+  const desk = cfg.trust.token({ iss: 'KG', sub: 'desk-tlog' });
+  const ops = cfg.trust.token({ iss: 'KG', sub: 'ops-tlog', role: 'ops' });
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks).toString();
+        void witness.addCheckpoint(body).then((a) => {
+          const note = body.slice(body.indexOf('\n\n') + 2);
+          const cp = parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1));
+          submitted.push({ origin: cp.origin, size: cp.size, status: a.status });
+          res.writeHead(a.status, { 'content-type': a.contentType }).end(a.body);
+        });
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/kg`;
+    const { x } = publicOf(witnessPrivate).export({ format: 'jwk' }) as { x: string };
+    const jwk = { kty: 'OKP' as const, crv: 'Ed25519' as const, x };
+    cfg.trust.storeJson.states.KG.keys.push({ kid: jwkThumbprint(jwk), use: 'witness', jwk, name: witnessName, url, status: 'active' } as never);
+    writeFileSync(join(cfg.dir, 'trust.json'), JSON.stringify(cfg.trust.storeJson));
+    const { x: lx, d } = logPrivate.export({ format: 'jwk' }) as { x: string; d: string };
+    writeFileSync(join(cfg.dir, 'log-key.jwk.json'), JSON.stringify({ kty: 'OKP', crv: 'Ed25519', x: lx, d }));
+    cfg.env.CORDON_LOG_KEY = join(cfg.dir, 'log-key.jwk.json');
+  });
+  afterAll(async () => {
+    await killAllNodes();
+    server.close();
+    rmSync(cfg.dir, { recursive: true, force: true });
+  });
+
+  async function served(url: string, path: string, token: string): Promise<{ status: number; body: string }> {
+    const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    return { status: res.status, body: await res.text() };
+  }
+  /** The served checkpoint once it has `size` leaves and a verified cosignature of the witness. */
+  async function cosignedAt(url: string, path: string, token: string, size: number): Promise<string> {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const r = await served(url, path, token);
+      if (r.status === 200) {
+        const opened = openNote(r.body, [logKey, noteKey(witnessName, SIG_COSIGNATURE_V1, witnessSigner.publicKey)]);
+        if (parseCheckpoint(opened.text).size === size && opened.verified.length === 2) return r.body;
+      }
+      if (Date.now() > deadline) throw new Error(`no cosigned checkpoint of size ${size} at ${path} (last: ${r.status} ${JSON.stringify(r.body)})`);
+      await new Promise((res) => setTimeout(res, 25));
+    }
+  }
+
+  it('serves the same cosigned checkpoints after SIGKILL and a restart, signs no size twice, and the witness cosigns the extension', async () => {
+    let node = await startNode(cfg.env);
+    for (let i = 0; i < 5; i++) expect((await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })))).status).toBe(201);
+    const regionPath = `/v1/regions/${cfg.region}/log/checkpoint`;
+    const region5 = await cosignedAt(node.url, regionPath, desk, 5);
+    // The audit tree: five `published` records (no reads with a purpose happen here).
+    const audit5 = await cosignedAt(node.url, '/v1/audit/log/checkpoint', ops, 5);
+    const before = submitted.length;
+
+    await node.kill(); // no shutdown: what was served must already be on disk
+    node = await startNode({ ...cfg.env, CORDON_PORT: String(node.port) });
+    // Served at once, byte for byte, with the cosignatures; nothing signed or submitted again.
+    expect(await served(node.url, regionPath, desk)).toEqual({ status: 200, body: region5 });
+    expect(await served(node.url, '/v1/audit/log/checkpoint', ops)).toEqual({ status: 200, body: audit5 });
+    await new Promise((r) => setTimeout(r, 1500)); // three sweeps
+    expect(await served(node.url, regionPath, desk)).toEqual({ status: 200, body: region5 });
+    expect(submitted.slice(before)).toEqual([]);
+
+    // The tree continues: the witness (which holds size 5) cosigns size 6 as an extension of 5.
+    expect((await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })))).status).toBe(201);
+    const region6 = await cosignedAt(node.url, regionPath, desk, 6);
+    const origin = parseCheckpoint(openNote(region6, [logKey]).text).origin;
+    // The restarted node does not know what the witness holds: 409 with size 5, then a proof from 5.
+    expect(submitted.slice(before).filter((s) => s.origin === origin)).toEqual([
+      { origin, size: 6, status: 409 },
+      { origin, size: 6, status: 200 },
+    ]);
+    expect(submitted.every((s) => s.status !== 422)).toBe(true);
+    expect(await node.stop()).toBe(0);
   });
 });
