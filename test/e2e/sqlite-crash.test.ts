@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteRegionLog } from '../../src/adapters/sqlite/region-log';
 import { SqliteStore } from '../../src/adapters/sqlite/store';
+import { SqliteTreeStore } from '../../src/adapters/sqlite/tree-store';
+import { checkTree } from '../../src/domain/tlog/merkle';
+import { AUDIT_TREE } from '../../src/tlog/leaves';
 import { DeskStream, type DeskEvent } from '../../src/cli/tail';
 import { SIG_COSIGNATURE_V1, SIG_ED25519, noteKey, noteSigner, openNote, parseCheckpoint } from '../../src/domain/tlog/note';
 import { jwkThumbprint } from '../../src/domain/trust-store';
@@ -276,6 +279,19 @@ describe('embedded SQLite store: cordon backup while the node writes, cordon res
     return body.regions.find((r) => r.code === cfg.region)!;
   }
 
+  /** The checkpoint text of a served note (its signatures are checked elsewhere). */
+  const checkpointOf = (note: string) => parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1));
+  async function checkpointWhen(url: string, path: string, bearer: string, ok: (c: ReturnType<typeof checkpointOf>) => boolean) {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${bearer}` } });
+      const body = await res.text();
+      if (res.status === 200 && ok(checkpointOf(body))) return checkpointOf(body);
+      if (Date.now() > deadline) throw new Error(`no such checkpoint at ${path} (last: ${res.status} ${body})`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
   it('backs up a consistent copy while alerts stream in; restore puts it back under a new epoch', async () => {
     let node = await startNode(cfg.env);
     const first = await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })));
@@ -290,12 +306,17 @@ describe('embedded SQLite store: cordon backup while the node writes, cordon res
       }
     })();
     await until(() => published >= 50, '50 alerts published', 30_000);
+    const ops = cfg.trust.token({ iss: 'KG', sub: 'ops-backup', role: 'ops' });
+    // Both trees have a checkpoint before the copy (integration follows the appends within ~100 ms).
+    await checkpointWhen(node.url, `/v1/regions/${cfg.region}/log/checkpoint`, token, (c) => c.size > 0);
+    await checkpointWhen(node.url, '/v1/audit/log/checkpoint', ops, (c) => c.size > 0);
     const dest = join(cfg.dir, 'backup.db');
     const run = await runCordon(cfg.dir, ['backup', dest, '--data-dir', cfg.env.CORDON_DATA_DIR]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/backed up .* 1 regions, \d+ alerts held, \d+ audit records \(checked\)/);
-    await until(() => published >= 120, 'more alerts after the backup', 30_000);
+    const atBackup = published;
+    await until(() => published >= atBackup + 50, 'more alerts after the backup', 30_000);
     stop = true;
     await writer;
 
@@ -308,12 +329,27 @@ describe('embedded SQLite store: cordon backup while the node writes, cordon res
     expect(k).toBeLessThan(published);
     expect(held.entries.map((e) => e.seq)).toEqual(Array.from({ length: k }, (_, i) => i + 1));
     expect(held.epoch).toBe(epoch);
+    // The copy carries the transparency log's trees of the same snapshot: never ahead of its log.
+    const copyTrees = new SqliteTreeStore(SqliteStore.open(dest, { mustExist: true }), { ownsStore: true });
+    const oldTree = { tag: cfg.region, name: epoch };
+    const backupRegionCp = (await copyTrees.checkpoint(oldTree))!;
+    const backupAuditCp = (await copyTrees.checkpoint(AUDIT_TREE))!;
+    await copyTrees.close();
+    expect(backupRegionCp.size).toBeGreaterThan(0);
+    expect(backupRegionCp.size).toBeLessThanOrEqual(k);
+    expect(backupAuditCp.size).toBeGreaterThan(0);
 
     // Restore: node stopped, backup in place, new epoch (the log went back), seqs continue from k.
+    // One `published` record per alert: the audit tree integrated all of them before the stop.
+    const auditBefore = await checkpointWhen(node.url, '/v1/audit/log/checkpoint', ops, (c) => c.size >= published);
     expect(await node.stop()).toBe(0);
     const restored = await runCordon(cfg.dir, ['restore', dest, '--data-dir', cfg.env.CORDON_DATA_DIR]);
     expect(restored.code).toBe(0);
     expect(restored.stdout).toContain(`region ${cfg.region}: new epoch`);
+    expect(restored.stdout).toContain(`the audit tree continues from the backup's checkpoint (size ${backupAuditCp.size})`);
+    // The audit trail went back, and its tree with it: the command says the audit tree forks.
+    const forked = /signed the audit tree up to size (\d+)/.exec(restored.stderr);
+    expect(Number(forked?.[1])).toBeGreaterThanOrEqual(auditBefore.size);
     node = await startNode(cfg.env);
     const state = await regionState(node.url);
     expect(state.seq).toBe(k);
@@ -321,6 +357,16 @@ describe('embedded SQLite store: cordon backup while the node writes, cordon res
     const next = await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })));
     expect(next.receipt.seq).toBe(k + 1);
     expect(next.receipt.epoch).toBe(state.epoch);
+    // The new epoch's tree is built from the restored log: leaf seq - 1, under the new origin.
+    const regionCp = await checkpointWhen(node.url, `/v1/regions/${cfg.region}/log/checkpoint`, token, (c) => c.size === k + 1);
+    expect(regionCp.origin).toBe(`cordon.localhost/${cfg.region}/${state.epoch}`);
+    // The audit tree extends the backup's checkpoint (a consistency proof from it verifies).
+    const auditCp = await checkpointWhen(node.url, '/v1/audit/log/checkpoint', ops, (c) => c.size > backupAuditCp.size);
+    const consistency = await fetch(`${node.url}/v1/audit/log/consistency?from=${backupAuditCp.size}&to=${auditCp.size}`, {
+      headers: { authorization: `Bearer ${ops}` },
+    }).then((r) => r.json() as Promise<{ proof: string[] }>);
+    const proof = consistency.proof.map((h) => Buffer.from(h, 'base64'));
+    expect(checkTree(proof, auditCp.size, auditCp.root, backupAuditCp.size, checkpointOf(backupAuditCp.note).root)).toBe(true);
     // A desk at its old position hears of the epoch change before anything else.
     const frames: DeskEvent[] = [];
     const desk = new DeskStream({
@@ -338,6 +384,10 @@ describe('embedded SQLite store: cordon backup while the node writes, cordon res
     await node.stop();
     expect(readdirSync(cfg.env.CORDON_DATA_DIR).some((f) => f.startsWith('cordon.db.replaced-'))).toBe(true);
     expect(existsSync(file)).toBe(true);
+    // The old epoch's tree stays in the restored store as evidence of what was there.
+    const kept = new SqliteTreeStore(SqliteStore.open(file, { mustExist: true }), { ownsStore: true });
+    expect(await kept.checkpoint(oldTree)).toEqual(backupRegionCp);
+    await kept.close();
   });
 
   it('CORDON_STORE=memory says so at start and keeps nothing across a restart', async () => {
