@@ -149,7 +149,7 @@ Stop the node first. The replaced store (and its -wal/-shm files) is renamed to
       io.stderr.write(
         `warning: the replaced store had signed the audit tree up to size ${replacedAudit}; the restored node signs other records ` +
           `for sizes after ${backupAudit ?? 0}: its audit checkpoints no longer extend the ones already published, and witnesses ` +
-          'that cosigned those refuse them. Record the restore in your incident log (docs/operations.md, "Embedded store").\n',
+          'that cosigned those refuse them. Record the restore in your incident log (docs/operations.md, "The embedded store").\n',
       );
     }
     io.stdout.write(out);
