@@ -80,8 +80,8 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
     const sqlite = openSqliteBackend(config.dataDir, metrics, log.child({ component: 'sqlite' }));
     ({ regionLog, audit, file: storeFile } = sqlite);
     closers.push(sqlite.close);
-    // The tree is a function of the log: rebuilt from it at start (not yet kept in the file).
-    treeStore = new MemoryTreeStore();
+    // Tiles and checkpoints in the same file: kept across restarts, cosignatures included.
+    treeStore = sqlite.treeStore;
   } else if (config.redisUrl) {
     const redis = createRedisClient(config.redisUrl, {
       // The client names its own lines ({ component: 'redis' }); a child here would repeat the key.

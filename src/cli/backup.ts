@@ -3,6 +3,8 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSy
 import { dirname, resolve } from 'node:path';
 import { storeFileOf } from '../adapters/sqlite/compose';
 import { SqliteStore } from '../adapters/sqlite/store';
+import { SqliteTreeStore } from '../adapters/sqlite/tree-store';
+import { AUDIT_TREE } from '../tlog/leaves';
 import { CliError, UsageError, defineCommand } from './args';
 import type { CliIo } from './command';
 
@@ -13,11 +15,14 @@ export function storeFileArg(store: string | undefined, dataDir: string | undefi
   return storeFileOf(resolve(io.cwd, dataDir ?? io.env.CORDON_DATA_DIR ?? '.cordon'));
 }
 
-/** Opens an existing store for reading beside a running node; refuses a missing or damaged one. */
+/**
+ * Opens an existing store for reading beside a running node; refuses a missing or damaged one.
+ * Never upgrades its schema (the node does that at its start).
+ */
 export function openExisting(file: string): SqliteStore {
   if (!existsSync(file)) throw new CliError(`no embedded store at ${file}`);
   try {
-    return SqliteStore.open(file, { mustExist: true });
+    return SqliteStore.open(file, { mustExist: true, upgrade: false });
   } catch (err) {
     throw new CliError((err as Error).message, { cause: err });
   }
@@ -104,9 +109,14 @@ Stop the node first. The replaced store (and its -wal/-shm files) is renamed to
     } finally {
       await checked.close();
     }
+    // What the replaced store's audit tree was signed up to (when it is readable): the restored
+    // trail is shorter, so the audit tree forks after the backup's checkpoint.
+    const replacedAudit = existsSync(target) ? auditCheckpointSize(target) : null;
     const copy = openExisting(tmp);
     let epochs: Array<{ region: string; epoch: string }>;
+    let backupAudit: number | null;
     try {
+      backupAudit = copy.schemaVersion >= 2 ? ((await new SqliteTreeStore(copy).checkpoint(AUDIT_TREE))?.size ?? 0) : null;
       const regions = copy.db.prepare('SELECT region FROM region ORDER BY region').all() as Array<{ region: string }>;
       epochs = regions.map((r) => ({ region: r.region, epoch: randomBytes(9).toString('base64url') }));
       const set = copy.db.prepare('UPDATE region SET epoch = ? WHERE region = ?');
@@ -131,7 +141,34 @@ Stop the node first. The replaced store (and its -wal/-shm files) is renamed to
     }
     let out = `restored ${source} to ${target}` + (existsSync(`${target}.replaced-${stamp}`) ? ` (the replaced store is ${target}.replaced-${stamp})` : '') + '\n';
     for (const e of epochs) out += `region ${e.region}: new epoch ${e.epoch}\n`;
+    out +=
+      backupAudit === null
+        ? 'transparency log: the backup holds no trees; the node builds them from the log at start\n'
+        : `transparency log: the backup's trees are kept (old epochs' as evidence); the new epochs' trees are built from the log at start; the audit tree continues from the backup's checkpoint (size ${backupAudit})\n`;
+    if (replacedAudit !== null && replacedAudit > (backupAudit ?? 0)) {
+      io.stderr.write(
+        `warning: the replaced store had signed the audit tree up to size ${replacedAudit}; the restored node signs other records ` +
+          `for sizes after ${backupAudit ?? 0}: its audit checkpoints no longer extend the ones already published, and witnesses ` +
+          'that cosigned those refuse them. Record the restore in your incident log (docs/operations.md, "The embedded store").\n',
+      );
+    }
     io.stdout.write(out);
     return 0;
   },
 });
+
+/** The size of the audit tree's checkpoint in a store file, or null when it cannot be read. */
+function auditCheckpointSize(file: string): number | null {
+  try {
+    const store = SqliteStore.open(file, { mustExist: true, upgrade: false });
+    try {
+      if (store.schemaVersion < 2) return null;
+      const row = store.db.prepare('SELECT size FROM tlog_checkpoint WHERE tag = ? AND name = ?').get(AUDIT_TREE.tag, AUDIT_TREE.name) as { size: number } | undefined;
+      return row?.size ?? 0;
+    } finally {
+      store.db.close();
+    }
+  } catch {
+    return null; // a damaged store: the reason to restore
+  }
+}

@@ -4,8 +4,9 @@ import { CliError, defineCommand, required } from './args';
 import { openExisting, storeFileArg } from './backup';
 
 /**
- * `cordon migrate`: copies every region log and the audit trail of the embedded store into Redis
- * (same seqs and epochs), then verifies counts and content hashes read back from both sides.
+ * `cordon migrate`: copies every region log, the audit trail and the transparency log's trees of
+ * the embedded store into Redis (same seqs, epochs, checkpoints and cosignatures), then verifies
+ * counts and content hashes read back from both sides.
  */
 export const migrate = defineCommand({
   name: 'migrate',
@@ -16,7 +17,8 @@ export const migrate = defineCommand({
   --store      the store file (default: CORDON_DATA_DIR/cordon.db, CORDON_DATA_DIR defaulting to .cordon)
   --data-dir   the node's CORDON_DATA_DIR (its store is cordon.db in it)
 Stop the embedded node first (or migrate from a 'cordon backup' copy): alerts accepted after
-the copy started are not in it. The target must hold none of the regions and no audit trail.`,
+the copy started are not in it. The target must hold none of the regions, no audit trail and
+none of the transparency log's trees.`,
   options: {
     'redis-url': { type: 'string' },
     prefix: { type: 'string' },
@@ -52,6 +54,12 @@ the copy started are not in it. The target must hold none of the regions and no 
           `sha256 ${r.sha256}: same in Redis\n`;
       }
       out += `audit trail: ${report.audit.records} records, sha256 ${report.audit.sha256}: same in Redis\n`;
+      if (report.trees === null) out += 'transparency log: this store predates the tree tables; the nodes build the trees from the logs\n';
+      for (const t of report.trees ?? []) {
+        out +=
+          `tree ${t.tree.tag}/${t.tree.name}: checkpoint size ${t.size}, ${t.cosignatures} cosignatures, ${t.tiles} tiles, ` +
+          `sha256 ${t.sha256}: same in Redis\n`;
+      }
       out += `migrated ${file} to ${redactUrl(url)} under prefix ${prefix}: verified\n`;
       io.stdout.write(out);
       return 0;

@@ -27,7 +27,7 @@ export function arraySource(tree: TreeId, origin: string, leaves: Buffer[], limi
   };
 }
 
-/** The shared behaviour of every TreeStore backend (memory, Redis). */
+/** The shared behaviour of every TreeStore backend (memory, Redis, SQLite). */
 export function describeTreeStoreContract(name: string, make: () => Promise<TreeStoreFixture>): void {
   describe(`TreeStore contract: ${name}`, () => {
     jest.setTimeout(60_000);

@@ -1,14 +1,22 @@
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteRegionLog } from '../../src/adapters/sqlite/region-log';
 import { SqliteStore } from '../../src/adapters/sqlite/store';
+import { SqliteTreeStore } from '../../src/adapters/sqlite/tree-store';
+import { checkTree } from '../../src/domain/tlog/merkle';
+import { AUDIT_TREE } from '../../src/tlog/leaves';
 import { DeskStream, type DeskEvent } from '../../src/cli/tail';
+import { SIG_COSIGNATURE_V1, SIG_ED25519, noteKey, noteSigner, openNote, parseCheckpoint } from '../../src/domain/tlog/note';
+import { jwkThumbprint } from '../../src/domain/trust-store';
+import { Witness } from '../../src/tlog/witness';
 import type { Receipt, Submission } from '../../src/domain/types';
 import { validContent } from '../fixtures/alerts';
 import { uniqueRegion } from '../helpers/env';
-import { makeTestTrust } from '../helpers/keys';
+import { makeTestTrust, publicOf } from '../helpers/keys';
 import { runCordon } from '../helpers/cli';
 import { killAllNodes, startNode, type CordonNode } from '../helpers/procs';
 import { until } from './harness';
@@ -271,6 +279,19 @@ describe('embedded SQLite store: cordon backup while the node writes, cordon res
     return body.regions.find((r) => r.code === cfg.region)!;
   }
 
+  /** The checkpoint text of a served note (its signatures are checked elsewhere). */
+  const checkpointOf = (note: string) => parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1));
+  async function checkpointWhen(url: string, path: string, bearer: string, ok: (c: ReturnType<typeof checkpointOf>) => boolean) {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${bearer}` } });
+      const body = await res.text();
+      if (res.status === 200 && ok(checkpointOf(body))) return checkpointOf(body);
+      if (Date.now() > deadline) throw new Error(`no such checkpoint at ${path} (last: ${res.status} ${body})`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
   it('backs up a consistent copy while alerts stream in; restore puts it back under a new epoch', async () => {
     let node = await startNode(cfg.env);
     const first = await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })));
@@ -285,12 +306,17 @@ describe('embedded SQLite store: cordon backup while the node writes, cordon res
       }
     })();
     await until(() => published >= 50, '50 alerts published', 30_000);
+    const ops = cfg.trust.token({ iss: 'KG', sub: 'ops-backup', role: 'ops' });
+    // Both trees have a checkpoint before the copy (integration follows the appends within ~100 ms).
+    await checkpointWhen(node.url, `/v1/regions/${cfg.region}/log/checkpoint`, token, (c) => c.size > 0);
+    await checkpointWhen(node.url, '/v1/audit/log/checkpoint', ops, (c) => c.size > 0);
     const dest = join(cfg.dir, 'backup.db');
     const run = await runCordon(cfg.dir, ['backup', dest, '--data-dir', cfg.env.CORDON_DATA_DIR]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/backed up .* 1 regions, \d+ alerts held, \d+ audit records \(checked\)/);
-    await until(() => published >= 120, 'more alerts after the backup', 30_000);
+    const atBackup = published;
+    await until(() => published >= atBackup + 50, 'more alerts after the backup', 30_000);
     stop = true;
     await writer;
 
@@ -303,12 +329,27 @@ describe('embedded SQLite store: cordon backup while the node writes, cordon res
     expect(k).toBeLessThan(published);
     expect(held.entries.map((e) => e.seq)).toEqual(Array.from({ length: k }, (_, i) => i + 1));
     expect(held.epoch).toBe(epoch);
+    // The copy carries the transparency log's trees of the same snapshot: never ahead of its log.
+    const copyTrees = new SqliteTreeStore(SqliteStore.open(dest, { mustExist: true }), { ownsStore: true });
+    const oldTree = { tag: cfg.region, name: epoch };
+    const backupRegionCp = (await copyTrees.checkpoint(oldTree))!;
+    const backupAuditCp = (await copyTrees.checkpoint(AUDIT_TREE))!;
+    await copyTrees.close();
+    expect(backupRegionCp.size).toBeGreaterThan(0);
+    expect(backupRegionCp.size).toBeLessThanOrEqual(k);
+    expect(backupAuditCp.size).toBeGreaterThan(0);
 
     // Restore: node stopped, backup in place, new epoch (the log went back), seqs continue from k.
+    // One `published` record per alert: the audit tree integrated all of them before the stop.
+    const auditBefore = await checkpointWhen(node.url, '/v1/audit/log/checkpoint', ops, (c) => c.size >= published);
     expect(await node.stop()).toBe(0);
     const restored = await runCordon(cfg.dir, ['restore', dest, '--data-dir', cfg.env.CORDON_DATA_DIR]);
     expect(restored.code).toBe(0);
     expect(restored.stdout).toContain(`region ${cfg.region}: new epoch`);
+    expect(restored.stdout).toContain(`the audit tree continues from the backup's checkpoint (size ${backupAuditCp.size})`);
+    // The audit trail went back, and its tree with it: the command says the audit tree forks.
+    const forked = /signed the audit tree up to size (\d+)/.exec(restored.stderr);
+    expect(Number(forked?.[1])).toBeGreaterThanOrEqual(auditBefore.size);
     node = await startNode(cfg.env);
     const state = await regionState(node.url);
     expect(state.seq).toBe(k);
@@ -316,6 +357,16 @@ describe('embedded SQLite store: cordon backup while the node writes, cordon res
     const next = await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })));
     expect(next.receipt.seq).toBe(k + 1);
     expect(next.receipt.epoch).toBe(state.epoch);
+    // The new epoch's tree is built from the restored log: leaf seq - 1, under the new origin.
+    const regionCp = await checkpointWhen(node.url, `/v1/regions/${cfg.region}/log/checkpoint`, token, (c) => c.size === k + 1);
+    expect(regionCp.origin).toBe(`cordon.localhost/${cfg.region}/${state.epoch}`);
+    // The audit tree extends the backup's checkpoint (a consistency proof from it verifies).
+    const auditCp = await checkpointWhen(node.url, '/v1/audit/log/checkpoint', ops, (c) => c.size > backupAuditCp.size);
+    const consistency = await fetch(`${node.url}/v1/audit/log/consistency?from=${backupAuditCp.size}&to=${auditCp.size}`, {
+      headers: { authorization: `Bearer ${ops}` },
+    }).then((r) => r.json() as Promise<{ proof: string[] }>);
+    const proof = consistency.proof.map((h) => Buffer.from(h, 'base64'));
+    expect(checkTree(proof, auditCp.size, auditCp.root, backupAuditCp.size, checkpointOf(backupAuditCp.note).root)).toBe(true);
     // A desk at its old position hears of the epoch change before anything else.
     const frames: DeskEvent[] = [];
     const desk = new DeskStream({
@@ -333,6 +384,10 @@ describe('embedded SQLite store: cordon backup while the node writes, cordon res
     await node.stop();
     expect(readdirSync(cfg.env.CORDON_DATA_DIR).some((f) => f.startsWith('cordon.db.replaced-'))).toBe(true);
     expect(existsSync(file)).toBe(true);
+    // The old epoch's tree stays in the restored store as evidence of what was there.
+    const kept = new SqliteTreeStore(SqliteStore.open(file, { mustExist: true }), { ownsStore: true });
+    expect(await kept.checkpoint(oldTree)).toEqual(backupRegionCp);
+    await kept.close();
   });
 
   it('CORDON_STORE=memory says so at start and keeps nothing across a restart', async () => {
@@ -345,5 +400,99 @@ describe('embedded SQLite store: cordon backup while the node writes, cordon res
     expect(await regionState(node.url)).toMatchObject({ epoch: null, seq: 0 });
     await node.stop();
     expect(existsSync(join(cfg.dir, 'mem', 'cordon.db'))).toBe(false);
+  });
+});
+
+describe('embedded SQLite store: the transparency log survives a crash and a restart', () => {
+  const cfg = embeddedConfig();
+  const logPrivate = generateKeyPairSync('ed25519').privateKey;
+  const logKey = noteSigner('cordon.localhost', SIG_ED25519, logPrivate);
+  const witnessPrivate = generateKeyPairSync('ed25519').privateKey;
+  const witnessName = 'witness.kg.example/w1';
+  const witnessSigner = noteSigner(witnessName, SIG_COSIGNATURE_V1, witnessPrivate);
+  const witness = new Witness({ signer: witnessSigner, logKey, log: { info() {}, warn() {}, error() {} } });
+  /** every checkpoint the node submitted to the witness: its size and the answer's status. */
+  const submitted: Array<{ origin: string; size: number; status: number }> = [];
+  let server: Server;
+  const desk = cfg.trust.token({ iss: 'KG', sub: 'desk-tlog' });
+  const ops = cfg.trust.token({ iss: 'KG', sub: 'ops-tlog', role: 'ops' });
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks).toString();
+        void witness.addCheckpoint(body).then((a) => {
+          const note = body.slice(body.indexOf('\n\n') + 2);
+          const cp = parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1));
+          submitted.push({ origin: cp.origin, size: cp.size, status: a.status });
+          res.writeHead(a.status, { 'content-type': a.contentType }).end(a.body);
+        });
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/kg`;
+    const { x } = publicOf(witnessPrivate).export({ format: 'jwk' }) as { x: string };
+    const jwk = { kty: 'OKP' as const, crv: 'Ed25519' as const, x };
+    cfg.trust.storeJson.states.KG.keys.push({ kid: jwkThumbprint(jwk), use: 'witness', jwk, name: witnessName, url, status: 'active' } as never);
+    writeFileSync(join(cfg.dir, 'trust.json'), JSON.stringify(cfg.trust.storeJson));
+    const { x: lx, d } = logPrivate.export({ format: 'jwk' }) as { x: string; d: string };
+    writeFileSync(join(cfg.dir, 'log-key.jwk.json'), JSON.stringify({ kty: 'OKP', crv: 'Ed25519', x: lx, d }));
+    cfg.env.CORDON_LOG_KEY = join(cfg.dir, 'log-key.jwk.json');
+  });
+  afterAll(async () => {
+    await killAllNodes();
+    server.close();
+    rmSync(cfg.dir, { recursive: true, force: true });
+  });
+
+  async function served(url: string, path: string, token: string): Promise<{ status: number; body: string }> {
+    const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    return { status: res.status, body: await res.text() };
+  }
+  /** The served checkpoint once it has `size` leaves and a verified cosignature of the witness. */
+  async function cosignedAt(url: string, path: string, token: string, size: number): Promise<string> {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const r = await served(url, path, token);
+      if (r.status === 200) {
+        const opened = openNote(r.body, [logKey, noteKey(witnessName, SIG_COSIGNATURE_V1, witnessSigner.publicKey)]);
+        if (parseCheckpoint(opened.text).size === size && opened.verified.length === 2) return r.body;
+      }
+      if (Date.now() > deadline) throw new Error(`no cosigned checkpoint of size ${size} at ${path} (last: ${r.status} ${JSON.stringify(r.body)})`);
+      await new Promise((res) => setTimeout(res, 25));
+    }
+  }
+
+  it('serves the same cosigned checkpoints after SIGKILL and a restart, signs no size twice, and the witness cosigns the extension', async () => {
+    let node = await startNode(cfg.env);
+    for (let i = 0; i < 5; i++) expect((await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })))).status).toBe(201);
+    const regionPath = `/v1/regions/${cfg.region}/log/checkpoint`;
+    const region5 = await cosignedAt(node.url, regionPath, desk, 5);
+    // The audit tree: five `published` records (no reads with a purpose happen here).
+    const audit5 = await cosignedAt(node.url, '/v1/audit/log/checkpoint', ops, 5);
+    const before = submitted.length;
+
+    await node.kill(); // no shutdown: what was served must already be on disk
+    node = await startNode({ ...cfg.env, CORDON_PORT: String(node.port) });
+    // Served at once, byte for byte, with the cosignatures; nothing signed or submitted again.
+    expect(await served(node.url, regionPath, desk)).toEqual({ status: 200, body: region5 });
+    expect(await served(node.url, '/v1/audit/log/checkpoint', ops)).toEqual({ status: 200, body: audit5 });
+    await new Promise((r) => setTimeout(r, 1500)); // three sweeps
+    expect(await served(node.url, regionPath, desk)).toEqual({ status: 200, body: region5 });
+    expect(submitted.slice(before)).toEqual([]);
+
+    // The tree continues: the witness (which holds size 5) cosigns size 6 as an extension of 5.
+    expect((await post(node.url, cfg.trust.sign(validContent({ region: cfg.region })))).status).toBe(201);
+    const region6 = await cosignedAt(node.url, regionPath, desk, 6);
+    const origin = parseCheckpoint(openNote(region6, [logKey]).text).origin;
+    // The restarted node does not know what the witness holds: 409 with size 5, then a proof from 5.
+    expect(submitted.slice(before).filter((s) => s.origin === origin)).toEqual([
+      { origin, size: 6, status: 409 },
+      { origin, size: 6, status: 200 },
+    ]);
+    expect(submitted.every((s) => s.status !== 422)).toBe(true);
+    expect(await node.stop()).toBe(0);
   });
 });

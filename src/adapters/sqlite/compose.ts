@@ -5,9 +5,11 @@ import type { Metrics } from '../../metrics';
 import { METRICS } from '../../metric-names';
 import type { AuditLog } from '../../ports/audit-log';
 import type { RegionLog } from '../../ports/region-log';
+import type { TreeStore } from '../../ports/tree-store';
 import { SqliteAuditLog } from './audit-log';
 import { SqliteRegionLog } from './region-log';
 import { SqliteStore, STORE_FILE } from './store';
+import { SqliteTreeStore } from './tree-store';
 
 /** The store file of a data directory (what `cordon backup` and `cordon migrate` read by default). */
 export function storeFileOf(dataDir: string): string {
@@ -15,15 +17,16 @@ export function storeFileOf(dataDir: string): string {
 }
 
 /**
- * Opens the embedded store of CORDON_DATA_DIR for the composition root: the region log and the
- * audit trail over one file, its commit and fsync counters in /metrics. Throws StoreDamagedError
+ * Opens the embedded store of CORDON_DATA_DIR for the composition root: the region log, the
+ * audit trail and the transparency log's trees over one file, its commit and fsync counters in
+ * /metrics (a store of an older schema version is upgraded in place). Throws StoreDamagedError
  * (the node does not start) when the file exists but cannot be trusted.
  */
 export function openSqliteBackend(
   dataDir: string,
   metrics: Metrics,
   log: Pick<FastifyBaseLogger, 'info' | 'warn'>,
-): { regionLog: RegionLog; audit: AuditLog; file: string; store: SqliteStore; close(): Promise<void> } {
+): { regionLog: RegionLog; audit: AuditLog; treeStore: TreeStore; file: string; store: SqliteStore; close(): Promise<void> } {
   const file = storeFileOf(dataDir);
   const store = SqliteStore.open(file);
   if (store.created) {
@@ -49,6 +52,7 @@ export function openSqliteBackend(
   return {
     regionLog: new SqliteRegionLog(store),
     audit: new SqliteAuditLog(store),
+    treeStore: new SqliteTreeStore(store),
     file,
     store,
     close: () => store.close(),

@@ -4,9 +4,13 @@ import type { AuditLog } from '../../ports/audit-log';
 import type { RegionLog } from '../../ports/region-log';
 import { RedisAuditLog } from '../redis/audit-log';
 import { RedisRegionLog } from '../redis/region-log';
+import { RedisTreeStore } from '../redis/tree-store';
+import type { Tile } from '../../domain/tlog/tile';
+import type { TreeId, TreeStore } from '../../ports/tree-store';
 import { SqliteAuditLog } from './audit-log';
 import { SqliteRegionLog } from './region-log';
 import type { SqliteStore } from './store';
+import { SqliteTreeStore } from './tree-store';
 
 /**
  * Copies the embedded store into Redis, in the Redis adapters' own layout (src/adapters/redis),
@@ -14,6 +18,11 @@ import type { SqliteStore } from './store';
  * then reads both sides back through their RegionLog / AuditLog adapters and compares counts and
  * a SHA-256 over every entry and record. The source is read in one read transaction (a
  * consistent snapshot); the target must hold nothing of these regions nor any audit record.
+ *
+ * The transparency log's trees come along (every tree of the store, old epochs' included: tiles,
+ * checkpoint and cosignatures, in RedisTreeStore's layout), compared the same way. A tree is a
+ * function of its log, but it cannot be rebuilt from it: retention trims alert bodies, never tree
+ * hashes, and the audit tree's published checkpoints and cosignatures must continue unbroken.
  */
 
 export interface RegionReport {
@@ -26,9 +35,20 @@ export interface RegionReport {
   sha256: string;
 }
 
+export interface TreeReport {
+  tree: TreeId;
+  tiles: number;
+  /** the checkpoint's size (0: none stored) and its cosignature lines. */
+  size: number;
+  cosignatures: number;
+  sha256: string;
+}
+
 export interface MigrationReport {
   regions: RegionReport[];
   audit: { records: number; sha256: string };
+  /** null when the store predates the tree tables (schema version 1): the nodes build the trees. */
+  trees: TreeReport[] | null;
 }
 
 export class MigrationError extends Error {
@@ -64,9 +84,19 @@ export async function migrateToRedis(store: SqliteStore, redis: Redis, prefix: s
     if ((await redis.exists(`${prefix}{audit}`, `${prefix}{audit}:n`)) > 0) {
       throw new MigrationError(`Redis already holds an audit trail under prefix ${prefix}; nothing was written`);
     }
+    const sourceTrees = store.schemaVersion >= 2 ? new SqliteTreeStore(store) : null;
+    const targetTrees = new RedisTreeStore(redis, { prefix });
+    const trees = sourceTrees?.trees() ?? [];
+    for (const t of trees) {
+      if ((await redis.exists(`${targetTrees.treeKey(t)}:cp`)) > 0) {
+        throw new MigrationError(`Redis already holds the transparency log tree ${t.tag}/${t.name} under prefix ${prefix}; nothing was written`);
+      }
+    }
 
     for (const r of regions) await copyRegion(store, redis, prefix, r);
     await copyAudit(store, redis, prefix, auditTop);
+    const treeReports: TreeReport[] = [];
+    for (const t of trees) treeReports.push(await copyTree(store, sourceTrees!, targetTrees, t));
 
     // Read back through the adapters on both sides.
     const source = new SqliteRegionLog(store);
@@ -88,7 +118,7 @@ export async function migrateToRedis(store: SqliteStore, redis: Redis, prefix: s
     if (aa.count !== ab.count || aa.digest !== ab.digest) {
       throw new MigrationError(`audit trail: ${aa.count} records (sha256 ${aa.digest}) in SQLite, ${ab.count} (sha256 ${ab.digest}) in Redis`);
     }
-    return { regions: reports, audit: { records: aa.count, sha256: aa.digest } };
+    return { regions: reports, audit: { records: aa.count, sha256: aa.digest }, trees: sourceTrees ? treeReports : null };
   } finally {
     db.exec('COMMIT');
   }
@@ -144,6 +174,54 @@ async function copyAudit(store: SqliteStore, redis: Redis, prefix: string, top: 
     after = rows[rows.length - 1].n;
   }
   if (top > 0) await redis.set(`${prefix}{audit}:n`, String(top));
+}
+
+/**
+ * Copies one tree (its tiles, then its checkpoint with compare-and-set on none stored), then reads
+ * both sides back through their TreeStore adapters: the same checkpoint, and the same count and
+ * SHA-256 over every tile (level, n, bytes).
+ */
+async function copyTree(store: SqliteStore, source: SqliteTreeStore, target: RedisTreeStore, tree: TreeId): Promise<TreeReport> {
+  const page = store.db.prepare(
+    'SELECT level, n, data FROM tlog_tile WHERE tag = ? AND name = ? AND (level > ? OR (level = ? AND n > ?)) ORDER BY level, n LIMIT ?',
+  );
+  const tiles: Tile[] = [];
+  let after = { level: -1, n: -1 };
+  for (;;) {
+    const rows = page.all(tree.tag, tree.name, after.level, after.level, after.n, 100) as Array<{ level: number; n: number; data: Buffer }>;
+    if (rows.length === 0) break;
+    const batch = rows.map((r) => ({ tile: { level: r.level, n: r.n, width: r.data.length / 32 }, data: r.data }));
+    await target.writeTiles(tree, batch);
+    for (const b of batch) tiles.push(b.tile);
+    after = rows[rows.length - 1];
+  }
+  const cp = await source.checkpoint(tree);
+  if (cp && !(await target.setCheckpoint(tree, 0, cp))) {
+    throw new MigrationError(`tree ${tree.tag}/${tree.name}: Redis holds a checkpoint for it by now`);
+  }
+  const [ha, hb] = await Promise.all([hashTiles(source, tree, tiles), hashTiles(target, tree, tiles)]);
+  const cpb = await target.checkpoint(tree);
+  if (ha !== hb || JSON.stringify(cp) !== JSON.stringify(cpb)) {
+    throw new MigrationError(`tree ${tree.tag}/${tree.name}: tiles (sha256 ${ha} in SQLite, ${hb} in Redis) or checkpoint differ after the copy`);
+  }
+  return { tree, tiles: tiles.length, size: cp?.size ?? 0, cosignatures: cp?.cosignatures.length ?? 0, sha256: ha };
+}
+
+async function hashTiles(store: TreeStore, tree: TreeId, tiles: readonly Tile[]): Promise<string> {
+  const h = createHash('sha256');
+  for (let i = 0; i < tiles.length; i += 100) {
+    const part = tiles.slice(i, i + 100);
+    const data = await store.readTiles(tree, part);
+    part.forEach((t, j) => {
+      const d = data[j] ?? Buffer.alloc(0);
+      const head = Buffer.alloc(12);
+      head.writeUInt32BE(t.level, 0);
+      head.writeUIntBE(t.n, 4, 6);
+      head.writeUInt16BE(d.length / 32, 10);
+      h.update(head).update(d);
+    });
+  }
+  return h.digest('hex');
 }
 
 async function exec(p: ReturnType<Redis['pipeline']>): Promise<void> {

@@ -19,13 +19,38 @@ import { LogUnavailableError } from '../../ports/region-log';
 
 /** `PRAGMA application_id` of a Cordon store ("CRDN"). */
 export const APPLICATION_ID = 0x4352444e;
-/** `PRAGMA user_version`: the schema below. */
-export const SCHEMA_VERSION = 1;
+/** `PRAGMA user_version`: the schema below (1: logs and audit trail; 2: + the transparency log's trees). */
+export const SCHEMA_VERSION = 2;
 /** The store's file name inside CORDON_DATA_DIR. */
 export const STORE_FILE = 'cordon.db';
 /** A checkpoint after this many commits (and on a timer while idle). */
 const CHECKPOINT_EVERY_COMMITS = 500;
 const CHECKPOINT_IDLE_MS = 2000;
+
+/** The transparency log's trees (SqliteTreeStore): hash tiles and each tree's latest checkpoint. */
+const TREE_SCHEMA = `
+CREATE TABLE tlog_tile (
+  tag TEXT NOT NULL,
+  name TEXT NOT NULL,
+  level INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY (tag, name, level, n)
+);
+CREATE TABLE tlog_checkpoint (
+  tag TEXT NOT NULL,
+  name TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  note TEXT NOT NULL,
+  cosignatures TEXT NOT NULL,
+  PRIMARY KEY (tag, name)
+) WITHOUT ROWID;
+`;
+
+/** What takes a store of version `v` to version `v + 1` (run in one transaction with the new user_version). */
+const MIGRATIONS: Record<number, string> = {
+  1: TREE_SCHEMA,
+};
 
 const SCHEMA = `
 CREATE TABLE region (
@@ -64,7 +89,7 @@ CREATE TABLE audit (
   at TEXT NOT NULL,
   record TEXT NOT NULL
 );
-`;
+${TREE_SCHEMA}`;
 
 /** The store file exists but cannot be trusted: the node refuses to start on it. */
 export class StoreDamagedError extends Error {
@@ -100,12 +125,19 @@ export interface OpenOptions {
   /** open only: never create the file (the CLI). */
   mustExist?: boolean;
   readonly?: boolean;
+  /**
+   * bring a store of an older schema version up to this one (default true; the node). The CLI
+   * passes false: it must not change the schema under a running node of the older version.
+   */
+  upgrade?: boolean;
 }
 
 export class SqliteStore {
   readonly db: Database.Database;
   /** true when this open created the file (every region then starts a new epoch). */
   readonly created: boolean;
+  /** the schema version of the file (SCHEMA_VERSION unless opened with `upgrade: false`). */
+  readonly schemaVersion: number;
   readonly stats: SqliteStoreStats = { commits: 0, checkpoints: 0, fsyncs: 0 };
   private queue: Pending[] = [];
   private closed = false;
@@ -120,9 +152,11 @@ export class SqliteStore {
     readonly file: string,
     db: Database.Database,
     created: boolean,
+    schemaVersion: number,
   ) {
     this.db = db;
     this.created = created;
+    this.schemaVersion = schemaVersion;
     this.begin = db.prepare('BEGIN IMMEDIATE');
     this.commit = db.prepare('COMMIT');
     this.rollback = db.prepare('ROLLBACK');
@@ -140,14 +174,17 @@ export class SqliteStore {
       created = true;
     }
     let db: Database.Database | undefined;
+    let version = SCHEMA_VERSION;
     try {
       if (statSync(file).size === 0) throw new Error('the file is empty');
       db = new Database(file, { fileMustExist: true, readonly: opts.readonly ?? false });
       db.pragma('busy_timeout = 10000');
       const appId = db.pragma('application_id', { simple: true });
       if (appId !== APPLICATION_ID) throw new Error(`application_id ${String(appId)}, not a Cordon store`);
-      const version = db.pragma('user_version', { simple: true });
-      if (version !== SCHEMA_VERSION) throw new Error(`schema version ${String(version)}, this node knows ${SCHEMA_VERSION}`);
+      version = db.pragma('user_version', { simple: true }) as number;
+      if (!Number.isInteger(version) || version < 1 || version > SCHEMA_VERSION) {
+        throw new Error(`schema version ${String(version)}, this node knows ${SCHEMA_VERSION}`);
+      }
       if (!opts.readonly) {
         const mode = db.pragma('journal_mode = WAL', { simple: true });
         if (mode !== 'wal') throw new Error(`journal mode ${String(mode)} instead of wal`);
@@ -157,6 +194,15 @@ export class SqliteStore {
       if (problems.length > 0) throw new Error(`quick_check: ${problems.slice(0, 3).join('; ')}`);
       db.pragma('synchronous = FULL');
       db.pragma('wal_autocheckpoint = 0');
+      if (version < SCHEMA_VERSION && !opts.readonly && opts.upgrade !== false) {
+        // Each step and its new version number in one transaction: a crash leaves the old or the new schema.
+        const conn = db;
+        conn.transaction(() => {
+          for (let v = version; v < SCHEMA_VERSION; v++) conn.exec(MIGRATIONS[v]);
+          conn.pragma(`user_version = ${SCHEMA_VERSION}`);
+        }).immediate();
+        version = SCHEMA_VERSION;
+      }
     } catch (err) {
       db?.close();
       if (err instanceof StoreDamagedError) throw err;
@@ -167,7 +213,7 @@ export class SqliteStore {
       }
       throw new StoreDamagedError(file, (err as Error).message, { cause: err });
     }
-    return new SqliteStore(file, db, created);
+    return new SqliteStore(file, db, created, version);
   }
 
   /**
