@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { arrayHashReader, checkRecord, leafHash, proveRecord, storedHashesForRecordHash, treeHash, type Hash } from '../../src/domain/tlog/merkle';
 import { formatCheckpoint, formatVerifierKey, noteSigner, SIG_ED25519, signNote } from '../../src/domain/tlog/note';
-import { checkInclusion, leafHash as browserLeafHash, openCheckpoint, parseVkey } from '../../console/src/inlog';
+import { checkInclusion, leafHash as browserLeafHash, openCheckpoint, parseVkey } from '../../console/src/tlog-check';
 
 /**
  * The console's WebCrypto inclusion check and checkpoint verification (console/src/inlog.ts, run
