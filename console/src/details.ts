@@ -200,5 +200,7 @@ function validity(from: string, until: string | undefined): Child {
 
 function logWords(r: InLogResult): Child {
   const label = r.state === 'included' ? 'inLog_label' : r.state === 'pending' ? 'logPending_label' : 'notInLog_label';
-  return [inLogBadge(r), ' — ', t(label), r.state === 'included' && r.size ? ` (${t('inLogTree', { size: r.size })})` : ''];
+  // The label without its leading word ("In log: ..."), which the badge already shows.
+  const meaning = t(label).replace(/^[^:：]*[:：]\s*/u, '');
+  return [inLogBadge(r), ' — ', meaning, r.state === 'included' && r.size ? ` (${t('inLogTree', { size: r.size })})` : ''];
 }
