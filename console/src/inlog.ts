@@ -36,6 +36,7 @@ export class LogChecker {
   private readonly key: Promise<LogKey | null>;
   private readonly checkpoints = new Map<string, Held | 'bad'>();
   private readonly fetchedAt = new Map<string, number>();
+  private readonly inflight = new Map<string, Promise<Held | 'bad' | undefined>>();
   private readonly waiting = new Map<string, Waiter>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private running = false;
@@ -88,11 +89,20 @@ export class LogChecker {
     }
   }
 
-  private async checkpoint(region: string, refresh: boolean): Promise<Held | 'bad' | undefined> {
+  private checkpoint(region: string, refresh: boolean): Promise<Held | 'bad' | undefined> {
+    // Alerts checked at once (history after a load) share one fetch.
+    const pending = this.inflight.get(region);
+    if (pending) return pending;
     const held = this.checkpoints.get(region);
     const age = Date.now() - (this.fetchedAt.get(region) ?? 0);
-    if (held && (!refresh || age < this.intervalMs)) return held;
-    if (!held && age < this.intervalMs) return undefined;
+    if (held && (!refresh || age < this.intervalMs)) return Promise.resolve(held);
+    if (!held && age < this.intervalMs) return Promise.resolve(undefined);
+    const p = this.fetchCheckpoint(region, held).finally(() => this.inflight.delete(region));
+    this.inflight.set(region, p);
+    return p;
+  }
+
+  private async fetchCheckpoint(region: string, held: Held | 'bad' | undefined): Promise<Held | 'bad' | undefined> {
     this.fetchedAt.set(region, Date.now());
     const key = await this.key;
     if (!key) return 'bad';

@@ -549,10 +549,11 @@ class TailLogCheck {
       const list = [...this.pending.values()].sort((x, y) => (x.region === y.region ? x.seq - y.seq : x.region < y.region ? -1 : 1));
       const stuck = new Set<string>();
       for (const a of list) {
-        if (stuck.has(a.region)) continue;
+        const tree = `${a.region}:${a.epoch}`;
+        if (stuck.has(tree)) continue;
         const r = await this.log!.check(a);
         if (r.state === 'pending' || r.state === 'unavailable') {
-          stuck.add(a.region); // later seqs of the region are not covered either
+          stuck.add(tree); // later seqs of the same tree are not covered either
           continue;
         }
         this.record(a, r, false);
