@@ -343,6 +343,37 @@ describe('cordon tail proves every alert in the transparency log (real Redis and
     expect(run.stderr()).not.toMatch(/NOT IN LOG|log unavailable/);
   });
 
+  test('at a high rate: one checkpoint per second at most, one proof per alert', async () => {
+    const tlog = t.deps.tlog!;
+    const realCheckpoint = tlog.checkpoint.bind(tlog);
+    const realProve = tlog.proveInclusion.bind(tlog);
+    let checkpoints = 0; // GET .../log/checkpoint and GET .../log/proof both read the latest checkpoint
+    let proofs = 0;
+    tlog.checkpoint = (tree) => {
+      checkpoints++;
+      return realCheckpoint(tree);
+    };
+    tlog.proveInclusion = (tree, index, size) => {
+      proofs++;
+      return realProve(tree, index, size);
+    };
+    try {
+      const n = 40;
+      const run = runTail(dir, ['--url', url, '--token', t.token(), '--region', R, '--state-file', join(dir, 'fast.json'), '--count', String(n), '--json']);
+      await until(() => run.stderr().includes(`subscribed to ${R}`), 'subscribed');
+      const t0 = Date.now();
+      await Promise.all(Array.from({ length: n }, () => t.publish(validContent({ region: R }))));
+      expect(await run.done).toBe(0);
+      const seconds = (Date.now() - t0) / 1000;
+      expect(run.stderr()).toContain(`transparency log: ${n} in log of ${n} alerts`);
+      expect(proofs).toBe(n);
+      expect(checkpoints - proofs).toBeLessThanOrEqual(Math.ceil(seconds) + 2);
+    } finally {
+      tlog.checkpoint = realCheckpoint;
+      tlog.proveInclusion = realProve;
+    }
+  });
+
   test('from the start, against a node whose stored tree was altered: NOT IN LOG, an error summary and exit 3', async () => {
     // Every alert published so far is in a signed checkpoint first.
     const top = (await t.deps.regionLog.state(R)).latest;
