@@ -51,6 +51,8 @@ export class LogInclusion {
   private readonly lastFailure = new Map<string, InclusionResult>();
   private readonly refetchMs: number;
   private readonly now: () => number;
+  /** After a network error, timeout or 5xx: no request before this time (the caller keeps going). */
+  private downUntil = 0;
 
   constructor(private readonly opts: LogInclusionOptions) {
     this.key = parseVerifierKey(opts.vkey);
@@ -64,14 +66,17 @@ export class LogInclusion {
   }
 
   private async get(path: string): Promise<Answer> {
+    if (this.now() < this.downUntil) return { ok: false, status: 0, message: 'the log did not answer a moment ago' };
     let res: Response;
     try {
-      res = await fetch(new URL(path, this.base()), { headers: { accept: 'application/json', authorization: `Bearer ${this.opts.token}` }, signal: AbortSignal.timeout(10_000) });
+      res = await fetch(new URL(path, this.base()), { headers: { accept: 'application/json', authorization: `Bearer ${this.opts.token}` }, signal: AbortSignal.timeout(5000) });
     } catch (err) {
       const e = err as { message?: string; cause?: { code?: string } };
+      this.downUntil = this.now() + 5000;
       return { ok: false, status: 0, message: e.cause?.code ?? e.message ?? String(err) };
     }
     const text = await res.text().catch(() => '');
+    if (res.status >= 500) this.downUntil = this.now() + 5000;
     if (res.ok) return { ok: true, text };
     let code: string | undefined;
     try {

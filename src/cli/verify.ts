@@ -133,7 +133,13 @@ also proved against the latest signed checkpoint of its region's log: "in log", 
       } else if (!vkey) {
         io.stderr.write('note: the node publishes no transparency-log key (GET /v1/trust has no log): inclusion not checked\n');
       } else {
-        await proveAll(new LogInclusion({ base: baseUrl(values.url), token: tokenOf(values, io), vkey }), delivered, inLog);
+        let log: LogInclusion;
+        try {
+          log = new LogInclusion({ base: baseUrl(values.url), token: tokenOf(values, io), vkey });
+        } catch (err) {
+          throw new CliError(`the log key of GET /v1/trust is not usable: ${(err as Error).message}`, { cause: err });
+        }
+        await proveAll(log, delivered, inLog);
       }
     }
 
