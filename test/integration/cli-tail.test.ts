@@ -435,6 +435,13 @@ describe('cordon tail proves every alert in the transparency log (real Redis and
     expect(noToken.stderr).toContain('inclusion in the transparency log not checked');
   });
 
+  test('cordon replay verifies against GET /v1/trust of a node with the log (its log member is not a trust-store key)', async () => {
+    const r = await runCordon(dir, ['replay', '--url', url, '--token', t.token(), '--region', R, '--out', 'export.ndjson']);
+    expect(r.stderr).not.toContain('not allowed');
+    expect(r.code).toBe(0);
+    expect(lines(readFileSync(join(dir, 'export.ndjson'), 'utf8')).length).toBe((await t.deps.regionLog.state(R)).latest);
+  });
+
   test('log endpoints out of reach: tail goes on and says "log unavailable"', async () => {
     // The node's log store fails (500 on the checkpoint); the stream is unaffected.
     const tlog = t.deps.tlog!;
