@@ -402,6 +402,23 @@ describe('console in Chromium against a real node', () => {
     await page.close();
   });
 
+  test('"Pending" while no signed checkpoint covers the alert, then "In log" once one does, without a reload', async () => {
+    const page = await newPage();
+    let hold = true;
+    await page.route('**/log/checkpoint', async (route) => {
+      if (hold) await route.fulfill({ status: 503, contentType: 'application/problem+json', json: { code: 'LOG_TREE_NOT_FOUND', detail: 'held back by the test' } });
+      else await route.continue();
+    });
+    await signIn(page, t.token({ sub: 'desk-pending' }));
+    const c = content({ title: 'Waiting for a checkpoint' });
+    await t.publish(c);
+    const art = feedArticle(page, c.title);
+    await art.getByRole('img', { name: /^Pending: not yet in the latest signed checkpoint/ }).waitFor({ timeout: 15_000 });
+    hold = false;
+    await art.getByRole('img', { name: /^In log: / }).waitFor({ timeout: 15_000 });
+    await page.close();
+  });
+
   test('"Not in log" when the inclusion proof the node serves does not verify', async () => {
     const page = await newPage();
     // Every proof this page gets has one hash altered on the way: it no longer leads to the signed root.
