@@ -1,7 +1,7 @@
 import { canonicalize } from '../../src/domain/jcs';
 import type { DeliveredAlert } from '../../src/domain/types';
 import { getJson, request } from './api';
-import { b64Bytes, checkInclusion, leafHash, openCheckpoint, parseVkey, type LogKey } from './tlog-check';
+import { b64Bytes, checkInclusion, equal, leafHash, openCheckpoint, parseVkey, type LogKey } from './tlog-check';
 
 /**
  * "In log" in the browser: each alert's inclusion in its region's transparency log (RFC 6962
@@ -131,13 +131,21 @@ export class LogChecker {
     if (cp === 'bad') return { state: 'not-included' }; // a checkpoint the log key did not sign
     if (!cp || cp.epoch !== a.epoch || a.seq > cp.size) return { state: 'pending' };
     let proof: Uint8Array[];
+    let servedRoot: Uint8Array | null;
     try {
-      const p = await getJson<{ proof: string[] }>(`/v1/regions/${encodeURIComponent(a.region)}/log/proof?seq=${a.seq}&size=${cp.size}`, { token: this.token });
+      const p = await getJson<{ proof: string[]; root?: string }>(`/v1/regions/${encodeURIComponent(a.region)}/log/proof?seq=${a.seq}&size=${cp.size}`, { token: this.token });
       const decoded = p.proof.map(b64Bytes);
       if (decoded.some((x) => x === null)) return { state: 'not-included', size: cp.size };
       proof = decoded as Uint8Array[];
+      servedRoot = b64Bytes(p.root ?? '');
     } catch {
       return { state: 'pending' };
+    }
+    if (!servedRoot || !equal(servedRoot, cp.root)) {
+      // Another tree answered: a new epoch since the checkpoint (this alert's tree is no longer
+      // served: it stays pending), or a fork (the check below fails).
+      const now = await this.fetchCheckpoint(a.region, cp);
+      if (now && now !== 'bad' && now.epoch !== a.epoch) return { state: 'pending' };
     }
     const leaf = await leafHash(canonicalize({ region: a.region, seq: a.seq, epoch: a.epoch, received_at: a.received_at, content: a.content, sig: a.sig }));
     const ok = await checkInclusion(proof, cp.size, cp.root, a.seq - 1, leaf);

@@ -40,7 +40,7 @@ export function leafHash(data: string): Promise<Uint8Array> {
   return sha256(LEAF, enc.encode(data));
 }
 
-function equal(a: Uint8Array, b: Uint8Array): boolean {
+export function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 

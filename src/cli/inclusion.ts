@@ -148,10 +148,19 @@ export class LogInclusion {
       return { state: 'unavailable', detail: `proof: ${p.message}` };
     }
     let proof: Hash[];
+    let servedRoot: string | undefined;
     try {
-      proof = (JSON.parse(p.text) as { proof: string[] }).proof.map(b64);
+      const body = JSON.parse(p.text) as { proof: string[]; root?: string };
+      proof = body.proof.map(b64);
+      servedRoot = body.root;
     } catch {
       return { state: 'not-included', detail: 'the proof answer is malformed', size: cp.size };
+    }
+    if (servedRoot !== cp.root.toString('base64')) {
+      // Another tree answered: the region's log may have moved to a new epoch since the checkpoint
+      // (then this alert's tree is no longer served), or the node forked it (then the check fails).
+      const now = await this.fetchCheckpoint(a.region);
+      if (!('state' in now) && now.epoch !== a.epoch) return { state: 'unavailable', detail: `the region's log moved to epoch ${now.epoch}; the tree of this alert is no longer served` };
     }
     const ok = checkRecord(proof, cp.size, cp.root, a.seq - 1, leafHash(deliveredLeafData(a)));
     return ok
