@@ -62,10 +62,13 @@ async function main() {
       for (let i = 0; i < 6; i++) publish(i % 2 ? 'CN' : 'KG', 'KG-CN-01');
       await page.getByRole('article').nth(5).waitFor();
       await page.getByRole('article').nth(1).getByRole('button', { name: 'Acknowledge' }).click();
+      // Every alert proved in the transparency log ("In log" beside "Verified").
+      for (let i = 0; i < 6; i++) await page.getByRole('article').nth(i).getByRole('img', { name: /^In log/ }).waitFor({ timeout: 15_000 });
       await page.waitForTimeout(400);
       await page.screenshot({ path: join(OUT, 'watch.png') });
       await page.getByRole('article').first().getByRole('button', { name: 'Details' }).click();
       await page.getByRole('dialog').getByText('Version history').waitFor();
+      await page.getByRole('dialog').getByRole('img', { name: /^In log/ }).waitFor();
       await page.waitForTimeout(300);
       await page.screenshot({ path: join(OUT, 'details.png') });
     });
@@ -73,7 +76,7 @@ async function main() {
       await page.goto(base);
       await page.getByRole('button', { name: /Kyrgyzstan \(KG\)/ }).first().click();
       await page.getByRole('status').filter({ hasText: 'В эфире' }).waitFor();
-      await page.getByRole('article').first().waitFor();
+      await page.getByRole('article').first().getByRole('img', { name: /^В журнале/ }).waitFor({ timeout: 15_000 });
       await page.waitForTimeout(300);
       await page.screenshot({ path: join(OUT, 'watch-ru.png') });
     });

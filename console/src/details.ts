@@ -1,6 +1,8 @@
 import type { DeliveredAlert } from '../../src/domain/types';
 import { h, replace, type Child } from './dom';
 import { formatDate, formatTime, formatUtc, t, tk, type MessageKey } from './i18n';
+import { inLogBadge } from './feed';
+import type { InLogResult } from './inlog';
 import type { VerifyResult } from './verify';
 import {
   categoryName,
@@ -25,6 +27,7 @@ export interface DetailsSource {
   alert: DeliveredAlert;
   verify?: VerifyResult;
   revoked?: boolean;
+  inLog?: InLogResult;
 }
 
 export interface DetailsDeps {
@@ -92,6 +95,11 @@ export class DetailsDialog {
     void this.loadVersions(src.alert);
   }
 
+  /** Whether the dialog shows this alert. */
+  showing(alert: DeliveredAlert): boolean {
+    return this.current?.alert === alert;
+  }
+
   redraw(): void {
     if (this.current && this.dialog.open) {
       this.draw();
@@ -133,6 +141,7 @@ export class DetailsDialog {
         [t('position'), t('positionLine', { region: a.region, seq: a.seq })],
         [t('alertId'), h('code', {}, c.id)],
         [t('signature'), sigWords(src.verify, (s) => this.deps.stateName(s))],
+        ...(src.inLog ? [[t('transparencyLog'), logWords(src.inLog)] as [string, Child]] : []),
       ]),
       c.correction_note ? section(t('correctionNote'), h('p', {}, String(c.correction_note))) : null,
       section(t('description'), h('p', { class: 'description' }, typeof c.description === 'string' && c.description ? c.description : t('none'))),
@@ -187,4 +196,11 @@ export class DetailsDialog {
 
 function validity(from: string, until: string | undefined): Child {
   return until ? t('validFromTo', { from: formatTime(from), until: formatTime(until) }) : t('validFrom', { from: formatTime(from) });
+}
+
+function logWords(r: InLogResult): Child {
+  const label = r.state === 'included' ? 'inLog_label' : r.state === 'pending' ? 'logPending_label' : 'notInLog_label';
+  // The label without its leading word ("In log: ..."), which the badge already shows.
+  const meaning = t(label).replace(/^[^:：]*[:：]\s*/u, '');
+  return [inLogBadge(r), ' — ', meaning, r.state === 'included' && r.size ? ` (${t('inLogTree', { size: r.size })})` : ''];
 }

@@ -1,5 +1,6 @@
 import { h, uid } from './dom';
 import { formatAge, formatTime, formatUtc, t } from './i18n';
+import type { InLogResult } from './inlog';
 import type { FeedItem } from './store';
 import { categoryName, codeWords, handlingOf, onwardWords, TLP_CLASS, tlpWords, urgencyName } from './words';
 
@@ -135,7 +136,7 @@ export class FeedView {
       : v.outcome === 'verified'
         ? h('span', { class: 'sig verified', title: `kid ${v.kid ?? ''}` }, '✔ ', t('verified'))
         : h('span', { class: 'sig invalid', title: v.reason ? t(`sigReason_${v.reason}`) : '' }, '✖ ', t('sigInvalid'));
-    const classes = ['alert', `urgency-${c.urgency}`, item.revoked ? 'revoked' : '', item.superseded ? 'superseded' : ''].join(' ');
+    const classes = [item.inLog?.state === 'not-included' ? 'not-in-log' : '', 'alert', `urgency-${c.urgency}`, item.revoked ? 'revoked' : '', item.superseded ? 'superseded' : ''].join(' ');
     const el = h(
       'article',
       { class: classes, tabindex: 0, 'aria-labelledby': titleId, 'data-key': item.key, 'data-urgency': c.urgency },
@@ -148,6 +149,7 @@ export class FeedView {
         item.revoked ? h('span', { class: 'badge revoked-badge' }, t('revoked')) : null,
         !item.revoked && c.modified > c.created ? h('span', { class: 'badge' }, t('corrected')) : null,
         sig,
+        inLogBadge(item.inLog),
       ),
       h(
         'div',
@@ -239,4 +241,16 @@ export class FeedView {
   focusedItemKey(): string | undefined {
     return this.focusedKey;
   }
+}
+
+/** "In log" / "Pending" / "Not in log" beside "Verified", named for assistive technology by its full meaning. */
+export function inLogBadge(r: InLogResult | undefined): HTMLElement | null {
+  if (!r) return null;
+  const [cls, mark, word, label] =
+    r.state === 'included'
+      ? ['included', '✔ ', t('inLog'), t('inLog_label')]
+      : r.state === 'pending'
+        ? ['pending', '… ', t('logPending'), t('logPending_label')]
+        : ['not-included', '✖ ', t('notInLog'), t('notInLog_label')];
+  return h('span', { class: `inlog ${cls}`, role: 'img', 'aria-label': label, title: label }, h('span', { 'aria-hidden': 'true' }, mark), word);
 }

@@ -11,6 +11,7 @@ import { clearSession, deskKey, loadSession, saveSession, type Session } from '.
 import { signInView } from './signin';
 import { FeedStore, type FeedItem } from './store';
 import { DeskStream, type StreamStatus } from './stream';
+import { LogChecker } from './inlog';
 import { Verifier, type VerifyResult } from './verify';
 import { categoryName, urgencyName } from './words';
 
@@ -58,6 +59,7 @@ class ConsoleApp {
   private readonly ops: OpsViews;
   private stream: DeskStream | undefined;
   private verifier: Verifier | undefined;
+  private logChecker: LogChecker | undefined;
   private regions: RegionInfo[] = [];
   private watched = new Set<string>();
   private status: StreamStatus = 'connecting';
@@ -85,7 +87,7 @@ class ConsoleApp {
     this.expiryBox = h('div', { class: 'expiry' });
     this.feed = new FeedView({
       acknowledge: (item) => this.acknowledge(item),
-      open: (item) => this.openDetails(item.alert, item.verify, item.revoked),
+      open: (item) => this.openDetails(item.alert, item.verify, item.revoked, item.inLog),
       stateName: (s) => this.stateName(s),
       regionName: (r) => this.regionName(r),
     });
@@ -133,6 +135,9 @@ class ConsoleApp {
     }
     this.verifier = new Verifier(trust);
     this.trustFetchedAt = Date.now();
+    // The transparency log's key (absent when the node runs without the log).
+    const vkey = (trust as { log?: { vkey?: unknown } }).log?.vkey;
+    if (typeof vkey === 'string' && !this.logChecker) this.logChecker = new LogChecker(token, vkey);
     this.watched = new Set(this.regions.map((r) => r.code));
     this.renderShell();
     // The live stream is for desk tokens (contract §9); ops replay and export instead.
@@ -206,6 +211,11 @@ class ConsoleApp {
       this.store.setVerified(item, v);
       this.feed.schedule();
     });
+    this.logChecker?.watch(item.alert, (r) => {
+      this.store.setInLog(item, r);
+      this.feed.schedule();
+      if (this.details.dialog.open && this.details.showing(item.alert)) this.details.open({ alert: item.alert, verify: item.verify, revoked: item.revoked, inLog: r });
+    });
   }
 
   private trustFetchedAt = 0;
@@ -241,7 +251,7 @@ class ConsoleApp {
       { class: 'flash-banner', role: 'alert' },
       h('strong', {}, t('flashAnnounce', { title })),
       ' ',
-      h('button', { type: 'button', onclick: () => this.openDetails(item.alert, item.verify, item.revoked) }, t('details')),
+      h('button', { type: 'button', onclick: () => this.openDetails(item.alert, item.verify, item.revoked, item.inLog) }, t('details')),
       h('button', { type: 'button', onclick: () => box.remove() }, t('dismiss')),
     );
     this.flashes.prepend(box);
@@ -303,9 +313,9 @@ class ConsoleApp {
     }
   }
 
-  private openDetails(alert: DeliveredAlert, verify: FeedItem['verify'], revoked: boolean): void {
-    this.details.open({ alert, verify, revoked });
-    if (!verify) void this.verifyAlert(alert).then((v) => this.details.open({ alert, verify: v, revoked }));
+  private openDetails(alert: DeliveredAlert, verify: FeedItem['verify'], revoked: boolean, inLog?: FeedItem['inLog']): void {
+    this.details.open({ alert, verify, revoked, inLog });
+    if (!verify) void this.verifyAlert(alert).then((v) => this.details.open({ alert, verify: v, revoked, inLog }));
   }
 
   private async checkToken(): Promise<void> {
@@ -330,6 +340,7 @@ class ConsoleApp {
     if (this.ended) return;
     this.ended = true;
     this.stream?.stop();
+    this.logChecker?.stop();
     for (const id of this.timers) clearTimeout(id);
     if (this.details.dialog.open) this.details.dialog.close();
     this.onSignOut(message);

@@ -1,5 +1,6 @@
 import type { FromPosition } from '../../src/ws/frames';
 import type { DeliveredAlert } from '../../src/domain/types';
+import type { InLogResult } from './inlog';
 import type { VerifyResult } from './verify';
 
 /**
@@ -11,6 +12,8 @@ export interface FeedItem {
   key: string;
   alert: DeliveredAlert;
   verify?: VerifyResult;
+  /** inclusion in the region's transparency log (absent: not checked, e.g. the node has no log) */
+  inLog?: InLogResult;
   acked: boolean;
   /** a later version of the same alert id is held */
   superseded: boolean;
@@ -132,6 +135,11 @@ export class FeedStore {
     this.acks.add(item.key);
     const list = [...this.acks].slice(-MAX_ACKS_KEPT);
     this.storage.setItem(this.ackKey, JSON.stringify(list));
+  }
+
+  setInLog(item: FeedItem, r: InLogResult): void {
+    item.inLog = r;
+    item.rev++;
   }
 
   setVerified(item: FeedItem, v: VerifyResult): void {

@@ -25,6 +25,8 @@ const logVerify = defineCommand({
   --purpose           with an ops token: the purpose of the replay (audited)
   --state-file        the checkpoint seen last time, per origin (default .cordon-log-state.json); a
                       checkpoint that does not extend it (split view, rollback) fails the check
+Alerts retention trimmed are counted, not checked (their hashes stay in the tree); every alert
+still held is proved, from the oldest one held.
 Exit 0 when everything verifies, 1 with the reason otherwise.`,
   options: {
     url: { type: 'string' },
@@ -89,15 +91,24 @@ Exit 0 when everything verifies, 1 with the reason otherwise.`,
       io.stdout.write(`consistent with size ${prev.size} seen before\n`);
     }
 
-    // Inclusion of every alert the token may replay.
+    // Inclusion of every alert the token may replay, from the oldest one held: retention trims
+    // alert bodies (the replay answers 410 before the oldest held), never the tree's hashes.
     let after = 0;
     let checked = 0;
+    let trimmedBelow = 0;
+    const epochOfTree = cp.origin.split('/').pop();
     for (;;) {
-      const page = JSON.parse(await get(`v1/regions/${encodeURIComponent(region)}/alerts?after=${after}&limit=1000${values.purpose ? `&purpose=${encodeURIComponent(values.purpose)}` : ''}`)) as {
-        items: DeliveredAlert[];
-        next: number | null;
-        epoch: string;
-      };
+      const url = new URL(`v1/regions/${encodeURIComponent(region)}/alerts?after=${after}&limit=1000${values.purpose ? `&purpose=${encodeURIComponent(values.purpose)}` : ''}`, base);
+      const r = await replayPage(url, token);
+      if ('trimmed' in r) {
+        const { earliest, epoch } = r.trimmed;
+        if (epoch !== undefined && epoch !== epochOfTree) throw new CliError(`the region's log moved to epoch ${epoch} while this checked the tree of ${cp.origin}; run again`);
+        if (earliest - 1 <= after) throw new CliError(`the replay answered 410 for after=${after} with earliest ${earliest}`);
+        after = earliest - 1;
+        trimmedBelow = after;
+        continue;
+      }
+      const page = r.page;
       for (const d of page.items) {
         if (d.seq > cp.size || `${cp.origin}`.split('/').pop() !== d.epoch) continue;
         const p = JSON.parse(await get(`v1/regions/${encodeURIComponent(region)}/log/proof?seq=${d.seq}&size=${cp.size}`)) as { proof: string[] };
@@ -109,7 +120,14 @@ Exit 0 when everything verifies, 1 with the reason otherwise.`,
       if (page.next === null || page.items.length === 0) break;
       after = page.next;
     }
-    io.stdout.write(`${checked} alert(s) proved included\n`);
+    if (trimmedBelow > 0) {
+      const inTree = Math.min(trimmedBelow, cp.size);
+      io.stdout.write(
+        `${inTree} ${inTree === 1 ? 'leaf' : 'leaves'} (seq 1..${inTree}) trimmed by retention: their alert bodies are no longer held, so they were not checked here; ` +
+          `their hashes are still in the tree (the root above commits to them), and inclusion proofs for them still work for anyone who kept those alerts\n`,
+      );
+    }
+    io.stdout.write(`${checked} alert(s) proved included${trimmedBelow > 0 ? ` (every alert held, from seq ${trimmedBelow + 1}, the oldest one held)` : ''}\n`);
 
     state.origins[cp.origin] = { size: cp.size, root: cp.root.toString('base64') };
     writeFileSync(`${stateFile}.tmp`, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
@@ -117,6 +135,34 @@ Exit 0 when everything verifies, 1 with the reason otherwise.`,
     return 0;
   },
 });
+
+/**
+ * One page of the replay, or where the held history starts when the position is before the
+ * oldest alert held (410 HISTORY_TRIMMED). Other errors are getOk's.
+ */
+async function replayPage(url: URL, token: string): Promise<{ trimmed: { earliest: number; epoch?: string } } | { page: ReplayPage }> {
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: { accept: 'application/json', authorization: `Bearer ${token}` } });
+  } catch {
+    res = await getOk(url, token); // throws the usual "cannot reach"
+  }
+  if (res.status === 410) {
+    const body = (await res.text().then((x) => JSON.parse(x) as unknown).catch(() => ({}))) as { code?: string; earliest?: unknown; epoch?: unknown };
+    if (body.code === 'HISTORY_TRIMMED' && Number.isSafeInteger(body.earliest)) {
+      return { trimmed: { earliest: body.earliest as number, epoch: typeof body.epoch === 'string' ? body.epoch : undefined } };
+    }
+  }
+  if (!res.ok) res = await getOk(url, token); // the problem, as a CliError
+  // Parsed here, not by res.json(): canonicalize accepts only plain objects of this realm.
+  return { page: JSON.parse(await res.text()) as ReplayPage };
+}
+
+interface ReplayPage {
+  items: DeliveredAlert[];
+  next: number | null;
+  epoch: string;
+}
 
 /** `cordon log <subcommand>`: the transparency log (contract §12). */
 export const log: Command = {

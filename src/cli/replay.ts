@@ -7,6 +7,7 @@ import { TrustStore } from '../domain/trust-store';
 import type { DeliveredAlert } from '../domain/types';
 import { CliError, defineCommand, integer, readText, required, UsageError } from './args';
 import type { CliIo } from './command';
+import { withoutLog } from './inclusion';
 
 /**
  * `cordon replay`: exports a region's history as NDJSON through
@@ -294,7 +295,7 @@ One delivered alert per line, oldest first, up to the newest alert when the expo
     if (verify) {
       const res = await getOk(new URL('v1/trust', base), undefined);
       try {
-        store = TrustStore.fromJson(await res.json());
+        store = TrustStore.fromJson(withoutLog(await res.json())); // GET /v1/trust also carries the log key
       } catch (err) {
         throw new CliError(`GET /v1/trust did not return a usable trust store: ${(err as Error).message}`, { cause: err });
       }

@@ -7,7 +7,8 @@ import type { DeliveredAlert } from '../domain/types';
 import type * as S from '../types/generated/schemas';
 import type { FromPosition, SubscribedFrame } from '../ws/frames';
 import { CliError, defineCommand, integer, list, UsageError } from './args';
-import { baseUrl, getOk, TOKEN_OPTIONS, tokenOf, verifyDelivered } from './replay';
+import { inclusionWords, LogInclusion, logVkeyOf, withoutLog, type InclusionResult } from './inclusion';
+import { baseUrl, getOk, plural, TOKEN_OPTIONS, tokenOf, verifyDelivered } from './replay';
 
 /**
  * `cordon tail`: watch regions live as a desk (contract §9), resuming from a state file, and
@@ -314,8 +315,14 @@ export const tail = defineCommand({
   --urgency     only these urgencies, e.g. flash,urgent
   --json        print each frame as a JSON line (alerts and gaps) instead of a human line
   --count N     exit after N alerts
+  --no-log      do not check inclusion in the transparency log
+Every alert's signature is verified, and its inclusion in the region's transparency log is proved
+against the latest signed checkpoint: "in log", "not yet in log (pending)" (checked again, in
+batches, as checkpoints grow; reported on stderr), "NOT IN LOG" (the proof fails) or
+"log unavailable" (the log endpoints could not be reached; tail goes on).
 Reconnects with backoff when a node closes with 4000-4499 or cannot be reached; stops on 4500-4999.
-Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert failed verification.`,
+Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert failed verification
+or is NOT IN LOG.`,
   options: {
     url: { type: 'string' },
     ...TOKEN_OPTIONS,
@@ -326,6 +333,7 @@ Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert f
     urgency: { type: 'string' },
     json: { type: 'boolean' },
     count: { type: 'string' },
+    'no-log': { type: 'boolean' },
   },
   async run(values, io) {
     const urls = (list(values.url) ?? []).map((u) => baseUrl(u).toString());
@@ -349,9 +357,11 @@ Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert f
     const positions: Record<string, DeskPosition> = {};
     for (const r of regions) if (state.regions[r]) positions[r] = state.regions[r];
 
-    let store = await fetchTrust(urls[0]);
+    let { store, vkey } = await fetchTrust(urls[0]);
     const refetched = new Set<string>();
     const say = (line: string) => io.stderr.write(`tail: ${line}\n`);
+    const logCheck = values['no-log'] ? undefined : new TailLogCheck(say, vkey, () => new URL(desk.url), token);
+    if (!values['no-log'] && !vkey) say('the node publishes no transparency-log key (GET /v1/trust has no log): inclusion is not checked');
     const resumeNote = regions.map((r) => (!positions[r] ? `${r} live` : positions[r].seq === 0 ? `${r} from the oldest alert held` : `${r} after #${positions[r].seq}`)).join(', ');
     say(`watching ${resumeNote}; state in ${statePath}`);
 
@@ -391,14 +401,16 @@ Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert f
             if (why?.startsWith('SIGNATURE_KEY_UNKNOWN') && kid && !refetched.has(kid)) {
               // A key added since we started: fetch the trust store once more for it.
               refetched.add(kid);
-              store = await fetchTrust(urls[0]).catch(() => store);
+              store = await fetchTrust(urls[0]).then((x) => x.store).catch(() => store);
               why = await verifyDelivered(a, store);
             }
             if (why !== undefined) {
               badSignatures++;
               say(`WARNING: ${a.region} #${a.seq} (${a.content?.id}) FAILED VERIFICATION: ${why}`);
             }
-            io.stdout.write((json ? e.raw : alertLine(a, why === undefined ? 'verified' : 'UNVERIFIED')) + '\n');
+            const inLog = logCheck?.enabled ? await logCheck.first(a) : undefined;
+            const marks = [why === undefined ? 'verified' : 'UNVERIFIED', inLog ? inclusionWords(inLog) : ''].filter(Boolean).join(', ');
+            io.stdout.write((json ? e.raw : alertLine(a, marks)) + '\n');
             state.regions[a.region] = { seq: a.seq, epoch: a.epoch };
             writeState(statePath, state);
             if (count !== undefined && ++seen >= count) void desk.stop();
@@ -433,28 +445,178 @@ Exit: 0 done, 1 stopped by the server or an error, 2 bad arguments, 3 an alert f
       },
     });
 
-    const onSignal = () => void desk.stop();
+    let signalled = false;
+    const onSignal = () => {
+      signalled = true;
+      void desk.stop();
+    };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     let end: DeskEnd;
+    logCheck?.start();
     try {
       desk.start();
       end = await desk.done;
+      // Alerts not in the latest checkpoint yet: a checkpoint follows growth within about a second.
+      await logCheck?.finish(signalled ? 0 : 5000);
     } finally {
+      logCheck?.stop();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
     if (end.kind === 'final') failure = `the server ended the session for good (${end.code}): ${end.message}`;
     if (badSignatures > 0) say(`WARNING: ${badSignatures} alert${badSignatures === 1 ? '' : 's'} failed signature verification`);
+    const notInLog = logCheck?.summary() ?? 0;
     if (failure) throw new CliError(failure);
-    return badSignatures > 0 ? 3 : 0;
+    return badSignatures > 0 || notInLog > 0 ? 3 : 0;
   },
 });
 
-async function fetchTrust(base: string): Promise<TrustStore> {
+/**
+ * Inclusion checks for tail: each alert is checked as it arrives against the cached checkpoint;
+ * those beyond it are kept and checked again in one batch about once a second (one checkpoint
+ * fetch per region and round, one proof per alert the new checkpoint covers).
+ */
+class TailLogCheck {
+  private readonly log: LogInclusion | undefined;
+  private readonly pending = new Map<string, DeliveredAlert>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private included = 0;
+  private notIncluded = 0;
+  private unavailableSaid = 0;
+
+  constructor(
+    private readonly say: (line: string) => void,
+    vkey: string | undefined,
+    base: () => URL,
+    token: string,
+    private readonly intervalMs = 1000,
+  ) {
+    try {
+      this.log = vkey ? new LogInclusion({ base, token, vkey, refetchMs: intervalMs }) : undefined;
+    } catch (err) {
+      say(`the log key of GET /v1/trust is not usable (${(err as Error).message}): inclusion is not checked`);
+    }
+  }
+
+  get enabled(): boolean {
+    return this.log !== undefined;
+  }
+
+  /** The first check of an alert, as it arrives; a pending one is kept for the batches. */
+  async first(a: DeliveredAlert): Promise<InclusionResult> {
+    const r = await this.log!.check(a);
+    this.record(a, r, true);
+    return r;
+  }
+
+  private record(a: DeliveredAlert, r: InclusionResult, first: boolean): void {
+    const key = `${a.region}:${a.epoch}:${a.seq}`;
+    switch (r.state) {
+      case 'included':
+        this.included++;
+        this.pending.delete(key);
+        break;
+      case 'not-included':
+        this.notIncluded++;
+        this.pending.delete(key);
+        this.say(`!!! ${a.region} #${a.seq} (${a.content?.id}) is NOT IN LOG: ${r.detail}`);
+        break;
+      case 'unavailable':
+        // Kept and tried again: the log endpoints may come back.
+        this.pending.set(key, a);
+        if (first && this.unavailableSaid++ % 100 === 0) this.say(`log unavailable (${r.detail}); inclusion will be checked again`);
+        break;
+      case 'pending':
+        this.pending.set(key, a);
+        break;
+    }
+  }
+
+  start(): void {
+    if (!this.log) return;
+    this.timer = setInterval(() => void this.round(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One batch: every pending alert, oldest first; "in log" reported as ranges per region. */
+  private round(): Promise<void> {
+    if (this.running || this.pending.size === 0) return this.running ?? Promise.resolve();
+    this.running = (async () => {
+      const now = new Map<string, { seqs: number[]; size: number }>();
+      const list = [...this.pending.values()].sort((x, y) => (x.region === y.region ? x.seq - y.seq : x.region < y.region ? -1 : 1));
+      const stuck = new Set<string>();
+      for (const a of list) {
+        const tree = `${a.region}:${a.epoch}`;
+        if (stuck.has(tree)) continue;
+        const r = await this.log!.check(a);
+        if (r.state === 'pending' || r.state === 'unavailable') {
+          stuck.add(tree); // later seqs of the same tree are not covered either
+          continue;
+        }
+        this.record(a, r, false);
+        if (r.state === 'included') {
+          const got = now.get(a.region) ?? { seqs: [], size: 0 };
+          got.seqs.push(a.seq);
+          got.size = Math.max(got.size, r.size ?? 0);
+          now.set(a.region, got);
+        }
+      }
+      for (const [region, got] of now) this.say(`in log: ${region} ${ranges(got.seqs)} (checkpoint size ${got.size})`);
+    })().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  /** Before exit: batches until nothing is pending or `withinMs` has passed. */
+  async finish(withinMs: number): Promise<void> {
+    if (!this.log) return;
+    this.stop();
+    await this.running;
+    const deadline = Date.now() + withinMs;
+    for (;;) {
+      await this.round();
+      if (this.pending.size === 0 || Date.now() >= deadline) break;
+      await new Promise((r) => setTimeout(r, this.intervalMs));
+    }
+  }
+
+  /** Says how many were proved, pending and failed; returns the number NOT IN LOG. */
+  summary(): number {
+    if (!this.log) return 0;
+    const total = this.included + this.notIncluded + this.pending.size;
+    if (total === 0) return 0;
+    const parts = [`${this.included} in log`];
+    if (this.pending.size > 0) parts.push(`${this.pending.size} not yet in log (pending) when tail stopped`);
+    if (this.notIncluded > 0) parts.push(`${this.notIncluded} NOT IN LOG`);
+    this.say(`transparency log: ${parts.join(', ')} of ${plural(total, 'alert')}`);
+    if (this.notIncluded > 0) this.say(`ERROR: ${plural(this.notIncluded, 'alert')} NOT IN LOG: the node delivered alerts its signed log does not hold`);
+    return this.notIncluded;
+  }
+}
+
+/** [1,2,3,5] → "#1-#3, #5" */
+function ranges(seqs: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < seqs.length; ) {
+    let j = i;
+    while (j + 1 < seqs.length && seqs[j + 1] === seqs[j] + 1) j++;
+    out.push(j === i ? `#${seqs[i]}` : `#${seqs[i]}-#${seqs[j]}`);
+    i = j + 1;
+  }
+  return out.join(', ');
+}
+
+async function fetchTrust(base: string): Promise<{ store: TrustStore; vkey: string | undefined }> {
   const res = await getOk(new URL('v1/trust', base), undefined);
   try {
-    return TrustStore.fromJson(await res.json());
+    const doc: unknown = await res.json();
+    return { store: TrustStore.fromJson(withoutLog(doc)), vkey: logVkeyOf(doc) };
   } catch (err) {
     throw new CliError(`GET /v1/trust did not return a usable trust store: ${(err as Error).message}`, { cause: err });
   }

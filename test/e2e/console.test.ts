@@ -119,7 +119,8 @@ async function auditItems(purpose: string): Promise<Array<Record<string, unknown
 
 beforeAll(async () => {
   await ensureConsoleBuilt();
-  t = await makeTestApp({ backend: 'real' });
+  // With the transparency log: every alert is also proved in the browser ("In log").
+  t = await makeTestApp({ backend: 'real', tlog: { delayMs: 20 } });
   [R1, R2] = t.regions.list().map((r) => r.code);
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
@@ -158,6 +159,8 @@ describe('console in Chromium against a real node', () => {
     await art.waitFor({ timeout: 2000 });
     expect(Date.now() - t0).toBeLessThan(2000);
     await art.getByText('Verified').waitFor({ timeout: 15_000 });
+    // Proved in the region's transparency log, by the browser, once a checkpoint covers it.
+    await art.getByRole('img', { name: /^In log: included in the signed transparency log/ }).waitFor({ timeout: 15_000 });
     const text = await art.textContent();
     expect(text).toContain('TLP:AMBER');
     expect(text).toContain("not to be passed on without the provider's permission");
@@ -196,7 +199,9 @@ describe('console in Chromium against a real node', () => {
     await t.publish(content({ urgency: 'routine', category: 'route-change', title: 'Routine route change' }));
     await t.publish(validContent({ region: R1, issuer: { state: 'CN', agency: 'cn-customs', gateway: 'cn-gw-1' }, title: 'Chinese customs notice' }), 'CN');
     await feedArticle(desk, 'Chinese customs notice').waitFor({ timeout: 15_000 });
-    const opens = await desk.evaluate('performance.getEntriesByType("resource").length');
+    // Inclusion checks of the transparency log go on in the background: not counted.
+    const fetches = 'performance.getEntriesByType("resource").filter((e) => !e.name.includes("/log/")).length';
+    const opens = await desk.evaluate(fetches);
     const feed = desk.getByRole('feed');
 
     await desk.getByLabel('Urgency').selectOption({ label: 'Flash' });
@@ -219,7 +224,7 @@ describe('console in Chromium against a real node', () => {
     await desk.getByLabel('Search').fill('');
     await expect(desk.getByRole('status').textContent()).resolves.toBe('Live');
     // No new connection or fetch was made for filtering.
-    expect(await desk.evaluate('performance.getEntriesByType("resource").length')).toBe(opens);
+    expect(await desk.evaluate(fetches)).toBe(opens);
   });
 
   test('Acknowledge (button and keyboard) is recorded in the audit trail as from this desk', async () => {
@@ -370,6 +375,72 @@ describe('console in Chromium against a real node', () => {
     await art.getByText('Signature invalid').waitFor({ timeout: 15_000 });
     await art.getByRole('button', { name: 'Details' }).click();
     expect(await page.getByRole('dialog').textContent()).toContain('the signature does not match the content');
+    await page.close();
+  });
+
+  test('"In log" in English, Russian and Chinese, found by its accessible label, also in the details', async () => {
+    const page = await newPage();
+    await signIn(page, t.token({ sub: 'desk-inlog' }));
+    const c = content({ title: 'Proved in the log' });
+    await t.publish(c);
+    const art = feedArticle(page, c.title);
+    const badge = (name: RegExp) => art.getByRole('img', { name }).waitFor({ timeout: 15_000 });
+    await badge(/^In log: /);
+    expect(await art.textContent()).toContain('In log');
+    await page.getByLabel('Language').selectOption('ru');
+    await badge(/^В журнале: включено в подписанный журнал прозрачности/);
+    expect(await art.textContent()).toContain('В журнале');
+    await page.getByLabel('Язык').selectOption('zh');
+    await badge(/^已入日志：/);
+    expect(await art.textContent()).toContain('已入日志');
+    await page.getByLabel('语言').selectOption('en');
+    await art.getByRole('button', { name: 'Details' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByText(/proved against the signed tree of \d+ alerts/).waitFor();
+    await dialog.getByRole('img', { name: /^In log: / }).waitFor();
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await page.close();
+  });
+
+  test('"Pending" while no signed checkpoint covers the alert, then "In log" once one does, without a reload', async () => {
+    const page = await newPage();
+    let hold = true;
+    await page.route('**/log/checkpoint', async (route) => {
+      if (hold) await route.fulfill({ status: 503, contentType: 'application/problem+json', json: { code: 'LOG_TREE_NOT_FOUND', detail: 'held back by the test' } });
+      else await route.continue();
+    });
+    await signIn(page, t.token({ sub: 'desk-pending' }));
+    const c = content({ title: 'Waiting for a checkpoint' });
+    await t.publish(c);
+    const art = feedArticle(page, c.title);
+    await art.getByRole('img', { name: /^Pending: not yet in the latest signed checkpoint/ }).waitFor({ timeout: 15_000 });
+    hold = false;
+    await art.getByRole('img', { name: /^In log: / }).waitFor({ timeout: 15_000 });
+    await page.close();
+  });
+
+  test('"Not in log" when the inclusion proof the node serves does not verify', async () => {
+    const page = await newPage();
+    // Every proof this page gets has one hash altered on the way: it no longer leads to the signed root.
+    await page.route('**/log/proof?*', async (route) => {
+      const res = await route.fetch();
+      const body = (await res.json()) as { proof: string[] };
+      body.proof = body.proof.map((h, i) => {
+        if (i > 0) return h;
+        const b = Buffer.from(h, 'base64');
+        b[0] ^= 0x01;
+        return b.toString('base64');
+      });
+      await route.fulfill({ response: res, json: body });
+    });
+    await signIn(page, t.token({ sub: 'desk-forked' }));
+    const c = content({ title: 'Served with a wrong proof' });
+    const receipt = await t.publish(c);
+    expect(receipt.seq).toBeGreaterThan(1); // a tree of one leaf has an empty proof
+    const art = feedArticle(page, c.title);
+    await art.getByRole('img', { name: /^Not in log: the transparency log's inclusion proof for this alert does not verify/ }).waitFor({ timeout: 15_000 });
+    await art.getByText('Verified').waitFor();
+    expect(await art.getAttribute('class')).toContain('not-in-log');
     await page.close();
   });
 

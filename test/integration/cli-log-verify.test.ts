@@ -41,6 +41,7 @@ describe('cordon log verify', () => {
     for (let i = 0; i < 4; i++) await t.publish(validContent({ region }));
     await integrated(4);
     const first = await verify();
+    expect(first.stderr).toBe("");
     expect(first).toMatchObject({ code: 0 });
     expect(first.stdout).toContain('4 alert(s) proved included');
     // No witness in the trust store: a required cosignature fails.
@@ -99,5 +100,37 @@ describe('cordon log verify', () => {
     expect(bad.code).toBe(1);
     // The edited hash is leaf 0's: the proofs that use it as a sibling fail (record 1's own proof does not use it).
     expect(bad.stderr).toMatch(/audit record \d+ is NOT the record the log signed/);
+  });
+
+  it('on a region whose oldest alerts retention trimmed: checkpoint and consistency as before, then every alert still held, and how many leaves were trimmed', async () => {
+    const trimmedRegions = testRegions();
+    const R = trimmedRegions[0].code;
+    const small = await makeTestApp({ backend: 'real', regions: trimmedRegions, tlog: { key: logKey, delayMs: 20 }, config: { CORDON_RETENTION_MAX_ALERTS: '3', CORDON_RETENTION_INTERVAL_MS: '100' } });
+    try {
+      const smallUrl = await small.app.listen({ port: 0, host: '127.0.0.1' });
+      const run = (...extra: string[]) => runCordon(dir, ['log', 'verify', '--url', smallUrl, '--token', small.token(), '--region', R, '--state-file', 'trimmed-state.json', ...extra]);
+      for (let i = 0; i < 2; i++) await small.publish(validContent({ region: R }));
+      await small.deps.tlog!.settle();
+      const before = await run();
+      expect(before.code).toBe(0);
+      expect(before.stdout).toContain('2 alert(s) proved included\n');
+      expect(before.stdout).not.toContain('trimmed');
+
+      // Five more: only the last three bodies are held (seq 5..7), the tree keeps all seven hashes.
+      for (let i = 0; i < 5; i++) await small.publish(validContent({ region: R }));
+      await small.deps.tlog!.settle();
+      expect(await small.deps.regionLog.state(R)).toMatchObject({ earliest: 5, latest: 7 });
+      const after = await run();
+      expect(after.stderr).toBe('');
+      expect(after.code).toBe(0);
+      expect(after.stdout).toContain(`checkpoint ${small.deps.config.logOrigin}/${R}/`);
+      expect(after.stdout).toContain('size 7 root');
+      expect(after.stdout).toContain('consistent with size 2 seen before');
+      expect(after.stdout).toContain('4 leaves (seq 1..4) trimmed by retention');
+      expect(after.stdout).toContain('inclusion proofs for them still work');
+      expect(after.stdout).toContain('3 alert(s) proved included (every alert held, from seq 5, the oldest one held)');
+    } finally {
+      await small.close();
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { sink } from '../helpers/cli';
+import { runCordon, sink } from '../helpers/cli';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,10 @@ import { buildApp } from '../../src/app';
 import { createMetrics } from '../../src/metrics';
 import { tail, readState } from '../../src/cli/tail';
 import type { AlertContent, Receipt } from '../../src/domain/types';
-import { makeTestApp, type TestApp } from '../helpers/app';
+import { generateKeyPairSync } from 'node:crypto';
+import Redis from 'ioredis';
+import { makeTestApp, testRegions, type TestApp } from '../helpers/app';
+import { TEST_REDIS_URL } from '../helpers/env';
 import { appendDirect } from '../helpers/desk';
 import { validContent } from '../fixtures/alerts';
 
@@ -300,5 +303,160 @@ describe('cordon tail after its region log was lost (epoch-changed gap with epoc
   test('a state file written by the old tail with `epoch: null` is read as a position without epoch', () => {
     writeFileSync(stateFile, JSON.stringify({ regions: { [R]: { seq: 0, epoch: null } } }));
     expect(readState(stateFile).regions[R]).toEqual({ seq: 0 });
+  });
+});
+
+describe('cordon tail proves every alert in the transparency log (real Redis and NATS)', () => {
+  jest.setTimeout(60_000);
+  const regions = testRegions();
+  const R = regions[0].code;
+  const logKey = generateKeyPairSync('ed25519').privateKey; // one key for every node of the deployment
+  let t: TestApp;
+  let url: string;
+  let dir: string;
+
+  beforeAll(async () => {
+    t = await makeTestApp({ backend: 'real', regions, tlog: { key: logKey, delayMs: 20 }, config: { CORDON_POSITION_CHECK_MS: '100' } });
+    url = await t.app.listen({ port: 0, host: '127.0.0.1' });
+    dir = mkdtempSync(join(tmpdir(), 'cordon-tail-log-'));
+  });
+  afterEach(stopLeftovers);
+  afterAll(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await t.close();
+  });
+
+  test('live alerts: each line says in log or pending, pending ones are proved in a batch, exit 0', async () => {
+    const run = runTail(dir, ['--url', url, '--token', t.token(), '--region', R, '--state-file', join(dir, 'live.json'), '--count', '4']);
+    await until(() => run.stderr().includes(`subscribed to ${R}`), 'subscribed');
+    const receipts: Receipt[] = [];
+    for (let i = 0; i < 4; i++) receipts.push(await t.publish(validContent({ region: R })));
+    expect(await run.done).toBe(0);
+    const out = lines(run.stdout());
+    expect(out).toHaveLength(4);
+    for (const line of out) expect(line).toMatch(/\[verified, (in log|not yet in log \(pending\))\]/);
+    // A just-delivered alert is usually beyond the latest checkpoint: proved later, in one line per batch.
+    expect(run.stderr()).toContain('transparency log: 4 in log of 4 alerts');
+    const pendingSeqs = out.filter((l) => l.includes('pending')).map((l) => Number(/#(\d+)/.exec(l)![1]));
+    if (pendingSeqs.length > 0) expect(run.stderr()).toMatch(new RegExp(`in log: ${R} (#\\d+-)?#\\d+.*\\(checkpoint size \\d+\\)`));
+    expect(receipts.map((r) => r.seq)).toEqual(out.map((l) => Number(/#(\d+)/.exec(l)![1])));
+    expect(run.stderr()).not.toMatch(/NOT IN LOG|log unavailable/);
+  });
+
+  test('at a high rate: one checkpoint per second at most, one proof per alert', async () => {
+    const tlog = t.deps.tlog!;
+    const realCheckpoint = tlog.checkpoint.bind(tlog);
+    const realProve = tlog.proveInclusion.bind(tlog);
+    let checkpoints = 0; // GET .../log/checkpoint and GET .../log/proof both read the latest checkpoint
+    let proofs = 0;
+    tlog.checkpoint = (tree) => {
+      checkpoints++;
+      return realCheckpoint(tree);
+    };
+    tlog.proveInclusion = (tree, index, size) => {
+      proofs++;
+      return realProve(tree, index, size);
+    };
+    try {
+      const n = 40;
+      const run = runTail(dir, ['--url', url, '--token', t.token(), '--region', R, '--state-file', join(dir, 'fast.json'), '--count', String(n), '--json']);
+      await until(() => run.stderr().includes(`subscribed to ${R}`), 'subscribed');
+      const t0 = Date.now();
+      await Promise.all(Array.from({ length: n }, () => t.publish(validContent({ region: R }))));
+      expect(await run.done).toBe(0);
+      const seconds = (Date.now() - t0) / 1000;
+      expect(run.stderr()).toContain(`transparency log: ${n} in log of ${n} alerts`);
+      expect(proofs).toBe(n);
+      expect(checkpoints - proofs).toBeLessThanOrEqual(Math.ceil(seconds) + 2);
+    } finally {
+      tlog.checkpoint = realCheckpoint;
+      tlog.proveInclusion = realProve;
+    }
+  });
+
+  test('from the start, against a node whose stored tree was altered: NOT IN LOG, an error summary and exit 3', async () => {
+    // Every alert published so far is in a signed checkpoint first.
+    const top = (await t.deps.regionLog.state(R)).latest;
+    await t.deps.tlog!.settle();
+    const honest = runTail(dir, ['--url', url, '--token', t.token(), '--region', R, '--state-file', join(dir, 'honest.json'), '--from-start', '--count', String(top)]);
+    expect(await honest.done).toBe(0);
+    for (const line of lines(honest.stdout())) expect(line).toContain('[verified, in log]');
+    expect(honest.stderr()).toContain(`transparency log: ${top} in log of ${top} alerts`);
+
+    // Leaf 1's hash changes in the stored tile behind Cordon's back: the proof of leaf 0 uses it.
+    const epoch = (await t.deps.regionLog.state(R)).epoch!;
+    const admin = new Redis(TEST_REDIS_URL);
+    const key = `${t.deps.config.redisKeyPrefix}{${R}}:tlog:${epoch}:t:0:0`;
+    const tile = (await admin.getBuffer(key))!;
+    tile[40] ^= 0x01;
+    await admin.set(key, tile);
+    await admin.quit();
+    // A node that has not cached the tile yet serves proofs from the altered store.
+    const fresh = await makeTestApp({ backend: 'real', regions, trust: t.trust, shared: { keyPrefix: t.deps.config.redisKeyPrefix, subjectPrefix: t.deps.config.natsSubjectPrefix }, tlog: { key: logKey, delayMs: 20 } });
+    try {
+      const freshUrl = await fresh.app.listen({ port: 0, host: '127.0.0.1' });
+      const run = runTail(dir, ['--url', freshUrl, '--token', t.token(), '--region', R, '--state-file', join(dir, 'bad.json'), '--from-start', '--count', String(top)]);
+      expect(await run.done).toBe(3);
+      const out = lines(run.stdout());
+      expect(out[0]).toContain('[verified, NOT IN LOG]');
+      expect(run.stderr()).toMatch(new RegExp(`!!! ${R} #1 \\(.*\\) is NOT IN LOG: the inclusion proof against the signed tree of size ${top} fails`));
+      // Leaf 1's hash also enters the subtree hash the proofs of leaves 2 and up use; leaf 1's own proof does not use it.
+      expect(out[1]).toContain('[verified, in log]');
+      expect(run.stderr()).toMatch(/ERROR: \d+ alerts? NOT IN LOG: the node delivered alerts its signed log does not hold/);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  test('cordon verify --url --token proves each delivered alert it verifies; one whose received_at was altered is NOT IN LOG (exit 1)', async () => {
+    await t.deps.tlog!.settle();
+    const res = await t.app.inject({ url: `/v1/regions/${R}/alerts?after=0&limit=3`, headers: { authorization: `Bearer ${t.token()}` } });
+    const items = (res.json() as { items: Array<Record<string, unknown>> }).items;
+    expect(items).toHaveLength(3);
+    writeFileSync(join(dir, 'held.ndjson'), items.map((i) => JSON.stringify(i)).join('\n') + '\n');
+    const ok = await runCordon(dir, ['verify', '--url', url, '--token', t.token(), '--in', 'held.ndjson']);
+    expect(ok.code).toBe(0);
+    expect(lines(ok.stdout)).toHaveLength(3);
+    for (const line of lines(ok.stdout)) expect(line).toMatch(/^OK .* signed by KG key .*; in log \(signed tree of size \d+\)$/);
+    expect(ok.stderr).toContain('transparency log: 3 in log of 3 delivered alerts');
+
+    // received_at is not under the issuer's signature, but it is in the leaf the log signed.
+    const altered = items.map((i, n) => (n === 1 ? { ...i, received_at: new Date(Date.parse(String(i.received_at)) + 1000).toISOString() } : i));
+    writeFileSync(join(dir, 'altered.ndjson'), altered.map((i) => JSON.stringify(i)).join('\n') + '\n');
+    const bad = await runCordon(dir, ['verify', '--url', url, '--token', t.token(), '--in', 'altered.ndjson']);
+    expect(bad.code).toBe(1);
+    expect(lines(bad.stdout)).toHaveLength(2);
+    expect(bad.stderr).toMatch(new RegExp(`^FAIL .*${R}#2 signed by KG key .*; NOT IN LOG: the inclusion proof against the signed tree of size \\d+ fails$`, 'm'));
+    expect(bad.stderr).toContain('ERROR: 1 alert NOT IN LOG');
+
+    // Without a token the signatures are still checked, and it says inclusion was not.
+    const noToken = await runCordon(dir, ['verify', '--url', url, '--in', 'held.ndjson']);
+    expect(noToken.code).toBe(0);
+    expect(noToken.stderr).toContain('inclusion in the transparency log not checked');
+  });
+
+  test('cordon replay verifies against GET /v1/trust of a node with the log (its log member is not a trust-store key)', async () => {
+    const r = await runCordon(dir, ['replay', '--url', url, '--token', t.token(), '--region', R, '--out', 'export.ndjson']);
+    expect(r.stderr).not.toContain('not allowed');
+    expect(r.code).toBe(0);
+    expect(lines(readFileSync(join(dir, 'export.ndjson'), 'utf8')).length).toBe((await t.deps.regionLog.state(R)).latest);
+  });
+
+  test('log endpoints out of reach: tail goes on and says "log unavailable"', async () => {
+    // The node's log store fails (500 on the checkpoint); the stream is unaffected.
+    const tlog = t.deps.tlog!;
+    const real = tlog.checkpoint.bind(tlog);
+    tlog.checkpoint = async () => {
+      throw new Error('tree store down');
+    };
+    try {
+      const run = runTail(dir, ['--url', url, '--token', t.token(), '--region', R, '--state-file', join(dir, 'na.json'), '--from-start', '--count', '2']);
+      expect(await run.done).toBe(0);
+      for (const line of lines(run.stdout())) expect(line).toContain('[verified, log unavailable]');
+      expect(run.stderr()).toMatch(/log unavailable \(checkpoint: 500/);
+      expect(run.stderr()).toContain('transparency log: 0 in log, 2 not yet in log (pending) when tail stopped of 2 alerts');
+    } finally {
+      tlog.checkpoint = real;
+    }
   });
 });
