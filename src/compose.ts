@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { RegionRegistry } from './domain/regions';
 import { LiveTrust } from './domain/live-trust';
 import { readTrustSnapshot, TrustReloader } from './trust-reload';
