@@ -1,4 +1,4 @@
-import Fastify from 'fastify';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
 import pino from 'pino';
 import { alertRoutes } from '../../src/http/alerts';
 import { problemHandlers } from '../../src/http/problem';
@@ -76,7 +76,7 @@ describe('the raw-body parser of the ingest plugin', () => {
       seen.push(raw);
       return { status: 201, body: { ok: true } as never };
     };
-    const app = Fastify({ loggerInstance: pino({ level: 'silent' }) });
+    const app = Fastify({ loggerInstance: pino({ level: 'silent' }) as FastifyBaseLogger });
     app.setValidatorCompiler(validatorCompiler);
     app.setSerializerCompiler(serializerCompiler);
     problemHandlers(app);
