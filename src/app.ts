@@ -1,10 +1,10 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
 import type { Config } from './config';
 import type { LogEntry } from './ports/region-log';
 import { LiveTrust } from './domain/live-trust';
 import { createHttpMetrics } from './metrics';
 import { createIngest } from './ingest/pipeline';
-import { clientErrorHandler, problemHandlers, sendProblem } from './http/problem';
+import { clientErrorHandler, PROBLEM_CONTENT_TYPE, problemHandlers, sendProblem } from './http/problem';
 import { problemBody } from './errors';
 import { alertRoutes } from './http/alerts';
 import { regionRoutes } from './http/regions';
@@ -18,7 +18,7 @@ import { consoleRoutes } from './http/console';
 import { retentionPlugin } from './retention';
 import { tlogRoutes } from './http/tlog';
 import { openApiCollector, openApiRoutes } from './http/openapi';
-import { serializerCompiler, validatorCompiler } from './http/schema';
+import { ref, serializerCompiler, validatorCompiler } from './http/schema';
 import type { Authenticator } from './http/auth';
 import type { AppDeps } from './deps';
 import type { AppContext } from './context';
@@ -37,6 +37,17 @@ export interface RegisteredRoute {
   method: string;
   url: string;
   hidden: boolean;
+}
+
+/**
+ * Every documented route can refuse: its 4xx and 5xx answers are problem+json (schemas/problem.json),
+ * with the codes of docs/errors.md. Added to the route's schema for the OpenAPI document only.
+ */
+function documentProblems(route: RouteOptions): void {
+  const schema = route.schema as { hide?: boolean; response?: Record<string, unknown> } | undefined;
+  if (!schema || schema.hide) return;
+  const problem = { description: 'problem details with a code of docs/errors.md', content: { [PROBLEM_CONTENT_TYPE]: { schema: ref('problem') } } };
+  schema.response = { ...schema.response, '4xx': problem, '5xx': problem };
 }
 
 /** The API's version in the OpenAPI document. */
@@ -131,6 +142,7 @@ export async function buildApp(
   // The route table, as registered (tests check the OpenAPI document against it).
   const routes: RegisteredRoute[] = [];
   app.addHook('onRoute', (r) => {
+    documentProblems(r);
     for (const method of [r.method].flat()) {
       routes.push({ method, url: r.url, hidden: Boolean((r.schema as { hide?: boolean } | undefined)?.hide) });
     }

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { AuditLog } from '../ports/audit-log';
 import type { Bus } from '../ports/bus';
 import type { RegionLog } from '../ports/region-log';
+import { ref } from './schema';
 
 export interface HealthRoutesOptions {
   regionLog: Pick<RegionLog, 'ping'>;
@@ -9,24 +10,6 @@ export interface HealthRoutesOptions {
   audit: Pick<AuditLog, 'ping'>;
   shuttingDown: { readonly value: boolean };
 }
-
-const readiness = {
-  type: 'object',
-  required: ['status', 'bus', 'checks'],
-  properties: {
-    status: { enum: ['ready', 'degraded', 'not-ready'] },
-    bus: { enum: ['ok', 'unreachable'] },
-    checks: {
-      type: 'object',
-      properties: {
-        log: { type: 'boolean' },
-        bus: { type: 'boolean' },
-        audit: { type: 'boolean' },
-        shutting_down: { type: 'boolean' },
-      },
-    },
-  },
-};
 
 const READY_TIMEOUT_MS = 1000;
 
@@ -55,7 +38,7 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
 
   app.get(
     '/readyz',
-    { schema: { summary: 'Readiness', response: { 200: readiness, 503: readiness } } },
+    { schema: { summary: 'Readiness', response: { 200: ref('readiness'), 503: ref('readiness') } } },
     async (_request, reply) => {
       const [log, bus, audit] = await Promise.all([
         withTimeout(ctx.regionLog.ping()),

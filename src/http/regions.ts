@@ -3,7 +3,7 @@ import type { RegionRegistry } from '../domain/regions';
 import type { RegionLog } from '../ports/region-log';
 import { mayWatch } from '../domain/entitlement';
 import { authHook, tokenOf, type Authenticator } from './auth';
-import { bearer } from './schema';
+import { bearer, ref } from './schema';
 
 export interface RegionRoutesOptions {
   auth: Authenticator;
@@ -12,34 +12,13 @@ export interface RegionRoutesOptions {
   regionLog: Pick<RegionLog, 'state'>;
 }
 
-const regionList = {
-  type: 'object',
-  required: ['regions'],
-  properties: {
-    regions: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['code', 'name', 'states', 'epoch', 'seq'],
-        properties: {
-          code: { type: 'string' },
-          name: { type: 'string' },
-          states: { type: 'array', items: { type: 'string' } },
-          epoch: { type: ['string', 'null'] },
-          seq: { type: 'integer', minimum: 0 },
-        },
-      },
-    },
-  },
-};
-
 /** GET /v1/regions: the regions the caller may watch, each with its epoch and newest seq. */
 export const regionRoutes: FastifyPluginAsync<RegionRoutesOptions> = async (app, opts) => {
   app.addHook('onRequest', authHook(app, opts.auth));
 
   app.get(
     '/v1/regions',
-    { schema: { summary: 'The regions the caller may watch', ...bearer, response: { 200: regionList } } },
+    { schema: { summary: 'The regions the caller may watch', ...bearer, response: { 200: ref('region-list') } } },
     async (request) => {
       const token = tokenOf(request);
       const visible = opts

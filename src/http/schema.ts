@@ -12,9 +12,9 @@ import { parseQuery } from './ops';
  * (src/domain/schemas.ts), never by Fastify's own, and a refusal keeps its documented code.
  */
 
-/** `{ $ref }` to schemas/<name>.json (the app adds every file of schemas/ by its `$id`). */
-export function ref(name: string): { $ref: string } {
-  return { $ref: SCHEMA_BASE + name + '.json' };
+/** `{ $ref }` to schemas/<name>.json, or to its `$defs` entry `def` (the app adds every file of schemas/ by its `$id`). */
+export function ref(name: string, def?: string): { $ref: string } {
+  return { $ref: SCHEMA_BASE + name + '.json' + (def ? `#/$defs/${def}` : '') };
 }
 
 /** The schema file a route part names by `$ref` (or `$id`), e.g. 'replay-query'. */

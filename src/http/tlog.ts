@@ -16,18 +16,6 @@ export interface TlogRoutesOptions {
   tlog?: TransparencyLog;
 }
 
-const b64 = { type: 'string', contentEncoding: 'base64' };
-const proofAnswer = {
-  type: 'object',
-  required: ['index', 'size', 'root', 'proof'],
-  properties: { index: { type: 'integer' }, size: { type: 'integer' }, root: b64, proof: { type: 'array', items: b64 } },
-};
-const consistencyAnswer = {
-  type: 'object',
-  required: ['from', 'to', 'proof'],
-  properties: { from: { type: 'integer' }, to: { type: 'integer' }, proof: { type: 'array', items: b64 } },
-};
-
 interface ProofQuery {
   seq?: number;
   n?: number;
@@ -133,7 +121,14 @@ export const tlogRoutes: FastifyPluginAsync<TlogRoutesOptions> = async (app, ctx
     };
     app.get(
       `${base}/checkpoint`,
-      { schema: { summary: `The latest signed checkpoint of ${tree} (a C2SP signed note, text/plain)`, ...bearer, ...params() } },
+      {
+        schema: {
+          summary: `The latest signed checkpoint of ${tree} (a C2SP signed note, text/plain)`,
+          ...bearer,
+          ...params(),
+          response: { 200: { description: 'the checkpoint note', content: { 'text/plain': { schema: { type: 'string' } } } } },
+        },
+      },
       checkpoint,
     );
     app.get(
@@ -143,6 +138,12 @@ export const tlogRoutes: FastifyPluginAsync<TlogRoutesOptions> = async (app, ctx
           summary: `A C2SP tlog-tiles hash tile of ${tree} (application/octet-stream)`,
           ...bearer,
           ...params({ '*': { type: 'string', description: 'the tile path below tile/, e.g. 0/000 or 0/000.p/5' } }),
+          response: {
+            200: {
+              description: 'the tile: hashes of 32 bytes each',
+              content: { 'application/octet-stream': { schema: { type: 'string', contentEncoding: 'binary' } } },
+            },
+          },
         },
       },
       tile,
@@ -155,7 +156,7 @@ export const tlogRoutes: FastifyPluginAsync<TlogRoutesOptions> = async (app, ctx
           ...bearer,
           ...params(),
           querystring: ref('log-proof-query'),
-          response: { 200: proofAnswer },
+          response: { 200: ref('log-proof', 'inclusion') },
         },
       },
       proof,
@@ -168,7 +169,7 @@ export const tlogRoutes: FastifyPluginAsync<TlogRoutesOptions> = async (app, ctx
           ...bearer,
           ...params(),
           querystring: ref('log-consistency-query'),
-          response: { 200: consistencyAnswer },
+          response: { 200: ref('log-proof', 'consistency') },
         },
       },
       consistency,

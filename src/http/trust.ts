@@ -21,7 +21,7 @@ export const trustRoutes: FastifyPluginAsync<TrustRoutesOptions> = async (app, o
   let view = viewOf();
   app.get(
     '/v1/trust',
-    { schema: { summary: 'The public trust store in force', response: { 200: ref('trust-store') } } },
+    { schema: { summary: 'The public trust store in force', response: { 200: ref('trust-view') } } },
     async (_request, reply) => {
       const current = opts.trust();
       if (current !== served) {

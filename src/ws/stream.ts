@@ -202,6 +202,13 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
     schema: {
       summary: 'The desks\' live stream: a WebSocket upgrade (subprotocol cordon.v1, frames in docs/protocol.md)',
       security: [{ bearer: [] }],
+      response: {
+        101: { description: 'Switching Protocols: the desk session', type: 'null' },
+        400: {
+          description: 'QUERY_INVALID: a GET that is not a WebSocket upgrade',
+          content: { 'application/problem+json': { schema: { $ref: 'https://cordon.invalid/schemas/problem.json' } } },
+        },
+      },
     },
     onRequest: authenticate,
     handler: (request, reply) => {

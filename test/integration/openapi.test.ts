@@ -1,3 +1,6 @@
+import Ajv2020 from 'ajv/dist/2020';
+import addFormats from 'ajv-formats';
+import { validContent } from '../fixtures/alerts';
 import { makeTestApp, type TestApp } from '../helpers/app';
 
 interface Parameter {
@@ -44,7 +47,7 @@ describe('GET /v1/openapi.json', () => {
   let t: TestApp;
   let doc: Doc;
   beforeAll(async () => {
-    t = await makeTestApp({ backend: 'memory', tlog: {} });
+    t = await makeTestApp({ backend: 'memory', tlog: { delayMs: 10 } });
     const res = await t.app.inject({ url: '/v1/openapi.json' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
@@ -75,7 +78,7 @@ describe('GET /v1/openapi.json', () => {
           .sort(),
       ).toEqual(inPath.sort());
       for (const p of params.filter((x) => x.in === 'path')) expect(p.required).toBe(true);
-      expect(op.responses && Object.keys(op.responses).some((s) => /^2/.test(s))).toBe(true);
+      expect(op.responses && Object.keys(op.responses).some((s) => /^2|^101$/.test(s))).toBe(true);
     }
     // Nothing documented that is not served.
     const served = new Set(routes.map((r) => `${r.method.toLowerCase()} ${openApiPath(r.url)}`));
@@ -122,5 +125,68 @@ describe('GET /v1/openapi.json', () => {
     }
     expect(doc.components.schemas.submission).toBeDefined();
     expect(doc.components.schemas['replay-page']).toBeDefined();
+  });
+
+  /** The schema the document gives for `method path` answering `status` as JSON. */
+  function answerSchema(path: string, method: string, status: number): object {
+    const responses = doc.paths[path][method].responses as Record<string, { content?: Record<string, { schema: object }> }>;
+    const schema = responses[String(status)]?.content?.['application/json']?.schema;
+    if (!schema) throw new Error(`${method} ${path} documents no JSON answer for ${status}`);
+    return schema;
+  }
+
+  test("the node's answers are what the document says they are", async () => {
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    addFormats(ajv);
+    let n = 0;
+    const check = (path: string, method: string, status: number, body: unknown) => {
+      // The answer's schema at the root of a copy of the document's components, so that its
+      // `#/components/...` references resolve.
+      const validate = ajv.compile({
+        $id: `https://cordon.invalid/openapi-${++n}.json`,
+        components: doc.components,
+        ...answerSchema(path, method, status),
+      });
+      const ok = validate(body);
+      expect({ path, status, errors: ok ? null : validate.errors }).toEqual({ path, status, errors: null });
+    };
+    // The check can fail: an answer that is not what the document says is caught.
+    expect(() => check('/v1/regions', 'get', 200, { regions: [{ code: 'KG-CN-01' }] })).toThrow();
+    expect(() => check('/readyz', 'get', 200, { status: 'fine', bus: 'ok', checks: {} })).toThrow();
+
+    const region = t.regions.list()[0].code;
+    const sub = t.sign(validContent({ region }));
+    const posted = await t.app.inject({ method: 'POST', url: '/v1/alerts', payload: sub });
+    check('/v1/alerts', 'post', 201, posted.json());
+    const again = await t.app.inject({ method: 'POST', url: '/v1/alerts', payload: sub });
+    check('/v1/alerts', 'post', 200, again.json());
+    const id = (posted.json() as { id: string }).id;
+
+    const desk = t.token();
+    const ops = t.token({ sub: 'ops-1', role: 'ops' });
+    const get = async (url: string, token?: string, status = 200) => {
+      const res = await t.app.inject({ url, headers: token ? { authorization: `Bearer ${token}` } : {} });
+      expect({ url, status: res.statusCode }).toEqual({ url, status });
+      return res.json() as unknown;
+    };
+    check('/healthz', 'get', 200, await get('/healthz'));
+    check('/readyz', 'get', 200, await get('/readyz'));
+    check('/v1/trust', 'get', 200, await get('/v1/trust'));
+    check('/v1/regions', 'get', 200, await get('/v1/regions', desk));
+    check('/v1/regions/{region}/alerts', 'get', 200, await get(`/v1/regions/${region}/alerts`, desk));
+    check('/v1/alerts/{id}', 'get', 200, await get(`/v1/alerts/${id}`, desk));
+    check('/v1/alerts/{id}', 'get', 200, await get(`/v1/alerts/${id}?versions=all`, desk));
+    check('/v1/audit', 'get', 200, await get('/v1/audit?purpose=review', ops));
+
+    const deadline = Date.now() + 10_000;
+    while (
+      (await t.app.inject({ url: `/v1/regions/${region}/log/checkpoint`, headers: { authorization: `Bearer ${desk}` } }))
+        .statusCode !== 200
+    ) {
+      if (Date.now() > deadline) throw new Error('no checkpoint');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    check('/v1/regions/{region}/log/proof', 'get', 200, await get(`/v1/regions/${region}/log/proof?seq=1`, desk));
+    check('/v1/regions/{region}/log/consistency', 'get', 200, await get(`/v1/regions/${region}/log/consistency?from=1`, desk));
   });
 });
