@@ -1,15 +1,10 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
 import type { Config } from './config';
-import type { LogEntry, RegionLog } from './ports/region-log';
-import type { Bus } from './ports/bus';
-import type { AuditLog } from './ports/audit-log';
-import type { TrustStore } from './domain/trust-store';
+import type { LogEntry } from './ports/region-log';
 import { LiveTrust } from './domain/live-trust';
-import type { TokenPolicy } from './domain/tokens';
-import type { RegionRegistry } from './domain/regions';
-import { createHttpMetrics, type Metrics } from './metrics';
-import { createIngest, type Ingest } from './ingest/pipeline';
-import { clientErrorHandler, problemRoutes, sendProblem } from './http/problem';
+import { createHttpMetrics } from './metrics';
+import { createIngest } from './ingest/pipeline';
+import { clientErrorHandler, PROBLEM_CONTENT_TYPE, problemHandlers, sendProblem } from './http/problem';
 import { problemBody } from './errors';
 import { alertRoutes } from './http/alerts';
 import { regionRoutes } from './http/regions';
@@ -20,47 +15,43 @@ import { auditRoutes } from './http/audit';
 import { natsIngestDoor } from './ingest/nats-door';
 import { streamPlugin } from './ws/stream';
 import { consoleRoutes } from './http/console';
-import type { DevDesks } from './dev/dev-desks';
 import { retentionPlugin } from './retention';
-import type { SubmissionCheck } from './domain/signature';
-import type { TransparencyLog } from './tlog/service';
 import { tlogRoutes } from './http/tlog';
+import { openApiCollector, openApiRoutes } from './http/openapi';
+import { ref, serializerCompiler, validatorCompiler } from './http/schema';
+import type { Authenticator } from './http/auth';
+import type { AppDeps } from './deps';
+import type { AppContext } from './context';
 
-/** Everything the app needs, chosen by the composition root (src/compose.ts) or by a test. */
-export interface AppDeps {
-  config: Readonly<Config>;
-  regionLog: RegionLog;
-  bus: Bus;
-  audit: AuditLog;
-  trust: TrustStore;
-  regions: RegionRegistry;
-  /** The reloadable trust store and region registry (src/trust-reload.ts); unset: trust and regions never change. */
-  live?: LiveTrust;
-  metrics: Metrics;
-  /** Milliseconds since the epoch; tests may pin it. */
-  now: () => number;
-  /** Ingest's signature check on worker threads (src/ingest/verify-pool.ts); unset: on the event loop. */
-  check?: SubmissionCheck;
-  /** One-click development desks for the console; set only with the development trust store. */
-  devDesks?: DevDesks;
-  /** The transparency log (contract §12); unset when it is off. */
-  tlog?: TransparencyLog;
+export type { AppDeps } from './deps';
+export type { AppContext } from './context';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route this app registered, in order (HEAD included); `hidden`: left out of the API document. */
+    registeredRoutes: readonly RegisteredRoute[];
+  }
 }
 
-/** Shared across plugins of one app; set by buildApp. */
-export interface AppContext extends AppDeps {
-  /** `trust` and `regions` read through it: always the snapshot in force. */
-  live: LiveTrust;
-  tokenPolicy: TokenPolicy;
-  ingest: Ingest;
-  /** true once shutdown has begun: readiness fails and new work is refused. */
-  shuttingDown: { value: boolean };
-  /**
-   * Told of every entry this node's own appends stored (the log's answer, never a bus message):
-   * the hub delivers it at once when it is the next seq, instead of waiting for the doorbell.
-   */
-  appended: Set<(entry: LogEntry) => void>;
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  hidden: boolean;
 }
+
+/**
+ * Every documented route can refuse: its 4xx and 5xx answers are problem+json (schemas/problem.json),
+ * with the codes of docs/errors.md. Added to the route's schema for the OpenAPI document only.
+ */
+function documentProblems(route: RouteOptions): void {
+  const schema = route.schema as { hide?: boolean; response?: Record<string, unknown> } | undefined;
+  if (!schema || schema.hide) return;
+  const problem = { description: 'problem details with a code of docs/errors.md', content: { [PROBLEM_CONTENT_TYPE]: { schema: ref('problem') } } };
+  schema.response = { ...schema.response, '4xx': problem, '5xx': problem };
+}
+
+/** The API's version in the OpenAPI document. */
+const API_VERSION = '1.1';
 
 export const REDACT_PATHS = [
   'req.headers.authorization',
@@ -143,17 +134,43 @@ export async function buildApp(
     ctx.shuttingDown.value = true;
   });
 
-  await problemRoutes(app, ctx);
-  await healthRoutes(app, ctx);
-  await trustRoutes(app, ctx);
-  await alertRoutes(app, ctx);
-  await regionRoutes(app, ctx);
-  await replayRoutes(app, ctx);
-  await auditRoutes(app, ctx);
-  await tlogRoutes(app, ctx);
+  // Route schemas are checked by the project's strict Ajv and answers written as before (src/http/schema.ts).
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  // Every error of every plugin leaves through the root's handler (src/http/problem.ts).
+  problemHandlers(app);
+  // The route table, as registered (tests check the OpenAPI document against it).
+  const routes: RegisteredRoute[] = [];
+  app.addHook('onRoute', (r) => {
+    documentProblems(r);
+    for (const method of [r.method].flat()) {
+      routes.push({ method, url: r.url, hidden: Boolean((r.schema as { hide?: boolean } | undefined)?.hide) });
+    }
+  });
+  app.decorate('registeredRoutes', routes);
+  await openApiCollector(app, API_VERSION);
+
+  // Each route plugin gets only what its routes use.
+  const auth: Authenticator = { trust: () => live.store, now: ctx.now, policy: ctx.tokenPolicy };
+  const regions = () => live.regions;
+  await app.register(healthRoutes, { regionLog: ctx.regionLog, bus: ctx.bus, audit: ctx.audit, shuttingDown: ctx.shuttingDown });
+  await app.register(trustRoutes, { trust: () => live.store, tlog: ctx.tlog });
+  await app.register(alertRoutes, { ingest: ctx.ingest, config });
+  await app.register(regionRoutes, { auth, regions, regionLog: ctx.regionLog });
+  await app.register(replayRoutes, {
+    auth,
+    regions,
+    regionLog: ctx.regionLog,
+    audit: ctx.audit,
+    shuttingDown: ctx.shuttingDown,
+    config,
+  });
+  await app.register(auditRoutes, { auth, audit: ctx.audit, config });
+  await app.register(tlogRoutes, { auth, regions, tlog: ctx.tlog });
+  await app.register(openApiRoutes);
   await streamPlugin(app, ctx);
   await natsIngestDoor(app, ctx);
   await retentionPlugin(app, ctx);
-  await consoleRoutes(app, ctx);
+  await app.register(consoleRoutes, { devDesks: ctx.devDesks, now: ctx.now });
   return app;
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter } from 'prom-client';
-import type { AppContext } from './app';
+import type { AppContext } from './context';
 import { METRICS } from './metric-names';
 
 const DAY_MS = 86_400_000;

@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   const operator = config.metricsEnabled ? await buildOperatorApp(composition.deps.metrics, { logger }) : undefined;
 
   // SIGHUP reloads the trust store and region registry (contract §4); it does not stop the node.
-  process.on('SIGHUP', () => void composition.trust.reload('signal'));
+  process.on('SIGHUP', () => void composition.trust?.reload('signal'));
   closeWithGrace({ delay: config.shutdownGraceMs, logger, skip: ['SIGHUP'] }, async ({ signal, err }) => {
     if (err) logger.error({ err }, 'fatal error, shutting down');
     else logger.info({ signal }, 'shutting down');

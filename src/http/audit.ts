@@ -1,12 +1,13 @@
-import type { FastifyInstance } from 'fastify';
-import type { AppContext } from '../app';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Config } from '../config';
 import { auditVisible } from '../domain/audit-visibility';
 import type { Token } from '../domain/types';
 import type * as S from '../types/generated/schemas';
 import type { AuditLog, AuditRecord } from '../ports/audit-log';
-import { authenticate, requireOps } from './auth';
-import { parseQuery, purposeOf, recordReplay, unavailable } from './ops';
-import { tokenRateLimit } from './token-rate-limit';
+import { authHook, tokenOf, type Authenticator } from './auth';
+import { purposeOf, recordReplay } from './ops';
+import { bearer, ref } from './schema';
+import { tokenRateLimit, tokenRateLimitHook } from './token-rate-limit';
 
 /** The query schema's defaults are filled in by the validator (parseQuery). */
 type AuditQuery = S.AuditQuery & Required<Pick<S.AuditQuery, 'after' | 'limit'>>;
@@ -33,12 +34,7 @@ export async function readVisibleAudit(
   // The first read is sized to the page (a caller who may read most records needs no more).
   let size = Math.min(limit, budget);
   for (;;) {
-    let page;
-    try {
-      page = await audit.read(examined, size);
-    } catch (err) {
-      return unavailable(err, 'audit trail');
-    }
+    const page = await audit.read(examined, size);
     budget -= page.items.length;
     size = Math.min(AUDIT_BATCH, budget);
     let full = false;
@@ -65,22 +61,40 @@ export async function readVisibleAudit(
  * to what the caller's state may read (contract §7 v1.1). Reading the trail is itself recorded
  * (target `audit`), so who looked at it can be seen too.
  */
-export async function auditRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
-  const limitCalls = await tokenRateLimit(app, 'audit', ctx.config.auditRateLimitMax, ctx.config.tokenRateLimitWindowMs);
-
-  app.get('/v1/audit', async (request, reply) => {
-    const token = authenticate(request, ctx.trust, ctx.now());
-    requireOps(token);
-    await limitCalls(request, reply, token);
-    const q = parseQuery<AuditQuery>('audit-query', request.query);
-    const purpose = purposeOf(token, q.purpose) as string;
-    const page = await readVisibleAudit(ctx.audit, token, q.after, q.limit, ctx.config.pageMaxExamined);
-    await recordReplay(ctx.audit, token, purpose, {
-      target: 'audit',
-      from: q.after + 1,
-      to: Math.max(page.examined, q.after),
-      count: page.items.length,
-    });
-    return reply.type('application/json; charset=utf-8').send(JSON.stringify({ items: page.items, next: page.next }));
-  });
+export interface AuditRoutesOptions {
+  auth: Authenticator;
+  audit: AuditLog;
+  config: Pick<Config, 'pageMaxExamined' | 'auditRateLimitMax' | 'tokenRateLimitWindowMs'>;
 }
+
+export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (app, ctx) => {
+  const limitCalls = await tokenRateLimit(app, 'audit', ctx.config.auditRateLimitMax, ctx.config.tokenRateLimitWindowMs);
+  // In order: the token (401), its role (403), the per-token limit (429), the query (400).
+  app.addHook('onRequest', authHook(app, ctx.auth, 'ops'));
+  app.addHook('onRequest', tokenRateLimitHook(limitCalls));
+
+  app.get<{ Querystring: AuditQuery }>(
+    '/v1/audit',
+    {
+      schema: {
+        summary: 'The audit trail (ops, with a purpose)',
+        ...bearer,
+        querystring: ref('audit-query'),
+        response: { 200: ref('audit-page') },
+      },
+    },
+    async (request, reply) => {
+      const token = tokenOf(request);
+      const q = request.query;
+      const purpose = purposeOf(token, q.purpose) as string;
+      const page = await readVisibleAudit(ctx.audit, token, q.after, q.limit, ctx.config.pageMaxExamined);
+      await recordReplay(ctx.audit, token, purpose, {
+        target: 'audit',
+        from: q.after + 1,
+        to: Math.max(page.examined, q.after),
+        count: page.items.length,
+      });
+      return reply.type('application/json; charset=utf-8').send(JSON.stringify({ items: page.items, next: page.next }));
+    },
+  );
+};

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
-import type { AppContext } from '../app';
+import type { DevDesks } from '../dev/dev-desks';
 import { CordonError } from '../errors';
 
 /**
@@ -49,12 +49,23 @@ function securityHeaders(request: FastifyRequest, reply: FastifyReply): void {
   reply.header('Cross-Origin-Resource-Policy', 'same-origin');
 }
 
-export async function consoleRoutes(app: FastifyInstance, ctx: AppContext, opts: { assetsDir?: string } = {}): Promise<void> {
-  const root = opts.assetsDir ?? consoleAssetsDir();
+export interface ConsoleRoutesOptions {
+  /** One-click development desks (the development trust store only). */
+  devDesks?: DevDesks;
+  now: () => number;
+  /** default: dist/console */
+  assetsDir?: string;
+}
+
+/** Not part of the API: hidden from the OpenAPI document. */
+const hide = { schema: { hide: true } };
+
+export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (app, ctx) => {
+  const root = ctx.assetsDir ?? consoleAssetsDir();
   await app.register(async (scope) => {
     scope.addHook('onRequest', async (request, reply) => securityHeaders(request, reply));
 
-    scope.get('/', async (_request, reply) => reply.redirect('/console/', 302));
+    scope.get('/', hide, async (_request, reply) => reply.redirect('/console/', 302));
 
     if (existsSync(join(root, 'index.html'))) {
       await scope.register(fastifyStatic, {
@@ -72,7 +83,7 @@ export async function consoleRoutes(app: FastifyInstance, ctx: AppContext, opts:
       });
     } else {
       scope.log.warn({ root }, 'console assets not built (run npm run build); /console/ answers 404');
-      scope.get('/console/', async () => {
+      scope.get('/console/', hide, async () => {
         throw new CordonError('ROUTE_NOT_FOUND', 'the console is not built on this node (npm run build)');
       });
     }
@@ -80,11 +91,11 @@ export async function consoleRoutes(app: FastifyInstance, ctx: AppContext, opts:
     const devDesks = ctx.devDesks;
     if (devDesks) {
       // Development trust store only (compose.ts): a real trust store never gets these routes.
-      scope.get('/console/dev-desks', async (_request, reply) => {
+      scope.get('/console/dev-desks', hide, async (_request, reply) => {
         reply.header('Cache-Control', 'no-store');
         return { desks: devDesks.list() };
       });
-      scope.post<{ Params: { id: string } }>('/console/dev-desks/:id', async (request, reply) => {
+      scope.post<{ Params: { id: string } }>('/console/dev-desks/:id', hide, async (request, reply) => {
         const token = devDesks.mint(request.params.id, ctx.now());
         if (!token) throw new CordonError('ROUTE_NOT_FOUND', 'no such development desk');
         reply.header('Cache-Control', 'no-store');
@@ -92,4 +103,4 @@ export async function consoleRoutes(app: FastifyInstance, ctx: AppContext, opts:
       });
     }
   });
-}
+};

@@ -1,5 +1,15 @@
-import type { FastifyInstance } from 'fastify';
-import type { AppContext } from '../app';
+import type { FastifyPluginAsync } from 'fastify';
+import type { AuditLog } from '../ports/audit-log';
+import type { Bus } from '../ports/bus';
+import type { RegionLog } from '../ports/region-log';
+import { ref } from './schema';
+
+export interface HealthRoutesOptions {
+  regionLog: Pick<RegionLog, 'ping'>;
+  bus: Pick<Bus, 'ping'>;
+  audit: Pick<AuditLog, 'ping'>;
+  shuttingDown: { readonly value: boolean };
+}
 
 const READY_TIMEOUT_MS = 1000;
 
@@ -19,20 +29,28 @@ function withTimeout(p: Promise<void>): Promise<boolean> {
  * the bus it still takes HTTP submissions and delivers to desks through its position check, so it
  * stays ready (200) and says it is degraded.
  */
-export async function healthRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
-  app.get('/healthz', async () => ({ status: 'ok' }));
+export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app, ctx) => {
+  app.get(
+    '/healthz',
+    { schema: { summary: 'Liveness', response: { 200: { type: 'object', properties: { status: { const: 'ok' } } } } } },
+    async () => ({ status: 'ok' }),
+  );
 
-  app.get('/readyz', async (_request, reply) => {
-    const [log, bus, audit] = await Promise.all([
-      withTimeout(ctx.regionLog.ping()),
-      withTimeout(ctx.bus.ping()),
-      withTimeout(ctx.audit.ping()),
-    ]);
-    const ready = log && audit && !ctx.shuttingDown.value;
-    return reply.code(ready ? 200 : 503).send({
-      status: !ready ? 'not-ready' : bus ? 'ready' : 'degraded',
-      bus: bus ? 'ok' : 'unreachable',
-      checks: { log, bus, audit, shutting_down: ctx.shuttingDown.value },
-    });
-  });
-}
+  app.get(
+    '/readyz',
+    { schema: { summary: 'Readiness', response: { 200: ref('readiness'), 503: ref('readiness') } } },
+    async (_request, reply) => {
+      const [log, bus, audit] = await Promise.all([
+        withTimeout(ctx.regionLog.ping()),
+        withTimeout(ctx.bus.ping()),
+        withTimeout(ctx.audit.ping()),
+      ]);
+      const ready = log && audit && !ctx.shuttingDown.value;
+      return reply.code(ready ? 200 : 503).send({
+        status: !ready ? 'not-ready' : bus ? 'ready' : 'degraded',
+        bus: bus ? 'ok' : 'unreachable',
+        checks: { log, bus, audit, shutting_down: ctx.shuttingDown.value },
+      });
+    },
+  );
+};

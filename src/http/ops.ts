@@ -3,7 +3,6 @@ import { fieldErrors, schemaRegistry, SCHEMA_BASE, validator } from '../domain/s
 import { toPointer } from '../domain/json';
 import type { Token } from '../domain/types';
 import type { AuditLog, AuditRecord } from '../ports/audit-log';
-import { LogUnavailableError } from '../ports/region-log';
 
 /**
  * Shared by the history endpoints (replay, single alert, audit): strict query strings, the ops
@@ -78,20 +77,12 @@ export type ReplayedRecord =
  * Records an ops read before any of its data leaves: when the trail cannot be written the caller
  * gets a 503 and nothing else, so no ops read goes unrecorded.
  */
-export async function recordReplay(audit: AuditLog, token: Token, purpose: string, fields: ReplayedRecord): Promise<AuditRecord> {
+export async function recordReplay(audit: Pick<AuditLog, 'append'>, token: Token, purpose: string, fields: ReplayedRecord): Promise<AuditRecord> {
   try {
     return await audit.append({ kind: 'replayed', actor: actorOf(token), purpose, ...fields });
   } catch (err) {
     throw new CordonError('LOG_UNAVAILABLE', 'The audit trail is unreachable; nothing was served, retry', { cause: err });
   }
-}
-
-/** Adapter outages on the read path are a 503 the caller may retry, never a bare 500. */
-export function unavailable(err: unknown, what = 'region log'): never {
-  if (err instanceof LogUnavailableError) {
-    throw new CordonError('LOG_UNAVAILABLE', `The ${what} is unreachable; retry`, { cause: err });
-  }
-  throw err;
 }
 
 const NDJSON = 'application/x-ndjson';

@@ -2,7 +2,7 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { CordonError, problemBody, toProblem, type ErrorCode, type ProblemBody } from '../errors';
-import type { AppContext } from '../app';
+import { LogUnavailableError } from '../ports/region-log';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -38,10 +38,24 @@ function fromFastifyError(err: FastifyError): ProblemBody | undefined {
   return undefined;
 }
 
-/** Every error leaves as RFC 9457 problem+json with a documented code; 5xx never echo internals. */
-export async function problemRoutes(app: FastifyInstance, _ctx: AppContext): Promise<void> {
+/**
+ * An adapter's "the store is unreachable" (LogUnavailableError, and its subclass
+ * LogOutcomeUnknownError: on a read both mean "not now") is 503 LOG_UNAVAILABLE, a retry, never a
+ * bare 500: the one rule for every route that reads the region log or the audit trail, so that
+ * handlers do not catch it themselves.
+ */
+function fromStoreError(err: unknown): ProblemBody | undefined {
+  if (!(err instanceof LogUnavailableError)) return undefined;
+  return problemBody('LOG_UNAVAILABLE', 'The region log or audit trail is unreachable; retry');
+}
+
+/**
+ * Every error leaves as RFC 9457 problem+json with a documented code; 5xx never echo internals.
+ * Set on the root instance: every plugin's errors end here.
+ */
+export function problemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    const body = err instanceof CordonError ? err.toProblem() : fromFastifyError(err);
+    const body = err instanceof CordonError ? err.toProblem() : (fromStoreError(err) ?? fromFastifyError(err));
     if (body) {
       if (body.status >= 500) request.log.error({ err }, 'request failed');
       return sendProblem(reply, body);

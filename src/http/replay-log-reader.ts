@@ -1,7 +1,6 @@
 import { CordonError } from '../errors';
 import type { ReadResult, RegionLog, RegionState } from '../ports/region-log';
 import type * as S from '../types/generated/schemas';
-import { unavailable } from './ops';
 
 /**
  * Where a history read starts and how it goes on (contract §8): a region log read forward in
@@ -77,12 +76,9 @@ export class LogReader {
     return r;
   }
 
-  private async fetch(limit: number): Promise<ReadResult> {
-    try {
-      return await this.log.read(this.region, this.cursor, limit);
-    } catch (err) {
-      return unavailable(err);
-    }
+  /** A store outage rejects with LogUnavailableError: 503 LOG_UNAVAILABLE (src/http/problem.ts). */
+  private fetch(limit: number): Promise<ReadResult> {
+    return this.log.read(this.region, this.cursor, limit);
   }
 
   private hasGap(r: ReadResult): boolean {
@@ -101,15 +97,9 @@ export async function startOf(log: RegionLog, region: string, q: ReplayQuery): P
     return new LogReader(log, region, { after: q.after ?? 0, fromOldest: q.after === undefined, epoch: q.epoch });
   }
   const sinceMs = Date.parse(q.since);
-  let before: RegionState;
-  let seq: number | null;
-  try {
-    // State first: when nothing held is at or after `since`, everything up to this latest is older.
-    before = await log.state(region);
-    seq = await log.seqAtOrAfter(region, sinceMs);
-  } catch (err) {
-    return unavailable(err);
-  }
+  // State first: when nothing held is at or after `since`, everything up to this latest is older.
+  const before: RegionState = await log.state(region);
+  const seq = await log.seqAtOrAfter(region, sinceMs);
   if (seq === null) {
     if (before.earliest === 0 && before.latest > 0) {
       throw historyTrimmed(before, 'Every alert of this region was trimmed; some may have been received after since');

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { CordonError } from '../errors';
 import type { Token } from '../domain/types';
@@ -41,5 +41,13 @@ export async function tokenRateLimit(app: FastifyInstance, what: string, max: nu
     const after = r.ttlInSeconds ?? Math.ceil(windowMs / 1000);
     void reply.header('retry-after', String(after));
     throw new CordonError('RATE_LIMITED', `More than ${r.max ?? max} ${what} calls by this token in ${Math.ceil(windowMs / 1000)} s; retry in ${after} s`);
+  };
+}
+
+/** A limiter as an onRequest hook, after the authentication hook (it counts the verified token). */
+export function tokenRateLimitHook(limit: TokenLimiter): onRequestAsyncHookHandler {
+  return async (request, reply) => {
+    if (!request.token) throw new Error('the per-token rate limit runs after the authentication hook');
+    await limit(request, reply, request.token);
   };
 }

@@ -6,7 +6,7 @@ import { validateSubmission } from '../domain/validate';
 import { decodeProtectedHeader, verifySubmission } from '../domain/signature';
 import type { Receipt, Submission } from '../domain/types';
 import { LogOutcomeUnknownError, LogUnavailableError, deliveredJson, type AppendInput, type AppendRejection, type LogEntry } from '../ports/region-log';
-import type { AppDeps } from '../app';
+import type { AppDeps } from '../deps';
 import type { LiveTrust } from '../domain/live-trust';
 import { alertLeafHash } from '../tlog/leaves';
 

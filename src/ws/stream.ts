@@ -2,7 +2,7 @@ import type { LogEntry } from '../ports/region-log';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyWebsocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
-import type { AppContext } from '../app';
+import type { AppContext } from '../context';
 import { CordonError, problemBody, toProblem } from '../errors';
 import { bearerToken } from '../http/auth';
 import { PROBLEM_CONTENT_TYPE } from '../http/problem';
@@ -198,6 +198,18 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
   app.route({
     method: 'GET',
     url: '/v1/stream',
+    // Documentation only (no query, no body): the frames are in docs/protocol.md.
+    schema: {
+      summary: 'The desks\' live stream: a WebSocket upgrade (subprotocol cordon.v1, frames in docs/protocol.md)',
+      security: [{ bearer: [] }],
+      response: {
+        101: { description: 'Switching Protocols: the desk session', type: 'null' },
+        400: {
+          description: 'QUERY_INVALID: a GET that is not a WebSocket upgrade',
+          content: { 'application/problem+json': { schema: { $ref: 'https://cordon.invalid/schemas/problem.json' } } },
+        },
+      },
+    },
     onRequest: authenticate,
     handler: (request, reply) => {
       releases.get(request)?.();

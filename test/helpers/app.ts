@@ -1,32 +1,20 @@
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildApp, type AppContext, type AppDeps } from '../../src/app';
+import type { NatsAuth } from '../../src/adapters/nats/bus';
 import { buildOperatorApp } from '../../src/http/operator';
-import { createVerifyPool } from '../../src/ingest/verify-pool';
+import { compose } from '../../src/compose';
 import { loadConfig, type Config } from '../../src/config';
 import { RegionRegistry } from '../../src/domain/regions';
 import type { AlertContent, Receipt, Region, Submission, Token } from '../../src/domain/types';
 import { createMetrics } from '../../src/metrics';
-import { MemoryRegionLog } from '../../src/adapters/memory/region-log';
-import { MemoryAuditLog } from '../../src/adapters/memory/audit-log';
-import { MemoryBus } from '../../src/adapters/memory/bus';
-import { RedisRegionLog } from '../../src/adapters/redis/region-log';
-import { RedisAuditLog } from '../../src/adapters/redis/audit-log';
 import { createRedisClient, deleteKeysWithPrefix, quitClient } from '../../src/adapters/redis/client';
-import { NatsBus, type NatsAuth } from '../../src/adapters/nats/bus';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SqliteStore, STORE_FILE } from '../../src/adapters/sqlite/store';
-import { SqliteRegionLog } from '../../src/adapters/sqlite/region-log';
-import { SqliteAuditLog } from '../../src/adapters/sqlite/audit-log';
-import type { Bus } from '../../src/ports/bus';
 import { makeTestTrust } from './keys';
 import type { LiveTrust } from '../../src/domain/live-trust';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { MemoryTreeStore } from '../../src/adapters/memory/tree-store';
-import { RedisTreeStore } from '../../src/adapters/redis/tree-store';
-import { TransparencyLog, auditFeedingTree } from '../../src/tlog/service';
 import { SIG_ED25519, noteSigner } from '../../src/domain/tlog/note';
 import { TEST_NATS_URL, TEST_REDIS_URL, uniqueKeyPrefix, uniqueSubjectPrefix } from './env';
 
@@ -93,7 +81,7 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
   const regions = RegionRegistry.fromJson({ regions: regionList });
   const trust = opts.trust ?? makeTestTrust(['KG', 'KZ', 'CN'], regionList);
   const shared = opts.shared ?? sharedBackend();
-  const config: Readonly<Config> = loadConfig({
+  const baseConfig: Record<string, string | undefined> = {
     CORDON_LOG_LEVEL: 'silent',
     CORDON_REDIS_KEY_PREFIX: shared.keyPrefix,
     CORDON_NATS_SUBJECT_PREFIX: shared.subjectPrefix,
@@ -103,98 +91,52 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
     CORDON_READ_RATE_LIMIT_MAX: '0',
     CORDON_AUDIT_RATE_LIMIT_MAX: '0',
     CORDON_WS_MAX_SESSIONS_PER_TOKEN: '0',
-    ...opts.config,
-  });
+  };
 
-  const closers: Array<() => Promise<void>> = [];
-  let deps: AppDeps;
+  // The server's own wiring (src/compose.ts), with this test's choices: its trust store and
+  // registry, clock, metrics, NATS login, log key; on this machine's Redis and NATS, or the
+  // embedded store in a temporary directory, or memory.
+  let dataDir: string | undefined;
+  let backendConfig: Record<string, string>;
   if (opts.backend === 'real') {
-    const redis = createRedisClient(opts.redisUrl ?? TEST_REDIS_URL);
-    const metrics = createMetrics({ defaultMetrics: false });
-    const bus: Bus = await NatsBus.connect({
-      servers: opts.nats?.url ?? TEST_NATS_URL,
-      subjectPrefix: shared.subjectPrefix,
-      log: pino({ level: 'silent' }),
-      auth: opts.nats?.auth,
-      inboxPrefix: config.natsInboxPrefix,
-      registry: metrics.registry,
-    });
-    // Production's verification: on a worker thread (config CORDON_VERIFY_THREADS, default 1).
-    const verifier = createVerifyPool(config.verifyThreads);
-    closers.push(
-      () => bus.close(),
-      () => verifier.close(),
-      // An app that made its own prefix removes its keys; shared prefixes belong to the test.
-      async () => {
-        if (!opts.shared) await deleteKeysWithPrefix(redis, shared.keyPrefix);
-      },
-      () => quitClient(redis),
-    );
-    deps = {
-      config,
-      regionLog: new RedisRegionLog(redis, { prefix: shared.keyPrefix }),
-      bus,
-      audit: new RedisAuditLog(redis, { prefix: shared.keyPrefix }),
-      trust: trust.store,
-      regions,
-      live: opts.live,
-      metrics,
-      now: opts.now ?? Date.now,
-      check: verifier.check,
-    };
-  } else if (opts.backend === 'sqlite') {
-    // A store file of this app's own, in a temporary directory removed on close (never .cordon/).
-    const dir = mkdtempSync(join(tmpdir(), 'cordon-test-sqlite-'));
-    const store = SqliteStore.open(join(dir, STORE_FILE));
-    closers.push(
-      () => store.close(),
-      async () => rmSync(dir, { recursive: true, force: true }),
-    );
-    deps = {
-      config,
-      regionLog: new SqliteRegionLog(store),
-      bus: new MemoryBus({ log: pino({ level: 'silent' }) }),
-      audit: new SqliteAuditLog(store),
-      trust: trust.store,
-      regions,
-      metrics: createMetrics({ defaultMetrics: false }),
-      now: opts.now ?? Date.now,
+    backendConfig = {
+      CORDON_STORE: 'redis',
+      CORDON_REDIS_URL: opts.redisUrl ?? TEST_REDIS_URL,
+      CORDON_NATS_URL: opts.nats?.url ?? TEST_NATS_URL,
     };
   } else {
-    deps = {
-      config,
-      regionLog: new MemoryRegionLog(),
-      bus: new MemoryBus({ log: pino({ level: 'silent' }) }),
-      audit: new MemoryAuditLog(),
-      trust: trust.store,
-      regions,
-      live: opts.live,
-      metrics: createMetrics({ defaultMetrics: false }),
-      now: opts.now ?? Date.now,
-    };
+    // A directory of this app's own, removed on close (never .cordon/): the store file, the log key.
+    dataDir = mkdtempSync(join(tmpdir(), `cordon-test-${opts.backend}-`));
+    // Signatures on the event loop, as these backends always had them (the real one: on a worker).
+    backendConfig = { CORDON_STORE: opts.backend, CORDON_DATA_DIR: dataDir, CORDON_VERIFY_THREADS: '0' };
   }
-  if (opts.tlog) {
-    const store = opts.backend === 'real' ? new RedisTreeStore(createRedisClient(opts.redisUrl ?? TEST_REDIS_URL), { prefix: shared.keyPrefix, ownsClient: true }) : new MemoryTreeStore();
-    const tlog = new TransparencyLog({
-      regionLog: deps.regionLog,
-      audit: deps.audit,
-      store,
-      signer: noteSigner(config.logOrigin, SIG_ED25519, opts.tlog.key ?? generateKeyPairSync('ed25519').privateKey),
-      originPrefix: config.logOrigin,
-      regions: regionList.map((r) => r.code),
-      log: pino({ level: 'silent' }),
-      delayMs: opts.tlog.delayMs,
-      witnesses: () => trust.store.witnesses(),
-    });
-    tlog.start();
-    deps.tlog = tlog;
-    deps.audit = auditFeedingTree(deps.audit, tlog);
-    closers.unshift(
-      () => tlog.close(),
-      () => store.close(),
-    );
-  }
+  const config: Readonly<Config> = loadConfig({
+    ...baseConfig,
+    ...backendConfig,
+    // The transparency log only when the test asks for it.
+    CORDON_LOG_TREE: opts.tlog ? 'true' : 'false',
+    ...opts.config,
+  });
   const logger = opts.logStream ? pino({ level: config.logLevel }, opts.logStream) : pino({ level: config.logLevel });
+  const composition = await compose(config, logger, {
+    now: opts.now,
+    trust: { store: trust.store, regions },
+    live: opts.live,
+    metrics: createMetrics({ defaultMetrics: false }),
+    natsAuth: opts.nats?.auth,
+    logSigner: opts.tlog ? noteSigner(config.logOrigin, SIG_ED25519, opts.tlog.key ?? generateKeyPairSync('ed25519').privateKey) : undefined,
+    tlogDelayMs: opts.tlog?.delayMs,
+    adapterLog: pino({ level: 'silent' }),
+    async onClose() {
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+      // An app that made its own prefix removes its keys; shared prefixes belong to the test.
+      if (opts.backend === 'real' && !opts.shared) {
+        const redis = createRedisClient(opts.redisUrl ?? TEST_REDIS_URL);
+        await deleteKeysWithPrefix(redis, shared.keyPrefix).finally(() => quitClient(redis));
+      }
+    },
+  });
+  const deps = composition.deps;
   const app = await buildApp(deps, { logger });
   await app.ready();
 
@@ -222,7 +164,7 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
     async close() {
       await operator?.close();
       await app.close();
-      for (const close of closers) await close();
+      await composition.close();
     },
   };
 }

@@ -26,6 +26,11 @@ export type AlertContentDate = string;
  * why an ops caller reads history (recorded in the audit trail); required for ops tokens. No control characters, bidirectional overrides or isolates (U+202A-U+202E, U+2066-U+2069), zero-width characters (U+200B-U+200D, U+2060) or byte order mark (U+FEFF); blank counts as missing
  */
 export type ReplayQueryPurpose = string;
+export type LogProof = LogProofInclusion | LogProofConsistency;
+/**
+ * a SHA-256 hash, standard base64
+ */
+export type LogProofHash = string;
 /**
  * base64url (no padding) of 32 bytes: an Ed25519 public key or a SHA-256 thumbprint
  */
@@ -57,15 +62,19 @@ export interface CordonSchemas {
   'delivered-alert'?: DeliveredAlert;
   'log-consistency-query'?: LogConsistencyQuery;
   'log-proof-query'?: LogProofQuery;
+  'log-proof'?: LogProof;
   problem?: Problem;
   'protected-header'?: ProtectedHeader;
+  readiness?: Readiness;
   receipt?: Receipt;
+  'region-list'?: RegionList;
   'region-registry'?: RegionRegistry;
   'replay-page'?: ReplayPage;
   'replay-query'?: ReplayQuery;
   submission?: Submission;
   'token-claims'?: TokenClaims;
   'trust-store'?: TrustStore;
+  'trust-view'?: TrustView;
   'ws-client-frame'?: WsClientFrame;
   'ws-server-frame'?: WsServerFrame;
 }
@@ -446,6 +455,23 @@ export interface LogProofQuery {
   size?: number;
 }
 /**
+ * GET .../log/proof: the leaf's inclusion proof in the tree of `size` with that tree's root
+ */
+export interface LogProofInclusion {
+  index: number;
+  size: number;
+  root: LogProofHash;
+  proof: LogProofHash[];
+}
+/**
+ * GET .../log/consistency: the consistency proof between tree sizes `from` and `to`
+ */
+export interface LogProofConsistency {
+  from: number;
+  to: number;
+  proof: LogProofHash[];
+}
+/**
  * Open: RFC 9457 allows extension members (e.g. earliest on 410, status on NATS replies).
  */
 export interface Problem {
@@ -467,6 +493,16 @@ export interface ProtectedHeader {
   typ: 'cordon-alert+jws';
   iat: number;
 }
+export interface Readiness {
+  status: 'ready' | 'degraded' | 'not-ready';
+  bus: 'ok' | 'unreachable';
+  checks: {
+    log: boolean;
+    bus: boolean;
+    audit: boolean;
+    shutting_down: boolean;
+  };
+}
 export interface Receipt {
   id: AlertContentAlertId;
   modified: AlertContentTimestamp;
@@ -478,6 +514,21 @@ export interface Receipt {
    * v1.1: the alert's leaf in its region's transparency-log tree (seq - 1)
    */
   leaf_index?: number;
+}
+export interface RegionList {
+  regions: {
+    code: AlertContentRegionCode;
+    name: string;
+    states: AlertContentState[];
+    /**
+     * null while the region log is empty
+     */
+    epoch: string | null;
+    /**
+     * the newest position (0 while empty)
+     */
+    seq: number;
+  }[];
 }
 export interface RegionRegistry {
   /**
@@ -552,9 +603,10 @@ export interface TokenClaims {
   regions?: string[];
 }
 export interface TrustStore {
-  states: {
-    [k: string]: TrustStoreState | undefined;
-  };
+  states: States;
+}
+export interface States {
+  [k: string]: TrustStoreState | undefined;
 }
 export interface TrustStoreState {
   name: string;
@@ -591,6 +643,25 @@ export interface TrustStoreJwk {
   kty: 'OKP';
   crv: 'Ed25519';
   x: TrustStoreB64U32;
+}
+/**
+ * The trust store's states and keys (trust-store.json) and, with the transparency log on (v1.1), the log's verifier key under `log`.
+ */
+export interface TrustView {
+  states: States;
+  /**
+   * the transparency log's key: its note key name, verifier key (C2SP signed note), JWK thumbprint and public JWK
+   */
+  log?: {
+    name: string;
+    vkey: string;
+    kid: string;
+    jwk: {
+      kty: 'OKP';
+      crv: 'Ed25519';
+      x: string;
+    };
+  };
 }
 export interface WsClientFrameSubscribe {
   type: 'subscribe';
