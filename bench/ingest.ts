@@ -78,7 +78,7 @@ async function main(): Promise<void> {
   );
   if (loadavg()[0] > 1) process.stdout.write('WARNING: the machine is busy before the run; figures will be noisy\n');
   process.stdout.write(`signing ${count} distinct alerts of ~1.5 KB...\n`);
-  const bodies: string[] = new Array(count);
+  const bodies: string[] = new Array<string>(count);
   for (let n = 0; n < count; n++) bodies[n] = JSON.stringify(fx.sign(benchContent(fx.region)));
   process.stdout.write(`body size ${Buffer.byteLength(bodies[0])} bytes\n`);
 

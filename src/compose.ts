@@ -85,7 +85,7 @@ export async function compose(config: Readonly<Config>, log: FastifyBaseLogger):
   } else if (config.redisUrl) {
     const redis = createRedisClient(config.redisUrl, {
       // The client names its own lines ({ component: 'redis' }); a child here would repeat the key.
-      log: log as never,
+      log,
       sentinels: config.redisSentinels,
       sentinelName: config.redisSentinelName,
       cluster: config.redisCluster,
