@@ -127,10 +127,10 @@ async function main(): Promise<void> {
     const pubS = (performance.now() - t0) / 1000;
     await page.waitForFunction(`document.querySelector('[role=feed] article')?.getAttribute('aria-setsize') === '${ALERTS}'`, undefined, { timeout: 120_000, polling: 100 });
     const allS = (performance.now() - t0) / 1000;
-    const ingestFrames = (await page.evaluate('window.__frames')) as number[];
+    const ingestFrames = await page.evaluate<number[]>('window.__frames');
     out(`10,000: ${ALERTS} alerts published in ${pubS.toFixed(1)} s, all in the feed after ${allS.toFixed(1)} s; while arriving: ${frameStats(ingestFrames)}`);
     await page.evaluate('window.__frames = []');
-    const scrolled = (await page.evaluate(`new Promise((done) => {
+    const scrolled = await page.evaluate<{ frames: number; articles: number; nodes: number }>(`new Promise((done) => {
       const s = document.querySelector('.feed-scroller');
       let frames = 0;
       const step = () => {
@@ -140,8 +140,8 @@ async function main(): Promise<void> {
         else requestAnimationFrame(step);
       };
       requestAnimationFrame(step);
-    })`)) as { frames: number; articles: number; nodes: number };
-    const scrollFrames = (await page.evaluate('window.__frames')) as number[];
+    })`);
+    const scrollFrames = await page.evaluate<number[]>('window.__frames');
     out(`10,000: scrolled top to bottom (600 px a frame, ${scrolled.frames} frames): ${frameStats(scrollFrames)}; ${scrolled.articles} articles and ${scrolled.nodes} elements in the DOM`);
     await page.evaluate(`document.querySelector('.feed-scroller').scrollTop = 0`);
     await sleep(500);
@@ -151,14 +151,14 @@ async function main(): Promise<void> {
     t0 = performance.now();
     await publish(RATE * PACED_S, 1000 / RATE);
     await sleep(1000);
-    const lat = (await page.evaluate(`[...window.__recv].map(([id, t]) => { const d = window.cordonConsole.drawn.get(id); return d === undefined ? -1 : d - t; })`)) as number[];
+    const lat = await page.evaluate<number[]>(`[...window.__recv].map(([id, t]) => { const d = window.cordonConsole.drawn.get(id); return d === undefined ? -1 : d - t; })`);
     const drawn = lat.filter((x) => x >= 0).sort((a, b) => a - b);
-    const pacedFrames = (await page.evaluate('window.__frames')) as number[];
+    const pacedFrames = await page.evaluate<number[]>('window.__frames');
     out(
       `latency: ${RATE} alerts/s for ${PACED_S} s (${lat.length} received, ${drawn.length} drawn): receipt to on screen p50 ${percentile(drawn, 50).toFixed(1)} ms, ` +
         `p99 ${percentile(drawn, 99).toFixed(1)} ms, max ${drawn[drawn.length - 1]?.toFixed(1)} ms (target p99 < 500 ms); ${frameStats(pacedFrames)}`,
     );
-    const heap = (await page.evaluate('performance.memory ? performance.memory.usedJSHeapSize : 0')) as number;
+    const heap = await page.evaluate<number>('performance.memory ? performance.memory.usedJSHeapSize : 0');
     if (heap) out(`memory: JS heap ${(heap / 1048576).toFixed(0)} MB with ${ALERTS + lat.length} alerts held`);
     await ctx.close();
   } finally {

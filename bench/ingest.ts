@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   );
   if (loadavg()[0] > 1) process.stdout.write('WARNING: the machine is busy before the run; figures will be noisy\n');
   process.stdout.write(`signing ${count} distinct alerts of ~1.5 KB...\n`);
-  const bodies: string[] = new Array(count);
+  const bodies: string[] = new Array<string>(count);
   for (let n = 0; n < count; n++) bodies[n] = JSON.stringify(fx.sign(benchContent(fx.region)));
   process.stdout.write(`body size ${Buffer.byteLength(bodies[0])} bytes\n`);
 
@@ -151,7 +151,7 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
   try {
     const launcher = PROFILE ? 'dist/bench/lib/instrumented-server.js' : 'dist/src/server.js';
     const profiles = { on: join(tmpdir(), `cordon-ingest-on-${Date.now()}.cpuprofile`), off: join(tmpdir(), `cordon-ingest-off-${Date.now()}.cpuprofile`) };
-    const profiled = async (which: 'on' | 'off', proc: RunningProcess, run: () => Promise<Figures>): Promise<Figures> => {
+    const profiled = async (proc: RunningProcess, run: () => Promise<Figures>): Promise<Figures> => {
       if (!PROFILE) return run();
       proc.proc.kill('SIGWINCH');
       const f = await run();
@@ -171,7 +171,7 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
     };
     const redisBefore = await redisCpuMs();
     const on = node;
-    const cordon = await profiled('on', on, () => load('cordon (Redis + NATS)', on.url, bodies, on.proc.pid));
+    const cordon = await profiled(on, () => load('cordon (Redis + NATS)', on.url, bodies, on.proc.pid));
     const redisUsPerReq = ((await redisCpuMs()) - redisBefore) * 1000 / Math.max(1, cordon.ok);
     const top = Number(await redis.hget(`${prefix}{${fx.region}}:meta`, 'seq'));
     await node.stop();
@@ -185,7 +185,7 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
     });
     await load('warm-up', node.url, bodies.slice(-5000, -1));
     const off = node;
-    const logOff = await profiled('off', off, () => load('cordon, transparency log off', off.url, bodies, off.proc.pid));
+    const logOff = await profiled(off, () => load('cordon, transparency log off', off.url, bodies, off.proc.pid));
     await node.stop();
     node = undefined;
 

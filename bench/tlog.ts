@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   const store = new RedisTreeStore(redis, { prefix });
   const signer = noteSigner('cordon.bench', SIG_ED25519, generateKeyPairSync('ed25519').privateKey);
   const tree = { tag: 'KG-CN-01', name: 'bench' };
-  const hashes: Hash[] = new Array(LEAVES);
+  const hashes: Hash[] = new Array<Hash>(LEAVES);
   for (let i = 0; i < LEAVES; i++) hashes[i] = leafHash(`bench leaf ${i}`);
   const source: LeafSource = {
     async head() {

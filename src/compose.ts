@@ -27,9 +27,6 @@ import type { TrustStore } from './domain/trust-store';
 import type { Metrics } from './metrics';
 import type { NatsAuth } from './adapters/nats/bus';
 import type { NoteSigner } from './domain/tlog/note';
-import type { RegionLog } from './ports/region-log';
-import type { AuditLog } from './ports/audit-log';
-import type { Bus } from './ports/bus';
 
 /**
  * What a caller (a test, a bench) may choose instead of the configuration; everything else is

@@ -228,7 +228,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     retentionIntervalMs: v.CORDON_RETENTION_INTERVAL_MS,
     dataDir: v.CORDON_DATA_DIR,
     store: v.CORDON_STORE ?? (v.CORDON_REDIS_URL ? 'redis' : 'sqlite'),
-    nodeId: v.CORDON_NODE_ID ?? `${v.CORDON_HOST}:${v.CORDON_PORT}`,
+    nodeId: v.CORDON_NODE_ID ?? `${String(v.CORDON_HOST)}:${String(v.CORDON_PORT)}`,
     redisKeyPrefix: v.CORDON_REDIS_KEY_PREFIX,
     natsSubjectPrefix: v.CORDON_NATS_SUBJECT_PREFIX,
     natsUser: v.CORDON_NATS_USER,

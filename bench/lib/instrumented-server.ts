@@ -41,4 +41,5 @@ process.on('SIGURG', () => {
   if (process.env.BENCH_MEMORY_OUT) writeFileSync(process.env.BENCH_MEMORY_OUT, JSON.stringify(process.memoryUsage()));
 });
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- the server starts on load, after the hooks above are in place
 require('../../src/server');

@@ -180,7 +180,7 @@ function openDesk(c: ConnectCommand, regionsToConfirm: number): Promise<void> {
       if (startsWith(data, ALERT_PREFIX)) return onAlert(desk, data, ALERT_PREFIX.length, now);
       let frame: { type?: string; code?: string; message?: string };
       try {
-        frame = JSON.parse(data.toString('utf8'));
+        frame = JSON.parse(data.toString('utf8')) as typeof frame;
       } catch {
         countOther('unparsable');
         return;

@@ -119,7 +119,7 @@ export class DetailsDialog {
     const c = a.content;
     const hd = handlingOf(c);
     const g = c.grading as Grading;
-    const loc = c.location as { lat: number; lon: number; name?: string } | undefined;
+    const loc = c.location;
     const subjects = (c.subjects as Array<{ kind: string; value: string; subject_category: string; basis: string }> | undefined) ?? [];
     const related = (c.related as Array<{ ref: string; rel: string }> | undefined) ?? [];
     const refs = (c.external_refs as Array<{ system: string; ref: string }> | undefined) ?? [];
@@ -137,7 +137,7 @@ export class DetailsDialog {
         [t('receivedAt'), h('time', { datetime: a.received_at, title: formatUtc(a.received_at) }, formatTime(a.received_at))],
         [t('created'), h('time', { datetime: c.created, title: formatUtc(c.created) }, formatTime(c.created))],
         [t('modified'), h('time', { datetime: c.modified, title: formatUtc(c.modified) }, formatTime(c.modified))],
-        [t('validity'), validity(c.valid_from as string, c.valid_until as string | undefined)],
+        [t('validity'), validity(c.valid_from, c.valid_until)],
         [t('position'), t('positionLine', { region: a.region, seq: a.seq })],
         [t('alertId'), h('code', {}, c.id)],
         [t('signature'), sigWords(src.verify, (s) => this.deps.stateName(s))],

@@ -29,7 +29,6 @@ export class FeedView {
   private readonly rows = new Map<string, { el: HTMLElement; rev: number; lang: string; minute: number }>();
   private scheduled = false;
   private focusedKey: string | undefined;
-  private lang = '';
   /** Set by the caller: when an item was first drawn (latency measurement for bench/console). */
   onDrawn?: (item: FeedItem) => void;
 

@@ -294,7 +294,7 @@ export class OpsViews {
     const shown = a.items.filter((r) => (!a.kind || r.kind === a.kind) && (!actor || String(r.actor).toLowerCase().includes(actor)));
     const rest = (r: AuditRecord): string => {
       const { n: _n, at: _at, kind: _k, actor: _a, ...others } = r;
-      return Object.entries(others).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('; ');
+      return Object.entries(others).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v as string | number | boolean | undefined)}`).join('; ');
     };
     replace(
       box,

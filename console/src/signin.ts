@@ -90,13 +90,16 @@ export function signInView(opts: { message?: string; langPicker: HTMLElement; on
                 'button',
                 {
                   type: 'button',
-                  onclick: async () => {
-                    try {
-                      const r = await getJson<{ token: string }>(`/console/dev-desks/${encodeURIComponent(d.id)}`, { method: 'POST' });
-                      await attempt(r.token);
-                    } catch (err) {
-                      replace(msg, String((err as Error).message));
-                    }
+                  onclick: () => {
+                    // Every failure is caught here and shown beside the buttons.
+                    void (async () => {
+                      try {
+                        const r = await getJson<{ token: string }>(`/console/dev-desks/${encodeURIComponent(d.id)}`, { method: 'POST' });
+                        await attempt(r.token);
+                      } catch (err) {
+                        replace(msg, String((err as Error).message));
+                      }
+                    })();
                   },
                 },
                 t('devDeskButton', { stateName: d.stateName, state: d.state, role: t(d.role === 'ops' ? 'role_ops' : 'role_desk') }),

@@ -148,6 +148,9 @@ export class DeskStream {
       case 'error':
         this.h.onServerError(String(f.code), String(f.message));
         break;
+      default:
+        // A frame type this console does not know (a newer server): ignored.
+        break;
     }
   }
 

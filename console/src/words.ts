@@ -26,7 +26,7 @@ export const TLP_CLASS: Record<string, string> = {
 };
 
 export function handlingOf(c: AlertContent): Handling {
-  return c.handling as Handling;
+  return c.handling;
 }
 
 export function tlpWords(tlp: string): string {

@@ -49,7 +49,7 @@ export function defineCommand<O extends OptionSpec>(def: CommandDef<O>): Command
       try {
         const parsed = parseArgs({
           args: argv,
-          options: { ...def.options, help: { type: 'boolean', short: 'h' } } as OptionSpec,
+          options: { ...def.options, help: { type: 'boolean', short: 'h' } },
           strict: true,
           allowPositionals: def.positionals ?? false,
         });
@@ -57,7 +57,7 @@ export function defineCommand<O extends OptionSpec>(def: CommandDef<O>): Command
           io.stdout.write(`${def.summary}\n${usage}`);
           return 0;
         }
-        values = parsed.values as Values<O>;
+        values = parsed.values;
         positionals = parsed.positionals;
       } catch (err) {
         return usageFailure(def.name, (err as Error).message, usage, io);

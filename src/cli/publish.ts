@@ -1,3 +1,4 @@
+import type { NatsConnection } from '@nats-io/nats-core';
 import { randomUUID } from 'node:crypto';
 import type { RegionRegistry } from '../domain/regions';
 import { decodeProtectedHeader, signContent } from '../domain/signature';
@@ -45,7 +46,7 @@ const SCENARIOS = [
 
 /** A realistic alert for a state and region, valid against the contract (used by --demo and tests). */
 export function demoContent(state: string, region: Region, nowMs = Date.now()): AlertContent {
-  const scenario = SCENARIOS[Math.floor(Math.random() * SCENARIOS.length)]!;
+  const scenario = SCENARIOS[Math.floor(Math.random() * SCENARIOS.length)];
   const ts = new Date(nowMs).toISOString();
   const agency = `${state.toLowerCase()}-border-service`;
   return {
@@ -114,9 +115,11 @@ async function requestNats(
   } catch (err) {
     throw new CliError((err as Error).message, { cause: err });
   }
-  let nc: Awaited<ReturnType<typeof connect>>;
+  // transport-node's declared NatsConnection is re-exported through a subpath this tsconfig cannot
+  // resolve (see adapters/nats/bus.ts); nats-core's is the same interface.
+  let nc: NatsConnection;
   try {
-    nc = await connect({ servers: servers.split(','), name: 'cordon-cli', ...login });
+    nc = (await connect({ servers: servers.split(','), name: 'cordon-cli', ...login })) as NatsConnection;
   } catch (err) {
     throw new CliError(`cannot connect to NATS at ${servers}: ${(err as Error).message}`, { cause: err });
   }

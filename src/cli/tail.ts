@@ -223,6 +223,9 @@ export class DeskStream {
       case 'error':
         this.emit({ type: 'error', frame: frame as unknown as ErrorFrameIn });
         break;
+      default:
+        // A frame type this client does not know (a newer server): ignored.
+        break;
     }
   }
 }
@@ -288,6 +291,7 @@ export function alertLine(a: DeliveredAlert, verification = ''): string {
   const c = a.content;
   const urgency = String(c.urgency ?? '').toUpperCase();
   const marks = [c.revoked ? 'REVOKED' : '', c.modified !== c.created && !c.revoked ? 'CORRECTED' : '', verification].filter(Boolean).join(' ');
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point: they never reach the terminal
   const title = String(c.title ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ');
   const handling = [c.handling?.tlp ?? 'TLP:?', ...(Array.isArray(c.handling?.codes) ? c.handling.codes : [])].join(' ');
   return (

@@ -46,7 +46,7 @@ function publishedView(rec: AuditRecord): Pick<AlertContent, 'issuer' | 'audienc
   if (!Array.isArray(states) || !states.every((s) => typeof s === 'string') || typeof min_clearance !== 'string') return undefined;
   return {
     issuer: { state: rec.state } as AlertContent['issuer'],
-    audience: { states: states as string[], min_clearance: min_clearance as Clearance },
+    audience: { states, min_clearance: min_clearance as Clearance },
     region: rec.region,
   };
 }

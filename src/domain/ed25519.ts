@@ -13,6 +13,7 @@ export interface Sodium {
 
 export function loadSodium(): Sodium | undefined {
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- optional native module: absent, Node's crypto is used
     return require('sodium-native') as Sodium;
   } catch {
     return undefined;

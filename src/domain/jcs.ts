@@ -96,7 +96,7 @@ function serialize(value: unknown, path: (string | number)[]): string {
         }
         return out + ']';
       }
-      const proto = Object.getPrototypeOf(value);
+      const proto: unknown = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) throw new JcsError(`not a plain object at ${pointer(path)}`);
       const obj = value as Record<string, unknown>;
       const keys = Object.keys(obj).sort();

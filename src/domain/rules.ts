@@ -168,8 +168,10 @@ export const retentionAfterCreated: ContentRule = (c) => {
 };
 
 // C0, DEL and C1 controls; the title also may not break a line (U+2028, U+2029).
+/* eslint-disable no-control-regex -- these match the control characters an alert may not carry */
 const TITLE_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const DESCRIPTION_FORBIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+/* eslint-enable no-control-regex */
 /**
  * Characters that make a title read otherwise than it is (Trojan Source): bidirectional embeddings
  * and overrides (U+202A–U+202E), isolates (U+2066–U+2069), zero-width space, non-joiner and

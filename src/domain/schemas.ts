@@ -1,4 +1,4 @@
-import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
+import Ajv2020, { type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -32,7 +32,7 @@ export function schemaRegistry(): Ajv2020 {
   addFormats(instance);
   const dir = schemasDir();
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
-    instance.addSchema(JSON.parse(readFileSync(join(dir, file), 'utf8')));
+    instance.addSchema(JSON.parse(readFileSync(join(dir, file), 'utf8')) as SchemaObject);
   }
   ajv = instance;
   return instance;

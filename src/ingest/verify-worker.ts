@@ -72,6 +72,7 @@ export function verifyJob(raw: Buffer, publicKey: Buffer, sodium: Sodium, out: U
 
 if (!isMainThread && parentPort && (workerData as { role?: string } | null)?.role === WORKER_ROLE) {
   const port = parentPort;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded in the worker thread only, which is started only when it exists
   const sodium = require('sodium-native') as Sodium;
   port.on('message', (ab: ArrayBuffer) => {
     const b = Buffer.from(ab);

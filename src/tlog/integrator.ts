@@ -128,7 +128,7 @@ export function storeHashReader(store: TreeStore, tree: TreeId, size: number, ca
   const source: TileSource = {
     async readTiles(tiles) {
       const out: (Buffer | null)[] = tiles.map((t) => cache?.get(tree, t) ?? null);
-      const missing = tiles.map((t, i) => (out[i] ? -1 : i)).filter((i) => i >= 0);
+      const missing = tiles.map((_t, i) => (out[i] ? -1 : i)).filter((i) => i >= 0);
       if (missing.length > 0) {
         const data = await store.readTiles(tree, missing.map((i) => tiles[i]));
         missing.forEach((i, j) => {

@@ -94,11 +94,11 @@ export class Witness {
     if (oldSize === 0) {
       if (proof.length !== 0) return text(422, 'no proof is needed from size 0');
     } else {
-      const oldRoot = Buffer.from(known!.root, 'base64');
+      const oldRoot = Buffer.from(known.root, 'base64');
       const consistent = oldSize === cp.size ? proof.length === 0 && oldRoot.equals(cp.root) : checkTree(proof, cp.size, cp.root, oldSize, oldRoot);
       if (!consistent) {
         this.opts.log.error(
-          { security: true, origin: cp.origin, witnessSize: ourSize, witnessRoot: known!.root, size: cp.size, root: cp.root.toString('base64'), checkpoint: note },
+          { security: true, origin: cp.origin, witnessSize: ourSize, witnessRoot: known.root, size: cp.size, root: cp.root.toString('base64'), checkpoint: note },
           'witness: THE LOG IS NOT CONSISTENT WITH WHAT THIS WITNESS COSIGNED (fork or rewritten history)',
         );
         return text(422, 'the consistency proof does not verify');

@@ -103,7 +103,7 @@ export function gapFrame(gap: GapFrame): string {
   return JSON.stringify({ type: 'gap', region: gap.region, from: gap.from, to: gap.to, reason: gap.reason, epoch: gap.epoch });
 }
 
-export function errorFrame(code: ErrorCode | string, message: string): string {
+export function errorFrame(code: ErrorCode, message: string): string {
   return JSON.stringify({ type: 'error', code, message });
 }
 

@@ -334,7 +334,7 @@ export function describeBusContract(
         const node = await net.openNode();
         await node.serveIngest(((): never => {
           throw new TypeError('secret internals');
-        }) as IngestHandler);
+        }));
 
         const reply = await node.requestIngest(uniqueRegion(), json({}), 2000);
 

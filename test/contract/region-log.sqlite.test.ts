@@ -85,7 +85,7 @@ describe('SqliteRegionLog (SQLite specifics)', () => {
 });
 
 describe('SqliteStore.open', () => {
-  it('refuses a damaged file as damaged, and an unreadable one as unreadable, never creating a new store', () => {
+  it('refuses a damaged file as damaged, and an unreadable one as unreadable, never creating a new store', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cordon-sqlite-'));
     try {
       const file = join(dir, STORE_FILE);
@@ -100,7 +100,7 @@ describe('SqliteStore.open', () => {
       if (process.getuid?.() !== 0) {
         const locked = join(dir, 'locked');
         mkdirSync(locked);
-        SqliteStore.open(join(locked, STORE_FILE)).close();
+        await SqliteStore.open(join(locked, STORE_FILE)).close();
         chmodSync(join(locked, STORE_FILE), 0o000);
         expect(() => SqliteStore.open(join(locked, STORE_FILE))).toThrow(/cannot open the embedded store/);
         chmodSync(join(locked, STORE_FILE), 0o600);

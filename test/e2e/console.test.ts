@@ -68,7 +68,7 @@ function feedArticle(page: Page, title: string) {
 
 /** Every article of the (virtualised) feed, scrolling it through: position order, key and title. */
 async function wholeFeed(page: Page): Promise<Array<{ key: string; title: string }>> {
-  return (await page.evaluate(`(async () => {
+  return await page.evaluate<Array<{ key: string; title: string }>>(`(async () => {
     const s = document.querySelector('.feed-scroller');
     const seen = new Map();
     s.scrollTop = 0;
@@ -82,7 +82,7 @@ async function wholeFeed(page: Page): Promise<Array<{ key: string; title: string
     }
     s.scrollTop = 0;
     return [...seen.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);
-  })()`)) as Array<{ key: string; title: string }>;
+  })()`);
 }
 
 /** Polls a locator's count: the feed re-renders once per animation frame, later on a loaded machine. */
@@ -110,7 +110,7 @@ async function auditItems(purpose: string): Promise<Array<Record<string, unknown
   let after = 0;
   for (;;) {
     const res = await t.app.inject({ url: `/v1/audit?after=${after}&limit=1000&purpose=${encodeURIComponent(purpose)}`, headers: { authorization: `Bearer ${ops}` } });
-    const page = res.json() as { items: Array<Record<string, unknown>>; next: number | null };
+    const page = res.json<{ items: Array<Record<string, unknown>>; next: number | null }>();
     items.push(...page.items);
     if (page.next === null || page.items.length === 0) return items;
     after = page.next;
@@ -146,7 +146,7 @@ describe('console in Chromium against a real node', () => {
     expect(await who.textContent()).toContain('secret');
     expect(desk.url()).toBe(`${base}/console/`);
     // The token lives in sessionStorage only.
-    const stored = (await desk.evaluate('({ session: sessionStorage.getItem("cordon.token"), local: JSON.stringify(localStorage) })')) as { session: string | null; local: string };
+    const stored = await desk.evaluate<{ session: string | null; local: string }>('({ session: sessionStorage.getItem("cordon.token"), local: JSON.stringify(localStorage) })');
     expect(stored.session).toMatch(/^ey/);
     expect(stored.local).not.toContain(stored.session as string);
   });
@@ -477,7 +477,7 @@ describe('console in Chromium against a real node', () => {
 
     const top = (await t.deps.regionLog.state(R1)).latest;
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export' }).click()]);
-    const lines = readFileSync((await download.path()) as string, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { seq: number });
+    const lines = readFileSync((await download.path()), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { seq: number });
     expect(lines.map((l) => l.seq)).toEqual(Array.from({ length: top }, (_, i) => i + 1));
     await page.getByRole('status').filter({ hasText: `Export finished: ${top} alerts downloaded.` }).waitFor();
 

@@ -53,7 +53,7 @@ describe('fuzz: submissions through POST /v1/alerts (real Redis, NATS, keys)', (
           const contentType = CONTENT_TYPES[ct];
           const res = await t.app.inject({ method: 'POST', url: '/v1/alerts', headers: contentType ? { 'content-type': contentType } : {}, payload });
           const after = await tops();
-          const body = res.json() as Record<string, unknown>;
+          const body = res.json<Record<string, unknown>>();
           if (res.statusCode === 201) {
             stats.accept();
             expect(after).toBe(before + 1);

@@ -177,7 +177,8 @@ function getAt(v: Json, path: Array<string | number>): Json {
   return cur;
 }
 
-function setAt(v: Json, path: Array<string | number>, value: Json | typeof DELETE): Json {
+/** `value` may be DELETE (already a Json: Json is `unknown`). */
+function setAt(v: Json, path: Array<string | number>, value: Json): Json {
   if (path.length === 0) return value === DELETE ? null : value;
   const parent = getAt(v, path.slice(0, -1)) as Record<string | number, Json> | Json[];
   const last = path[path.length - 1];
@@ -393,7 +394,7 @@ export function mutateText(text: string, m: TextMutation): string {
       return buf.toString('latin1'); // keep the raw bytes; callers send latin1 as bytes
     }
     case 'number-text': {
-      const at = positions(text, /(?<=[:\[,])-?\d/g);
+      const at = positions(text, /(?<=[:[,])-?\d/g);
       if (at.length === 0) return text;
       const i = at[m.at % at.length];
       let j = i + 1;

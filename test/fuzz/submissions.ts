@@ -95,7 +95,7 @@ export const submissionCase: fc.Arbitrary<SubmissionCase> = fc.oneof(
         subject,
         build: (ctx: SubmissionContext) => {
           let sub: unknown = sign(ctx, freshContent(kind, ctx.regions), 0, 0);
-          for (const m of sm) sub = mutate(sub, m as StructuralMutation);
+          for (const m of sm) sub = mutate(sub, m);
           return encode(sub, tm);
         },
       })),

@@ -148,7 +148,7 @@ describe('fuzz: desk and ops tokens', () => {
           if (/[\r\n\0]/.test(header) || /[^\t\x20-\x7e\x80-\xff]/.test(header)) header = undefined; // not sendable as a header
           if (header !== undefined) {
             const res = await t.app.inject({ method: 'GET', url: `/v1/regions/${region}/alerts?limit=1&purpose=fuzz`, headers: { authorization: header } });
-            const body = res.json() as Record<string, unknown>;
+            const body = res.json<Record<string, unknown>>();
             if (res.statusCode === 200) {
               // HTTP drops a header value's surrounding whitespace (RFC 9110 §5.5); nothing else may differ.
               if (token === token.trim()) expect(accepted).toBe(true);

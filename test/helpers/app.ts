@@ -28,7 +28,7 @@ export interface TestApp {
   trust: ReturnType<typeof makeTestTrust>;
   regions: RegionRegistry;
   /** Signs content with the alert key of its issuer's state (or `state`). */
-  sign(content: AlertContent, state?: string, iat?: number): Submission;
+  sign: (content: AlertContent, state?: string, iat?: number) => Submission;
   /** A desk token (defaults: iss KG, role desk, clearance secret) with overrides. */
   token(claims?: Partial<Token>): string;
   /** POSTs a signed alert through inject() and returns the receipt (throws on a non-2xx answer). */
@@ -155,7 +155,7 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
       if (res.statusCode !== 201 && res.statusCode !== 200) {
         throw new Error(`publish failed: ${res.statusCode} ${res.body}`);
       }
-      return res.json() as Receipt;
+      return res.json<Receipt>();
     },
     async metrics() {
       operator ??= await buildOperatorApp(deps.metrics, { logger: pino({ level: 'silent' }) });

@@ -27,7 +27,7 @@ export function launchChromium(): Promise<Browser> {
 /** Builds the console (esbuild, well under a second) unless dist/console is up to date. */
 export async function ensureConsoleBuilt(): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { ensureBuilt } = require('../../console/build.js') as { ensureBuilt(): Promise<void> };
+  const { ensureBuilt } = require('../../console/build.js') as { ensureBuilt: () => Promise<void> };
   await ensureBuilt();
 }
 

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { main } from '../../src/cli/main';
 
 /** A writable that keeps what is written; `tty` makes it pass for a terminal (progress bars). */
-export function sink(tty = false): { stream: Writable; text(): string } {
+export function sink(tty = false): { stream: Writable; text: () => string } {
   const chunks: Buffer[] = [];
   const stream = new Writable({
     write(chunk: Buffer | string, _enc, cb) {

@@ -11,7 +11,7 @@ import { canonicalize } from '../../src/domain/jcs';
  * A desk client for stream tests: collects every frame a server sends and waits for conditions.
  * Works with injectWS sockets and with real sockets on a listening port.
  */
-export type Frame = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export type Frame = Record<string, any>;  
 
 export class Desk {
   readonly frames: Frame[] = [];
@@ -22,7 +22,8 @@ export class Desk {
 
   constructor(readonly ws: WebSocket) {
     ws.on('message', (data) => {
-      const text = data.toString();
+      // binaryType 'nodebuffer' (ws's default): one Buffer per message, fragments joined.
+      const text = (data as Buffer).toString();
       this.raw.push(text);
       this.frames.push(JSON.parse(text) as Frame);
       this.notify();

@@ -49,7 +49,7 @@ export interface TestTrust {
   alertKey(state: string): TestKey;
   tokenKey(state: string): TestKey;
   /** Signs content with the alert key of `state` (default: content.issuer.state). */
-  sign(content: AlertContent, state?: string, iat?: number): Submission;
+  sign: (content: AlertContent, state?: string, iat?: number) => Submission;
   /** A token with defaults iss KG, sub desk-test, role desk, clearance secret, valid for an hour. */
   token(claims?: Partial<Omit<Token, 'aud'>>): string;
 }

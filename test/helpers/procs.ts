@@ -98,8 +98,8 @@ async function startOnce(port: number, env: Record<string, string>, readyTimeout
   const proc = spawn(process.execPath, [SERVER], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);
   let output = '';
-  proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => void (output += chunk));
-  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => void (output += chunk));
+  proc.stdout.setEncoding('utf8').on('data', (chunk: string) => void (output += chunk));
+  proc.stderr.setEncoding('utf8').on('data', (chunk: string) => void (output += chunk));
 
   let exitCode: number | null | undefined;
   const exited = new Promise<number | null>((resolve) => {

@@ -83,7 +83,7 @@ describe('stream sessions are capped per token', () => {
     const opened = results.filter((r): r is PromiseFulfilledResult<Desk> => r.status === 'fulfilled').map((r) => r.value);
     desks.push(...opened);
     expect(opened).toHaveLength(3);
-    expect(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual(
+    expect(results.filter((r) => r.status === 'rejected').map((r) => String((r).reason))).toEqual(
       Array(17).fill('Error: upgrade refused: 429'),
     );
     const refused = await refusedUpgrade(url, { authorization: `Bearer ${token}` });
@@ -161,7 +161,7 @@ describe('a replay page over alerts the caller may not see is bounded', () => {
     }
     expect(pages).toBe(ALERTS / max);
     // Not asserted (the machine is shared), but worth seeing: before the bound one page took ~250 ms.
-    console.log(`invisible region of ${ALERTS}: ${pages} pages, slowest ${slowest.toFixed(1)} ms`); // eslint-disable-line no-console
+    console.log(`invisible region of ${ALERTS}: ${pages} pages, slowest ${slowest.toFixed(1)} ms`);  
   }, 60_000);
 
   test('a page the caller may see in full still returns limit items', async () => {

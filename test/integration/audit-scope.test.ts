@@ -35,7 +35,7 @@ describe('GET /v1/audit is scoped to what the caller state may read (Redis)', ()
     while (after < top) {
       const res = await get(`/v1/audit?after=${after}&limit=${limit}&purpose=scope%20check`, token);
       expect(res.statusCode).toBe(200);
-      const page = res.json() as { items: AuditRecord[]; next: number | null };
+      const page = res.json<{ items: AuditRecord[]; next: number | null }>();
       expect(validator('audit-page')(page)).toBe(true);
       bodies += res.body;
       pages++;

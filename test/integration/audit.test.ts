@@ -21,7 +21,7 @@ describe('GET /v1/audit on Redis', () => {
     while (after !== null && after < top) {
       const res = await get(`/v1/audit?after=${after}&limit=${limit}&purpose=review`, token);
       expect(res.statusCode).toBe(200);
-      const page = res.json() as { items: AuditRecord[]; next: number | null };
+      const page = res.json<{ items: AuditRecord[]; next: number | null }>();
       expect(validator('audit-page')(page)).toBe(true);
       items.push(...page.items);
       nexts.push(page.next);

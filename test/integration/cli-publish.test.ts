@@ -35,7 +35,7 @@ describe('cordon publish and verify --url against a running app', () => {
     const jwk = k.privateKey.export({ format: 'jwk' });
     write('kg.jwk.json', { ...jwk, kid: k.kid, cordon: { state: 'KG', use: 'alert', regions: mine } });
     write('regions.json', { regions: t.regions.list() });
-    return { key: 'kg.jwk.json', regions: 'regions.json', region: mine[0]! };
+    return { key: 'kg.jwk.json', regions: 'regions.json', region: mine[0] };
   }
 
   test('over HTTP: --demo is accepted (201), the same content again answers 200, an equivocation is refused with exit 1', async () => {

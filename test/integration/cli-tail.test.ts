@@ -18,8 +18,8 @@ import { validContent } from '../fixtures/alerts';
 
 interface Running {
   done: Promise<number>;
-  stdout(): string;
-  stderr(): string;
+  stdout: () => string;
+  stderr: () => string;
 }
 
 /** Runs `cordon tail` in process, as main() would. */
@@ -227,7 +227,7 @@ describe('cordon tail across two nodes sharing one log and bus', () => {
     for (const s of [...t.app.deskSessions]) s.close(4001, 'shutting down');
     const inject = (a: FastifyInstance) => (c: AlertContent) => a.inject({ method: 'POST', url: '/v1/alerts', payload: t.sign(c) });
     const after = [];
-    for (let i = 0; i < 3; i++) after.push((await inject(second)(validContent({ region: R }))).json() as Receipt);
+    for (let i = 0; i < 3; i++) after.push((await inject(second)(validContent({ region: R }))).json<Receipt>());
     expect(await run.done).toBe(0);
     const seqs = lines(run.stdout()).map((l) => JSON.parse(l).seq);
     expect(seqs).toEqual([...before, ...after].map((r) => r.seq));

@@ -87,12 +87,12 @@ describe('development desks', () => {
     const devDesks = DevDesks.fromKeys(t.deps.trust, new Map([['KG', { privateKey: key.privateKey, kid: key.kid, state: 'KG', use: 'token' as const }]]));
     const app = await buildApp({ ...t.deps, metrics: createMetrics({ defaultMetrics: false }), devDesks }, { logger: pino({ level: 'silent' }) });
     try {
-      const list = (await app.inject({ url: '/console/dev-desks' })).json() as { desks: Array<{ id: string; role: string }> };
+      const list = (await app.inject({ url: '/console/dev-desks' })).json<{ desks: Array<{ id: string; role: string }> }>();
       expect(list.desks.map((d) => d.id)).toEqual(['desk-kg', 'ops-kg']);
       const res = await app.inject({ method: 'POST', url: '/console/dev-desks/desk-kg' });
       expect(res.statusCode).toBe(200);
       expect(res.headers['cache-control']).toBe('no-store');
-      const { token } = res.json() as { token: string };
+      const { token } = res.json<{ token: string }>();
       const regions = await app.inject({ url: '/v1/regions', headers: { authorization: `Bearer ${token}` } });
       expect(regions.statusCode).toBe(200);
       expect((await app.inject({ method: 'POST', url: '/console/dev-desks/desk-zz' })).statusCode).toBe(404);

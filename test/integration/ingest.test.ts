@@ -46,7 +46,7 @@ describe.each<Backend>(['memory', 'real', 'sqlite'])('POST /v1/alerts on the %s 
     const sub = t.sign(content());
     const res = await post(sub);
     expect(res.statusCode).toBe(201);
-    const receipt = res.json() as Receipt;
+    const receipt = res.json<Receipt>();
     expect(receipt).toEqual({
       id: sub.content.id,
       modified: sub.content.modified,
@@ -336,9 +336,9 @@ describe('two Cordon instances appending to one region at once', () => {
         }),
       );
       expect(results.map((r) => r.statusCode)).toEqual(Array(n).fill(201));
-      const seqs = results.map((r) => (r.json() as Receipt).seq).sort((x, y) => x - y);
+      const seqs = results.map((r) => (r.json<Receipt>()).seq).sort((x, y) => x - y);
       expect(seqs).toEqual(Array.from({ length: n }, (_, i) => i + 1));
-      const epochs = new Set(results.map((r) => (r.json() as Receipt).epoch));
+      const epochs = new Set(results.map((r) => (r.json<Receipt>()).epoch));
       expect(epochs.size).toBe(1);
     } finally {
       await a.close();
@@ -368,7 +368,7 @@ describe('with Redis unreachable', () => {
       expect((await t.app.inject({ url: '/readyz' })).statusCode).toBe(503);
 
       await proxy.resume();
-      let res;
+      let res: Awaited<ReturnType<typeof post>> | undefined;
       for (let i = 0; i < 50; i++) {
         res = await post(validContent({ region }));
         if (res.statusCode === 201) break;
@@ -376,7 +376,7 @@ describe('with Redis unreachable', () => {
       }
       expect(res!.statusCode).toBe(201);
       // Nothing was half-written while Redis was away: the next seq follows the first without a gap.
-      expect((res!.json() as Receipt).seq).toBe(2);
+      expect(res!.json<Receipt>().seq).toBe(2);
     } finally {
       await t.close();
       await proxy.close();

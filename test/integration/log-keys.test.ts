@@ -19,7 +19,7 @@ import { TEST_NATS_URL, uniqueKeyPrefix, uniqueSubjectPrefix } from '../helpers/
 function capture(): { log: FastifyBaseLogger; lines: string[] } {
   const lines: string[] = [];
   const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(...s.split('\n').filter(Boolean)) });
-  return { log: log as unknown as FastifyBaseLogger, lines };
+  return { log: log, lines };
 }
 
 /** Fails with the line when a key repeats at any depth (the hostile-input parser refuses duplicates). */

@@ -6,7 +6,7 @@ import { errors, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { makeTestApp, type TestApp } from '../helpers/app';
 import { makeTestTrust } from '../helpers/keys';
-import { Desk, socketDesk } from '../helpers/desk';
+import { type Desk, socketDesk } from '../helpers/desk';
 import { uniqueKeyPrefix } from '../helpers/env';
 import { authorizationBlock, NATS_SERVER_BINARY, startNatsServer, type NatsServerProcess } from '../helpers/nats-server';
 import { validContent } from '../fixtures/alerts';

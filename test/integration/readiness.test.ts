@@ -14,7 +14,7 @@ import { validContent } from '../fixtures/alerts';
 
 async function readyz(t: TestApp): Promise<{ code: number; body: Record<string, unknown> }> {
   const res = await t.app.inject({ url: '/readyz' });
-  return { code: res.statusCode, body: res.json() as Record<string, unknown> };
+  return { code: res.statusCode, body: res.json<Record<string, unknown>>() };
 }
 
 async function until(t: TestApp, status: string, timeoutMs = 15_000): Promise<{ code: number; body: Record<string, unknown> }> {

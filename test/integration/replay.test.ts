@@ -57,7 +57,7 @@ describe('history on Redis: GET /v1/regions/{region}/alerts and GET /v1/alerts/{
     while (cursor !== null) {
       const res = await get(`/v1/regions/${A}/alerts?after=${cursor}&limit=${limit}`, token);
       expect(res.statusCode).toBe(200);
-      const page = res.json() as { items: DeliveredAlert[]; next: number | null };
+      const page = res.json<{ items: DeliveredAlert[]; next: number | null }>();
       items.push(...page.items);
       nexts.push(page.next);
       cursor = page.next;
@@ -81,7 +81,7 @@ describe('history on Redis: GET /v1/regions/{region}/alerts and GET /v1/alerts/{
       const res = await t.app.inject({ method: 'POST', url: '/v1/alerts', payload: sub });
       expect(res.statusCode).toBe(201);
       subs.push(sub);
-      receipts.push(res.json() as Receipt);
+      receipts.push(res.json<Receipt>());
     }
   });
 
@@ -298,10 +298,10 @@ describe('history on Redis: GET /v1/regions/{region}/alerts and GET /v1/alerts/{
     test('answers the newest version the token may see, as a delivered alert', async () => {
       const latest = await fetchAlert(v1.content.id, kg());
       expect(latest.statusCode).toBe(200);
-      const body = latest.json() as DeliveredAlert;
+      const body = latest.json<DeliveredAlert>();
       expect(validator('delivered-alert')(body)).toBe(true);
       expect(body).toMatchObject({ region: C, seq: 2, content: v2.content, sig: v2.sig });
-      const forKz = (await fetchAlert(v1.content.id, kz())).json() as DeliveredAlert;
+      const forKz = (await fetchAlert(v1.content.id, kz())).json<DeliveredAlert>();
       expect(forKz).toMatchObject({ seq: 1, content: v1.content, sig: v1.sig });
     });
 

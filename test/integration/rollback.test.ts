@@ -49,7 +49,7 @@ describe('a region log rolled back under its epoch (real Redis)', () => {
   async function snapshot(keys: string[]) {
     const dumps = await Promise.all(keys.map((k) => redis.dumpBuffer(k)));
     return async () => {
-      for (let i = 0; i < keys.length; i++) await redis.restore(keys[i], 0, dumps[i]!, 'REPLACE');
+      for (let i = 0; i < keys.length; i++) await redis.restore(keys[i], 0, dumps[i], 'REPLACE');
     };
   }
 

@@ -1,6 +1,6 @@
 import { makeTestApp, sharedBackend, testRegions, type TestApp } from '../helpers/app';
 import { makeTestTrust } from '../helpers/keys';
-import { appendDirect, Desk, injectDesk, socketDesk } from '../helpers/desk';
+import { appendDirect, type Desk, injectDesk, socketDesk } from '../helpers/desk';
 import { validContent } from '../fixtures/alerts';
 import type { AlertContent } from '../../src/domain/types';
 import { createRedisClient } from '../../src/adapters/redis/client';

@@ -1,5 +1,5 @@
 import { makeTestApp, type Backend, type TestApp } from '../helpers/app';
-import { appendDirect, Desk, expectedAlertFrame, injectDesk, refusedUpgrade, socketDesk } from '../helpers/desk';
+import { appendDirect, type Desk, expectedAlertFrame, injectDesk, refusedUpgrade, socketDesk } from '../helpers/desk';
 import { validContent } from '../fixtures/alerts';
 import { validator } from '../../src/domain/schemas';
 import type { AlertContent, Receipt } from '../../src/domain/types';
@@ -221,7 +221,7 @@ describe.each<Backend>(['memory', 'real', 'sqlite'])('GET /v1/stream on the %s b
 
     test('trimmed history: a gap frame comes first, then subscribed, then alerts from the oldest held', async () => {
       const region = R2;
-      await publishN(3, { region } as Partial<AlertContent>);
+      await publishN(3, { region });
       const latest = await top(region);
       await t.deps.regionLog.trim(region, { maxAlerts: 2, nowMs: Date.now() });
       const state = await t.deps.regionLog.state(region);

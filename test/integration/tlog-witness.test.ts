@@ -1,9 +1,9 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import Redis from 'ioredis';
 import { SIG_COSIGNATURE_V1, noteSigner, openNote, parseCheckpoint, parseVerifierKey } from '../../src/domain/tlog/note';
 import { Witness, submitCheckpoint } from '../../src/tlog/witness';
@@ -120,12 +120,15 @@ describe('nodes submit checkpoints to the witnesses of the trust store', () => {
     for (const [state, name] of [['KG', 'witness.kg.example/w1'], ['KZ', 'witness.kz.example/w1']]) {
       // The witness process: a key from keygen, an HTTP listener; its url goes into the trust store.
       const server = await new Promise<Server>((resolve) => {
-        const s = require('node:http').createServer((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+        const s = createServer((req, res) => {
           const chunks: Buffer[] = [];
           req.on('data', (c: Buffer) => chunks.push(c));
           req.on('end', () => {
             const w = witnesses[servers.indexOf(s)];
-            void w.addCheckpoint(Buffer.concat(chunks).toString()).then((a) => res.writeHead(a.status, { 'content-type': a.contentType }).end(a.body));
+            void w.addCheckpoint(Buffer.concat(chunks).toString()).then(
+              (a) => res.writeHead(a.status, { 'content-type': a.contentType }).end(a.body),
+              (err: Error) => res.writeHead(500).end(err.message),
+            );
           });
         });
         s.listen(0, '127.0.0.1', () => resolve(s));
@@ -138,7 +141,7 @@ describe('nodes submit checkpoints to the witnesses of the trust store', () => {
       expect(entry).toMatchObject({ use: 'witness', name, url, status: 'active' });
       vkeys.push(/cosignature vkey (\S+);/.exec(kg.stderr)![1]);
       base.storeJson.states[state].keys.push(entry);
-      const file = require('node:fs').readdirSync(dir).find((f: string) => f.startsWith(`${state}-witness-`));
+      const file = readdirSync(dir).find((f) => f.startsWith(`${state}-witness-`))!;
       const key = signingKeyFromJwk(JSON.parse(readFileSync(join(dir, file), 'utf8')));
       witnesses.push(
         new Witness({

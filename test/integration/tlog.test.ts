@@ -85,7 +85,7 @@ describe('transparency log (real Redis and NATS)', () => {
     for (const d of items) {
       const res = await get(t, `/v1/regions/${A}/log/proof?seq=${d.seq}`);
       expect(res.statusCode).toBe(200);
-      const p = res.json() as { index: number; size: number; root: string; proof: string[] };
+      const p = res.json<{ index: number; size: number; root: string; proof: string[] }>();
       expect(p.index).toBe(d.seq - 1);
       expect(p.root).toBe(cp.root.toString('base64'));
       const proof = p.proof.map((h) => Buffer.from(h, 'base64'));
@@ -106,11 +106,11 @@ describe('transparency log (real Redis and NATS)', () => {
     await waitForSize(t, 9);
     const cp2 = await checkpointOf(t);
     const c = await get(t, `/v1/regions/${A}/log/consistency?from=5&to=9`);
-    const cj = c.json() as { from: number; to: number; proof: string[] };
+    const cj = c.json<{ from: number; to: number; proof: string[] }>();
     expect(cj.from).toBe(5);
     expect(checkTree(cj.proof.map((h) => Buffer.from(h, 'base64')), 9, cp2.root, 5, cp.root)).toBe(true);
     // Proofs against an older size are still served.
-    const old = (await get(t, `/v1/regions/${A}/log/proof?seq=2&size=5`)).json() as { root: string };
+    const old = (await get(t, `/v1/regions/${A}/log/proof?seq=2&size=5`)).json<{ root: string }>();
     expect(old.root).toBe(cp.root.toString('base64'));
 
     // Range and query errors have their codes; entitlement is enforced.
@@ -168,7 +168,7 @@ describe('transparency log (real Redis and NATS)', () => {
     expect(cp1).toBe(cp2);
     const root = parseCheckpoint(openNote(cp1, [await vkeyOf(n1)]).text).root;
     for (const d of await delivered(n1, region)) {
-      const p = (await get(n2, `/v1/regions/${region}/log/proof?seq=${d.seq}&size=30`)).json() as { proof: string[] };
+      const p = (await get(n2, `/v1/regions/${region}/log/proof?seq=${d.seq}&size=30`)).json<{ proof: string[] }>();
       expect(checkRecord(p.proof.map((h) => Buffer.from(h, 'base64')), 30, root, d.seq - 1, leafHash(deliveredLeafData(d)))).toBe(true);
     }
   });
@@ -199,7 +199,7 @@ describe('transparency log with retention (real Redis)', () => {
       }
       expect((await t.deps.regionLog.read(region, 0, 1)).entries[0].seq).toBeGreaterThan(1);
       const root = parseCheckpoint(body.slice(0, body.lastIndexOf('\n\n') + 1)).root;
-      const p = (await get(`/v1/regions/${region}/log/proof?seq=1`)).json() as { proof: string[] };
+      const p = (await get(`/v1/regions/${region}/log/proof?seq=1`)).json<{ proof: string[] }>();
       expect(checkRecord(p.proof.map((h) => Buffer.from(h, 'base64')), 10, root, 0, leafHash(deliveredLeafData(first)))).toBe(true);
     } finally {
       await t.close();

@@ -139,7 +139,7 @@ describe.each<Backend>(['memory', 'real'])('live trust reload on the %s backend'
       expect(ok).toMatchObject({ status: 201 });
     }
     // The public store says so; the metrics name the new version.
-    const trust = (await n.t.app.inject({ url: '/v1/trust' })).json() as TrustStoreJson;
+    const trust = (await n.t.app.inject({ url: '/v1/trust' })).json<TrustStoreJson>();
     expect(trust.states.KG.keys.find((k) => k.use === 'alert')?.status).toBe('revoked');
     const after = await metric(n, 'cordon_trust_store_version');
     expect(after).not.toBe(before);

@@ -114,7 +114,7 @@ type Service = {
 const compose = parseYaml(read('docker-compose.yml')) as { services: Record<string, Service>; volumes?: Record<string, null> };
 const services = compose.services;
 const serviceNames = Object.keys(services);
-const cordonNodes = serviceNames.filter((n) => services[n].environment && Object.keys(services[n].environment!).some((k) => k.startsWith('CORDON_')));
+const cordonNodes = serviceNames.filter((n) => services[n].environment && Object.keys(services[n].environment).some((k) => k.startsWith('CORDON_')));
 const natsNodes = serviceNames.filter((n) => services[n].image?.startsWith('nats:'));
 const dockerfile = read('Dockerfile');
 
@@ -182,7 +182,7 @@ describe('docker-compose.yml: the production-shaped stack', () => {
     expect(serviceNames.length).toBeGreaterThanOrEqual(7);
     for (const name of serviceNames) {
       const hc = services[name].healthcheck;
-      expect([name, Array.isArray(hc?.test) && hc!.test.length > 1]).toEqual([name, true]);
+      expect([name, Array.isArray(hc?.test) && hc.test.length > 1]).toEqual([name, true]);
       expect(['CMD', 'CMD-SHELL']).toContain(hc!.test[0]);
     }
   });
@@ -277,7 +277,7 @@ describe('docker-compose.yml: the production-shaped stack', () => {
     // `option forwardfor` appends to what the client sent: a spoofed chain would reach the node
     expect(cfg).not.toMatch(/option\s+forwardfor/);
     expect(cfg).not.toMatch(/add-header\s+X-Forwarded-For/i);
-    for (const name of cordonNodes) expect([name, loadConfig(services[name].environment!).trustProxy]).toEqual([name, 1]);
+    for (const name of cordonNodes) expect([name, loadConfig(services[name].environment).trustProxy]).toEqual([name, 1]);
   });
 
   it('serves /metrics on each node\'s operator listener, which neither the proxy nor the host reaches', () => {
@@ -285,7 +285,7 @@ describe('docker-compose.yml: the production-shaped stack', () => {
     // no path rule needed (and none that an encoding like /%6detrics could slip past)
     expect(cfg).not.toMatch(/metrics/);
     for (const name of cordonNodes) {
-      const config = loadConfig(services[name].environment!);
+      const config = loadConfig(services[name].environment);
       expect(config.metricsEnabled).toBe(true);
       expect(config.metricsPort).not.toBe(config.port);
       // the proxy's servers are the public port only

@@ -24,7 +24,7 @@ const paths = (errs: FieldError[]): string[] => errs.map((e) => e.path);
 /** validContent with one nested object patched. */
 function withHandling(h: Partial<Record<string, unknown>>): AlertContent {
   const c = validContent();
-  return { ...c, handling: { ...c.handling, ...h } as AlertContent['handling'] };
+  return { ...c, handling: { ...c.handling, ...h } };
 }
 
 describe('fixtures', () => {
@@ -140,7 +140,7 @@ describe('rules', () => {
   it('requires valid_until after valid_from', () => {
     const c = validContent();
     expect(paths(violations({ ...c, valid_until: c.valid_from }))).toEqual(['/content/valid_until']);
-    expect(paths(violations({ ...c, valid_until: later(c.valid_from as string, -1000) }))).toEqual(['/content/valid_until']);
+    expect(paths(violations({ ...c, valid_until: later(c.valid_from, -1000) }))).toEqual(['/content/valid_until']);
   });
 
   it.each([

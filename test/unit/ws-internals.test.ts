@@ -65,7 +65,7 @@ describe('ws internals', () => {
       expect(closeFrameReceived(server)).toBe(false);
 
       // A frame written straight to the raw socket arrives as a message (what the session does).
-      const got = new Promise<string>((r) => client.once('message', (d) => r(String(d))));
+      const got = new Promise<string>((r) => client.once('message', (d) => r((d as Buffer).toString())));
       // unmasked server text frame "hi": FIN+text, length 2
       sock!.write(Buffer.from([0x81, 0x02, 0x68, 0x69]));
       await expect(got).resolves.toBe('hi');

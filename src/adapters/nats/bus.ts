@@ -158,7 +158,7 @@ export class NatsBus implements Bus {
     };
     let nc: NatsConnection;
     try {
-      nc = await connect(options);
+      nc = (await connect(options)) as NatsConnection;
     } catch (err) {
       throw new BusUnavailableError('cannot connect to NATS', { cause: err });
     }

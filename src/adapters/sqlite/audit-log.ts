@@ -62,5 +62,5 @@ export class SqliteAuditLog implements AuditLog {
 
 /** `{ n, at, kind, actor, ... }`; n and at win over same-named input fields. */
 function auditRecord(n: number, at: string, input: AuditInput): AuditRecord {
-  return Object.assign({ n, at }, input, { n, at }) as AuditRecord;
+  return Object.assign({ n, at }, input, { n, at });
 }

@@ -26,7 +26,7 @@ export function openSqliteBackend(
   dataDir: string,
   metrics: Metrics,
   log: Pick<FastifyBaseLogger, 'info' | 'warn'>,
-): { regionLog: RegionLog; audit: AuditLog; treeStore: TreeStore; file: string; store: SqliteStore; close(): Promise<void> } {
+): { regionLog: RegionLog; audit: AuditLog; treeStore: TreeStore; file: string; store: SqliteStore; close: () => Promise<void> } {
   const file = storeFileOf(dataDir);
   const store = SqliteStore.open(file);
   if (store.created) {

@@ -224,7 +224,7 @@ export class SqliteStore {
   write<T>(op: () => T): Promise<T> {
     if (this.closed) return Promise.reject(new LogUnavailableError('the embedded store is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ op, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ op, resolve, reject });
       if (this.queue.length === 1) this.flushing = new Promise((done) => setImmediate(() => (this.flush(), done())));
     });
   }

@@ -1,3 +1,4 @@
+import * as nodeCrypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 
 /**
@@ -53,7 +54,7 @@ export function nodeHash(left: Hash, right: Hash): Hash {
 }
 
 /** crypto.hash (Node 20.12+), a one-shot digest several times cheaper than createHash for 65 bytes. */
-const oneShot = (require('node:crypto') as { hash?: (alg: string, data: Buffer, enc: 'buffer') => Buffer }).hash;
+const oneShot = (nodeCrypto as { hash?: (alg: string, data: Buffer, enc: 'buffer') => Buffer }).hash;
 
 /** Reads stored hashes by stored hash index; must return exactly one hash per index. */
 export interface HashReader {
@@ -122,7 +123,7 @@ export function storedHashCount(n: number): number {
  */
 export async function storedHashesForRecordHash(n: number, h: Hash, r: HashReader): Promise<Hash[]> {
   const m = trailingOnes(n);
-  const indexes: number[] = new Array(m);
+  const indexes: number[] = new Array<number>(m);
   for (let i = 0; i < m; i++) indexes[m - 1 - i] = storedHashIndex(i, Math.floor(n / 2 ** i) - 1);
   const old = m === 0 ? [] : await r.readHashes(indexes);
   if (old.length !== m) throw new TlogError(`readHashes(${m} indexes) returned ${old.length} hashes`);

@@ -88,7 +88,7 @@ export function newTiles(oldSize: number, newSize: number): Tile[] {
 /** The stored hash indexes whose hashes make up tile t. */
 export function tileHashIndexes(t: Tile): number[] {
   const start = t.n * TILE_WIDTH;
-  const out: number[] = new Array(t.width);
+  const out: number[] = new Array<number>(t.width);
   for (let i = 0; i < t.width; i++) out[i] = storedHashIndex(TILE_HEIGHT * t.level, start + i);
   return out;
 }
