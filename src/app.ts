@@ -144,7 +144,7 @@ export async function buildApp(
   app.addHook('onRoute', (r) => {
     documentProblems(r);
     for (const method of [r.method].flat()) {
-      routes.push({ method, url: r.url, hidden: Boolean((r.schema as { hide?: boolean } | undefined)?.hide) });
+      routes.push({ method, url: r.url, hidden: Boolean((r.schema)?.hide) });
     }
   });
   app.decorate('registeredRoutes', routes);

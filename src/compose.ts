@@ -131,7 +131,7 @@ export async function compose(
   } else if (config.redisUrl) {
     const redis = createRedisClient(config.redisUrl, {
       // The client names its own lines ({ component: 'redis' }); a child here would repeat the key.
-      log: adapterLog as never,
+      log: adapterLog,
       sentinels: config.redisSentinels,
       sentinelName: config.redisSentinelName,
       cluster: config.redisCluster,

@@ -361,7 +361,9 @@ or is NOT IN LOG.`,
     const positions: Record<string, DeskPosition> = {};
     for (const r of regions) if (state.regions[r]) positions[r] = state.regions[r];
 
-    let { store, vkey } = await fetchTrust(urls[0]);
+    const first = await fetchTrust(urls[0]);
+    let store = first.store;
+    const vkey = first.vkey;
     const refetched = new Set<string>();
     const say = (line: string) => io.stderr.write(`tail: ${line}\n`);
     const logCheck = values['no-log'] ? undefined : new TailLogCheck(say, vkey, () => new URL(desk.url), token);

@@ -49,7 +49,7 @@ function fast(value: unknown): string | null {
         }
         return out + ']';
       }
-      const proto = Object.getPrototypeOf(value);
+      const proto: unknown = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) return null;
       const obj = value as Record<string, unknown>;
       const keys = Object.keys(obj).sort();

@@ -49,10 +49,7 @@ type Json = unknown;
  * `alert-content.json`) as written: they are pointed at those components here.
  */
 export function componentRefs(doc: Json): Json {
-  const schemas = ((doc as { components?: { schemas?: Record<string, unknown> } }).components?.schemas ?? {}) as Record<
-    string,
-    unknown
-  >;
+  const schemas = ((doc as { components?: { schemas?: Record<string, unknown> } }).components?.schemas ?? {});
   const target = (ref: string): string => {
     if (ref.startsWith('#/')) return ref;
     const m = /^(?:.*\/)?([a-z0-9-]+)\.json(?:#(.*))?$/.exec(ref.startsWith(SCHEMA_BASE) ? ref.slice(SCHEMA_BASE.length) : ref);

@@ -39,7 +39,7 @@ export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, http
     if (!name) throw new Error(`${url}: the query string schema must be a $ref to schemas/`);
     return (data: unknown) => {
       try {
-        return { value: parseQuery(name, data) };
+        return { value: parseQuery<Record<string, unknown>>(name, data) };
       } catch (err) {
         return { error: err as Error };
       }

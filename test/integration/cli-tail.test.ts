@@ -411,7 +411,7 @@ describe('cordon tail proves every alert in the transparency log (real Redis and
   test('cordon verify --url --token proves each delivered alert it verifies; one whose received_at was altered is NOT IN LOG (exit 1)', async () => {
     await t.deps.tlog!.settle();
     const res = await t.app.inject({ url: `/v1/regions/${R}/alerts?after=0&limit=3`, headers: { authorization: `Bearer ${t.token()}` } });
-    const items = (res.json() as { items: Array<Record<string, unknown>> }).items;
+    const items = res.json<{ items: Array<Record<string, unknown>> }>().items;
     expect(items).toHaveLength(3);
     writeFileSync(join(dir, 'held.ndjson'), items.map((i) => JSON.stringify(i)).join('\n') + '\n');
     const ok = await runCordon(dir, ['verify', '--url', url, '--token', t.token(), '--in', 'held.ndjson']);

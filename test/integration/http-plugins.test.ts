@@ -76,7 +76,8 @@ describe('the raw-body parser of the ingest plugin', () => {
       seen.push(raw);
       return { status: 201, body: { ok: true } as never };
     };
-    const app = Fastify({ loggerInstance: pino({ level: 'silent' }) as FastifyBaseLogger });
+    const loggerInstance: FastifyBaseLogger = pino({ level: 'silent' });
+    const app = Fastify({ loggerInstance });
     app.setValidatorCompiler(validatorCompiler);
     app.setSerializerCompiler(serializerCompiler);
     problemHandlers(app);
@@ -90,7 +91,7 @@ describe('the raw-body parser of the ingest plugin', () => {
       const headers = { 'content-type': 'application/json' };
       const ingested = await app.inject({ method: 'POST', url: '/v1/alerts', payload, headers });
       expect(ingested.statusCode).toBe(201);
-      expect(Buffer.isBuffer(seen[0]) && (seen[0] as Buffer).toString()).toBe(payload);
+      expect(Buffer.isBuffer(seen[0]) && (seen[0]).toString()).toBe(payload);
 
       const echoed = await app.inject({ method: 'POST', url: '/echo', payload, headers });
       expect(echoed.json()).toEqual({ isBuffer: false, body: { a: 2 } });

@@ -51,7 +51,7 @@ describe('GET /v1/openapi.json', () => {
     const res = await t.app.inject({ url: '/v1/openapi.json' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
-    doc = res.json() as Doc;
+    doc = res.json<Doc>();
   });
   afterAll(() => t.close());
 
@@ -160,14 +160,14 @@ describe('GET /v1/openapi.json', () => {
     check('/v1/alerts', 'post', 201, posted.json());
     const again = await t.app.inject({ method: 'POST', url: '/v1/alerts', payload: sub });
     check('/v1/alerts', 'post', 200, again.json());
-    const id = (posted.json() as { id: string }).id;
+    const id = posted.json<{ id: string }>().id;
 
     const desk = t.token();
     const ops = t.token({ sub: 'ops-1', role: 'ops' });
     const get = async (url: string, token?: string, status = 200) => {
       const res = await t.app.inject({ url, headers: token ? { authorization: `Bearer ${token}` } : {} });
       expect({ url, status: res.statusCode }).toEqual({ url, status });
-      return res.json() as unknown;
+      return res.json<unknown>();
     };
     check('/healthz', 'get', 200, await get('/healthz'));
     check('/readyz', 'get', 200, await get('/readyz'));

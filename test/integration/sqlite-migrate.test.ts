@@ -141,7 +141,7 @@ describe('cordon migrate (SQLite store into Redis)', () => {
       expect(grown).toMatchObject({ from: 1200, to: 1201 });
       const cp1201 = parseCheckpoint(openNote(grown!.checkpoint!.note, [signer]).text);
       const root1200 = parseCheckpoint(openNote(cps.r2.note, [signer]).text).root;
-      const proof = await storeHashReader(redisTrees, treeTree2, 1201);
+      const proof = storeHashReader(redisTrees, treeTree2, 1201);
       expect((await treeHash(1200, proof)).equals(root1200)).toBe(true);
       expect(checkTree(await proveTree(1201, 1200, proof), 1201, cp1201.root, 1200, root1200)).toBe(true);
       expect((await integrate(redisTrees, new AuditLeafSource(redisAudit, 'cordon.test'), signer))).toMatchObject({ from: 3, to: 4 });
