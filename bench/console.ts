@@ -112,7 +112,9 @@ async function main(): Promise<void> {
     }
     loads.sort((a, b) => a - b);
     lives.sort((a, b) => a - b);
-    out(`load: sign-in page ready in ${percentile(loads, 50).toFixed(0)} ms median (max ${loads[4].toFixed(0)}), cold; sign-in to Live ${percentile(lives, 50).toFixed(0)} ms median`);
+    out(
+      `load: sign-in page ready in ${percentile(loads, 50).toFixed(0)} ms median (max ${loads[4].toFixed(0)}), cold; sign-in to Live ${percentile(lives, 50).toFixed(0)} ms median`,
+    );
 
     // 10,000 alerts
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -125,7 +127,10 @@ async function main(): Promise<void> {
     let t0 = performance.now();
     await publish(ALERTS);
     const pubS = (performance.now() - t0) / 1000;
-    await page.waitForFunction(`document.querySelector('[role=feed] article')?.getAttribute('aria-setsize') === '${ALERTS}'`, undefined, { timeout: 120_000, polling: 100 });
+    await page.waitForFunction(`document.querySelector('[role=feed] article')?.getAttribute('aria-setsize') === '${ALERTS}'`, undefined, {
+      timeout: 120_000,
+      polling: 100,
+    });
     const allS = (performance.now() - t0) / 1000;
     const ingestFrames = await page.evaluate<number[]>('window.__frames');
     out(`10,000: ${ALERTS} alerts published in ${pubS.toFixed(1)} s, all in the feed after ${allS.toFixed(1)} s; while arriving: ${frameStats(ingestFrames)}`);
@@ -142,7 +147,9 @@ async function main(): Promise<void> {
       requestAnimationFrame(step);
     })`);
     const scrollFrames = await page.evaluate<number[]>('window.__frames');
-    out(`10,000: scrolled top to bottom (600 px a frame, ${scrolled.frames} frames): ${frameStats(scrollFrames)}; ${scrolled.articles} articles and ${scrolled.nodes} elements in the DOM`);
+    out(
+      `10,000: scrolled top to bottom (600 px a frame, ${scrolled.frames} frames): ${frameStats(scrollFrames)}; ${scrolled.articles} articles and ${scrolled.nodes} elements in the DOM`,
+    );
     await page.evaluate(`document.querySelector('.feed-scroller').scrollTop = 0`);
     await sleep(500);
 
@@ -151,7 +158,9 @@ async function main(): Promise<void> {
     t0 = performance.now();
     await publish(RATE * PACED_S, 1000 / RATE);
     await sleep(1000);
-    const lat = await page.evaluate<number[]>(`[...window.__recv].map(([id, t]) => { const d = window.cordonConsole.drawn.get(id); return d === undefined ? -1 : d - t; })`);
+    const lat = await page.evaluate<number[]>(
+      `[...window.__recv].map(([id, t]) => { const d = window.cordonConsole.drawn.get(id); return d === undefined ? -1 : d - t; })`,
+    );
     const drawn = lat.filter((x) => x >= 0).sort((a, b) => a - b);
     const pacedFrames = await page.evaluate<number[]>('window.__frames');
     out(

@@ -177,7 +177,8 @@ async function measure(make: () => Promise<BroadcastTarget>, profileOut?: string
 }
 
 function row(name: string, p: Phase): string {
-  const odd = p.report.outOfOrder || Object.keys(p.report.closes).length ? `  out-of-order ${p.report.outOfOrder} closes ${JSON.stringify(p.report.closes)}` : '';
+  const odd =
+    p.report.outOfOrder || Object.keys(p.report.closes).length ? `  out-of-order ${p.report.outOfOrder} closes ${JSON.stringify(p.report.closes)}` : '';
   return (
     `${name.padEnd(14)} ${fmt(p.deliveriesPerS).padStart(9)} deliveries/s  (${p.alertsPerS.toFixed(0)} alerts/s, ${p.alerts} alerts)` +
     `  p50 ${p.p50} ms  p99 ${p.p99} ms  max ${p.max} ms  server CPU ${p.serverCpuPct.toFixed(0)}%  clients CPU ${p.clientCpuPct.toFixed(0)}%  machine ${p.machineBusyPct.toFixed(0)}% busy` +
@@ -192,7 +193,11 @@ function fmt(n: number): string {
 async function main(): Promise<void> {
   const fx: BenchFixture = makeFixture();
   out(`fan-out: ${DESKS} desks in ${WORKERS} client processes, 1 region, window ${WINDOW} alerts, ${DURATION_S} s + paced ${RATE} alerts/s for ${PACED_S} s`);
-  out(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  out(
+    `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   if (loadavg()[0] > 0.5) out('WARNING: the machine is busy before the run; figures will be low and noisy');
 
   // Enough distinct signed alerts for the fastest plausible run; signed before anything is timed.

@@ -76,8 +76,9 @@ async function main(): Promise<void> {
   const prefixOff = `cordon-bench-off-${Date.now()}:`;
   const count = MAX_RATE * (DURATION_S + 2);
   process.stdout.write(
-    `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ` +
-      `node with CORDON_VERIFY_THREADS=${process.env.CORDON_VERIFY_THREADS ?? '1 (default)'}\n`,
+    `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}; ` + `node with CORDON_VERIFY_THREADS=${process.env.CORDON_VERIFY_THREADS ?? '1 (default)'}\n`,
   );
   if (loadavg()[0] > 1) process.stdout.write('WARNING: the machine is busy before the run; figures will be noisy\n');
   process.stdout.write(`signing ${count} distinct alerts of ~1.5 KB...\n`);
@@ -90,9 +91,9 @@ async function main(): Promise<void> {
 }
 
 const row = (f: Figures) =>
-  `${f.label.padEnd(28)} ${f.rps.toFixed(0).padStart(7)} /s   p50 ${String(f.p50).padStart(4)} ms   p99 ${String(
-    f.p99,
-  ).padStart(4)} ms   server CPU ${f.cpuUsPerReq?.toFixed(0) ?? '?'} µs/req   2xx ${f.ok}  non-2xx ${f.non2xx}  errors ${f.errors}`;
+  `${f.label.padEnd(28)} ${f.rps.toFixed(0).padStart(7)} /s   p50 ${String(f.p50).padStart(4)} ms   p99 ${String(f.p99).padStart(
+    4,
+  )} ms   server CPU ${f.cpuUsPerReq?.toFixed(0) ?? '?'} µs/req   2xx ${f.ok}  non-2xx ${f.non2xx}  errors ${f.errors}`;
 
 /** A counter's value from a node's /metrics (0 when absent). */
 async function metric(url: string, name: string): Promise<number> {
@@ -172,7 +173,7 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
     const redisBefore = await redisCpuMs();
     const on = node;
     const cordon = await profiled(on, () => load('cordon (Redis + NATS)', on.url, bodies, on.proc.pid));
-    const redisUsPerReq = ((await redisCpuMs()) - redisBefore) * 1000 / Math.max(1, cordon.ok);
+    const redisUsPerReq = (((await redisCpuMs()) - redisBefore) * 1000) / Math.max(1, cordon.ok);
     const top = Number(await redis.hget(`${prefix}{${fx.region}}:meta`, 'seq'));
     await node.stop();
     node = undefined;

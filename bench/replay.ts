@@ -77,7 +77,7 @@ async function adapterRead(log: RedisRegionLog, region: string): Promise<Pass> {
   const started = process.hrtime.bigint();
   let alerts = 0;
   let bytes = 0;
-  for (let after = 0; ; ) {
+  for (let after = 0; ;) {
     const { entries } = await log.read(region, after, XRANGE_BATCH);
     if (entries.length === 0) break;
     alerts += entries.length;

@@ -43,7 +43,11 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
 async function main(): Promise<void> {
   const fx = makeFixture();
   out(`resume storm: ${DESKS} desks, each missed ${MISSED} alerts, reconnecting within ${SPREAD_MS} ms; live ${LIVE_RATE} alerts/s meanwhile`);
-  out(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  out(
+    `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   if (loadavg()[0] > 0.5) out('WARNING: the machine is busy before the run; figures will be high and noisy');
 
   const bodies = Array.from({ length: HELD + MISSED + LIVE_RATE * 60 + 100 }, () => JSON.stringify(fx.sign(benchContent(fx.region))));
@@ -118,7 +122,9 @@ async function main(): Promise<void> {
     out(
       `per desk, reconnect → holding seq ${HELD + MISSED}: p50 ${percentile(per, 50)} ms  p99 ${percentile(per, 99)} ms  max ${per[per.length - 1]} ms  (${per.length}/${DESKS} desks)`,
     );
-    out(`replayed + live deliveries: ${report.deliveries} (expected ${DESKS * (top - HELD)}); out of order ${report.outOfOrder}; closes ${JSON.stringify(report.closes)}`);
+    out(
+      `replayed + live deliveries: ${report.deliveries} (expected ${DESKS * (top - HELD)}); out of order ${report.outOfOrder}; closes ${JSON.stringify(report.closes)}`,
+    );
     out(
       `live alerts during the storm: ${top - HELD - MISSED}; every desk holds seq ${HELD + 1}..${top}: ` +
         `${drained && report.deliveries === DESKS * (top - HELD) && report.outOfOrder === 0 ? 'yes' : `NO (desks hold up to seq ${report.minSeq}..${report.maxSeq}, ${report.open} open)`}`,

@@ -45,7 +45,12 @@ interface Stores {
   close(): Promise<void>;
 }
 
-async function run(label: string, stores: Stores, logOn: boolean, alerts: { sub: ReturnType<ReturnType<typeof makeFixture>['sign']>; canonical: Buffer }[]): Promise<number> {
+async function run(
+  label: string,
+  stores: Stores,
+  logOn: boolean,
+  alerts: { sub: ReturnType<ReturnType<typeof makeFixture>['sign']>; canonical: Buffer }[],
+): Promise<number> {
   const { regionLog } = stores;
   let audit = stores.audit;
   let tlog: TransparencyLog | undefined;

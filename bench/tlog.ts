@@ -49,7 +49,9 @@ async function main(): Promise<void> {
     const integrateS = (Date.now() - t0) / 1000;
     const cp = (await store.checkpoint(tree))!;
     const { root } = parseCheckpoint(openNote(cp.note, [signer]).text);
-    console.log(`integrated ${LEAVES} leaves in ${integrateS.toFixed(1)} s (${Math.round(LEAVES / integrateS)} leaves/s, steps of 4096 with a signed checkpoint each)`);
+    console.log(
+      `integrated ${LEAVES} leaves in ${integrateS.toFixed(1)} s (${Math.round(LEAVES / integrateS)} leaves/s, steps of 4096 with a signed checkpoint each)`,
+    );
 
     // Redis memory the tree adds.
     let bytes = 0;
@@ -69,15 +71,21 @@ async function main(): Promise<void> {
     const reader = () => storeHashReader(store, tree, LEAVES, cache);
     if (!(await treeHash(LEAVES, reader())).equals(root)) throw new Error('root mismatch');
     for (const [label, one] of [
-      ['inclusion', async () => {
-        const n = Math.floor(Math.random() * LEAVES);
-        const p = await proveRecord(LEAVES, n, reader());
-        if (Math.random() < 0.01 && !checkRecord(p, LEAVES, root, n, hashes[n])) throw new Error('bad proof');
-      }],
-      ['consistency', async () => {
-        const m = 1 + Math.floor(Math.random() * (LEAVES - 1));
-        await proveTree(LEAVES, m, reader());
-      }],
+      [
+        'inclusion',
+        async () => {
+          const n = Math.floor(Math.random() * LEAVES);
+          const p = await proveRecord(LEAVES, n, reader());
+          if (Math.random() < 0.01 && !checkRecord(p, LEAVES, root, n, hashes[n])) throw new Error('bad proof');
+        },
+      ],
+      [
+        'consistency',
+        async () => {
+          const m = 1 + Math.floor(Math.random() * (LEAVES - 1));
+          await proveTree(LEAVES, m, reader());
+        },
+      ],
     ] as const) {
       for (const pass of ['cold', 'warm']) {
         let done = 0;

@@ -32,7 +32,20 @@ async function main() {
     stdio: 'ignore',
   });
   const publish = (state, region) =>
-    execFileSync(process.execPath, [join(ROOT, 'bin', 'cordon.js'), 'publish', '--key', join(dir, 'keys', `${state}-alert.jwk.json`), '--demo', '--url', base, ...(region ? ['--region', region] : [])], { stdio: 'ignore' });
+    execFileSync(
+      process.execPath,
+      [
+        join(ROOT, 'bin', 'cordon.js'),
+        'publish',
+        '--key',
+        join(dir, 'keys', `${state}-alert.jwk.json`),
+        '--demo',
+        '--url',
+        base,
+        ...(region ? ['--region', region] : []),
+      ],
+      { stdio: 'ignore' },
+    );
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -63,20 +76,35 @@ async function main() {
       await page.getByRole('article').nth(5).waitFor();
       await page.getByRole('article').nth(1).getByRole('button', { name: 'Acknowledge' }).click();
       // Every alert proved in the transparency log ("In log" beside "Verified").
-      for (let i = 0; i < 6; i++) await page.getByRole('article').nth(i).getByRole('img', { name: /^In log/ }).waitFor({ timeout: 15_000 });
+      for (let i = 0; i < 6; i++)
+        await page
+          .getByRole('article')
+          .nth(i)
+          .getByRole('img', { name: /^In log/ })
+          .waitFor({ timeout: 15_000 });
       await page.waitForTimeout(400);
       await page.screenshot({ path: join(OUT, 'watch.png') });
       await page.getByRole('article').first().getByRole('button', { name: 'Details' }).click();
       await page.getByRole('dialog').getByText('Version history').waitFor();
-      await page.getByRole('dialog').getByRole('img', { name: /^In log/ }).waitFor();
+      await page
+        .getByRole('dialog')
+        .getByRole('img', { name: /^In log/ })
+        .waitFor();
       await page.waitForTimeout(300);
       await page.screenshot({ path: join(OUT, 'details.png') });
     });
     await shot('ru-RU', async (page) => {
       await page.goto(base);
-      await page.getByRole('button', { name: /Kyrgyzstan \(KG\)/ }).first().click();
+      await page
+        .getByRole('button', { name: /Kyrgyzstan \(KG\)/ })
+        .first()
+        .click();
       await page.getByRole('status').filter({ hasText: 'В эфире' }).waitFor();
-      await page.getByRole('article').first().getByRole('img', { name: /^В журнале/ }).waitFor({ timeout: 15_000 });
+      await page
+        .getByRole('article')
+        .first()
+        .getByRole('img', { name: /^В журнале/ })
+        .waitFor({ timeout: 15_000 });
       await page.waitForTimeout(300);
       await page.screenshot({ path: join(OUT, 'watch-ru.png') });
     });

@@ -94,7 +94,9 @@ const resolver = {
 
 /** All schemas in one module: each type is declared once, however many schemas refer to it. */
 async function generate() {
-  const files = readdirSync(SCHEMAS).filter((f) => f.endsWith('.json')).sort();
+  const files = readdirSync(SCHEMAS)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
   const root = {
     title: 'CordonSchemas',
     type: 'object',

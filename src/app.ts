@@ -53,14 +53,7 @@ function documentProblems(route: RouteOptions): void {
 /** The API's version in the OpenAPI document. */
 const API_VERSION = '1.1';
 
-export const REDACT_PATHS = [
-  'req.headers.authorization',
-  'req.headers["sec-websocket-protocol"]',
-  'sig',
-  '*.sig',
-  'token',
-  '*.token',
-];
+export const REDACT_PATHS = ['req.headers.authorization', 'req.headers["sec-websocket-protocol"]', 'sig', '*.sig', 'token', '*.token'];
 
 /**
  * Fastify takes a bare number as "trust nobody"; a hop count is a function of the hop: the
@@ -74,16 +67,11 @@ function trustedProxy(trust: Config['trustProxy']): boolean | string[] | ((addre
  * The app factory: pure, no listening, no signals (src/server.ts does those). Tests build the same
  * app with other adapters and drive it with inject() / injectWS().
  */
-export async function buildApp(
-  deps: AppDeps,
-  opts: { logger?: FastifyBaseLogger } = {},
-): Promise<FastifyInstance> {
+export async function buildApp(deps: AppDeps, opts: { logger?: FastifyBaseLogger } = {}): Promise<FastifyInstance> {
   const { config } = deps;
   const httpMetrics = createHttpMetrics(deps.metrics.registry);
   const app = Fastify({
-    ...(opts.logger
-      ? { loggerInstance: opts.logger }
-      : { logger: { level: deps.config.logLevel, redact: REDACT_PATHS } }),
+    ...(opts.logger ? { loggerInstance: opts.logger } : { logger: { level: deps.config.logLevel, redact: REDACT_PATHS } }),
     bodyLimit: deps.config.maxBodyBytes,
     // Ingest parses bodies itself (hostile-input rules); see src/http/alerts.ts.
     // A hop count or the proxies' addresses, never every hop (X-Forwarded-For is client-written).
@@ -144,7 +132,7 @@ export async function buildApp(
   app.addHook('onRoute', (r) => {
     documentProblems(r);
     for (const method of [r.method].flat()) {
-      routes.push({ method, url: r.url, hidden: Boolean((r.schema)?.hide) });
+      routes.push({ method, url: r.url, hidden: Boolean(r.schema?.hide) });
     }
   });
   app.decorate('registeredRoutes', routes);

@@ -74,11 +74,7 @@ function readJsonFile(path: string, what: string): unknown {
 }
 
 /** The one composition root: picks adapters from the configuration (tests: and from `overrides`). */
-export async function compose(
-  config: Readonly<Config>,
-  log: FastifyBaseLogger,
-  overrides: ComposeOverrides = {},
-): Promise<Composition> {
+export async function compose(config: Readonly<Config>, log: FastifyBaseLogger, overrides: ComposeOverrides = {}): Promise<Composition> {
   const production = Boolean(config.redisUrl || config.natsUrl);
   const metrics = overrides.metrics ?? createMetrics();
   const given = overrides.live ?? (overrides.trust ? LiveTrust.fixed(overrides.trust.store, overrides.trust.regions) : undefined);
@@ -92,9 +88,7 @@ export async function compose(
     let devStore = false;
     if (!trustStorePath) {
       if (production) throw new Error('CORDON_TRUST_STORE must be set when CORDON_REDIS_URL or CORDON_NATS_URL is set');
-      const devRegions = config.regionsPath
-        ? RegionRegistry.fromJson(readJsonFile(config.regionsPath, 'region registry'))
-        : RegionRegistry.example();
+      const devRegions = config.regionsPath ? RegionRegistry.fromJson(readJsonFile(config.regionsPath, 'region registry')) : RegionRegistry.example();
       trustStorePath = ensureDevTrustStore(config.dataDir, devRegions, log.child({ component: 'dev-trust-store' })).path;
       devStore = true;
     }
@@ -176,10 +170,7 @@ export async function compose(
   if (config.logTree) {
     const signer =
       overrides.logSigner ??
-      loadLogSigner(
-        { keyPath: config.logKey, dataDir: config.dataDir, origin: config.logOrigin, production },
-        log.child({ component: 'tlog' }),
-      );
+      loadLogSigner({ keyPath: config.logKey, dataDir: config.dataDir, origin: config.logOrigin, production }, log.child({ component: 'tlog' }));
     tlog = new TransparencyLog({
       regionLog,
       audit,

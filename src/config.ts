@@ -177,7 +177,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   }
   if (raw.CORDON_TRUST_PROXY === true) {
     throw new ConfigError(
-      'invalid configuration: CORDON_TRUST_PROXY=true would trust every hop, so any client could choose its own address; give the number of proxy hops (1 behind the shipped HAProxy) or the proxies\' addresses',
+      "invalid configuration: CORDON_TRUST_PROXY=true would trust every hop, so any client could choose its own address; give the number of proxy hops (1 behind the shipped HAProxy) or the proxies' addresses",
     );
   }
   const validate = validator('config');

@@ -85,11 +85,7 @@ export class CordonError extends Error {
   readonly errors?: FieldError[];
   readonly extra?: Record<string, unknown>;
 
-  constructor(
-    code: ErrorCode,
-    detail?: string,
-    opts: { errors?: FieldError[]; extra?: Record<string, unknown>; cause?: unknown } = {},
-  ) {
+  constructor(code: ErrorCode, detail?: string, opts: { errors?: FieldError[]; extra?: Record<string, unknown>; cause?: unknown } = {}) {
     super(detail ?? ERRORS[code].title, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'CordonError';
     this.code = code;
@@ -105,12 +101,7 @@ export class CordonError extends Error {
 
 export const PROBLEM_TYPE_BASE = 'https://cordon.invalid/problems/';
 
-export function problemBody(
-  code: ErrorCode,
-  detail?: string,
-  errors?: FieldError[],
-  extra?: Record<string, unknown>,
-): ProblemBody {
+export function problemBody(code: ErrorCode, detail?: string, errors?: FieldError[], extra?: Record<string, unknown>): ProblemBody {
   const def = ERRORS[code];
   const body: ProblemBody = {
     type: PROBLEM_TYPE_BASE + code.toLowerCase().replace(/_/g, '-'),

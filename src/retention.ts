@@ -17,7 +17,7 @@ export async function retentionPlugin(app: FastifyInstance, ctx: AppContext): Pr
   const log = app.log.child({ component: 'retention' });
   const trimmed = new Counter({
     name: METRICS.RETENTION_TRIMMED,
-    help: 'Alerts dropped from region logs by this node\'s periodic retention pass (the bound on the count is also kept by every append)',
+    help: "Alerts dropped from region logs by this node's periodic retention pass (the bound on the count is also kept by every append)",
     labelNames: ['region'],
     registers: [ctx.metrics.registry],
   });

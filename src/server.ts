@@ -45,7 +45,10 @@ async function main(): Promise<void> {
     await operator.listen({ port: config.metricsPort, host: config.metricsHost }).then(
       (address) => logger.info({ address }, 'operator listener (/metrics) started'),
       (err: unknown) =>
-        logger.error({ err, host: config.metricsHost, port: config.metricsPort, setting: 'CORDON_METRICS_PORT' }, 'operator listener could not start; /metrics unavailable'),
+        logger.error(
+          { err, host: config.metricsHost, port: config.metricsPort, setting: 'CORDON_METRICS_PORT' },
+          'operator listener could not start; /metrics unavailable',
+        ),
     );
   }
   logger.info(

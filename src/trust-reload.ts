@@ -235,10 +235,7 @@ export class TrustReloader {
     // A periodic check meets the same bad file every few seconds: say it once. SIGHUP always answers.
     if (reason === 'signal' || this.lastRefused !== what) {
       this.reloads?.inc({ outcome: 'refused' });
-      this.opts.log.error(
-        { reason, version, error, inForce: this.live.current.version },
-        'trust store reload refused; the store in force stays',
-      );
+      this.opts.log.error({ reason, version, error, inForce: this.live.current.version }, 'trust store reload refused; the store in force stays');
     }
     this.lastRefused = what;
     return { outcome: 'refused', version, error };

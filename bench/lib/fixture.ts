@@ -108,8 +108,6 @@ export function benchContent(region: string, bytes = 1500): AlertContent {
     retention: { expires: new Date(Date.now() + 365 * 86_400_000).toISOString().slice(0, 10) },
   };
   const base = JSON.stringify(content).length + 200; // + signature envelope
-  content.description = 'Semi-trailer stopped at At-Bashy post; scanner shows a false floor. '.repeat(
-    Math.max(0, Math.ceil((bytes - base) / 68)),
-  );
+  content.description = 'Semi-trailer stopped at At-Bashy post; scanner shows a false floor. '.repeat(Math.max(0, Math.ceil((bytes - base) / 68)));
   return content;
 }

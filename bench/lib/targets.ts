@@ -172,9 +172,7 @@ export async function ceilingTarget(kind: 'ws' | 'socketio', region: string, bod
       return heap;
     },
     connect:
-      kind === 'ws'
-        ? { kind: 'ws', url: `ws://127.0.0.1:${port}/` }
-        : { kind: 'socketio', url: `ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket` },
+      kind === 'ws' ? { kind: 'ws', url: `ws://127.0.0.1:${port}/` } : { kind: 'socketio', url: `ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket` },
     published: () => asked,
     publishUpTo(seq) {
       if (seq <= asked) return;

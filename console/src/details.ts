@@ -43,21 +43,28 @@ function section(title: string, ...body: Child[]): HTMLElement {
 }
 
 function dl(rows: Array<[string, Child]>): HTMLElement {
-  return h('dl', {}, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+  return h(
+    'dl',
+    {},
+    rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
+  );
 }
 
 export function sigWords(v: VerifyResult | undefined, stateName: (s: string) => string): Child {
   if (!v) return t('sigChecking');
-  const head = v.outcome === 'verified'
-    ? h('strong', { class: 'sig verified' }, '✔ ', t('verified'))
-    : h('strong', { class: 'sig invalid' }, '✖ ', t('sigInvalid'));
+  const head =
+    v.outcome === 'verified' ? h('strong', { class: 'sig verified' }, '✔ ', t('verified')) : h('strong', { class: 'sig invalid' }, '✖ ', t('sigInvalid'));
   const reason = v.reason ? ` — ${t(`sigReason_${v.reason}` as MessageKey)}` : '';
   const key = v.kid
-    ? h('div', { class: 'kid' }, t('keyLine', {
-        kid: v.kid,
-        state: v.keyStateName ? stateName(v.keyStateName) : '?',
-        keyState: v.keyState ? tk(`keyState_${v.keyState}`, v.keyState) : '?',
-      }))
+    ? h(
+        'div',
+        { class: 'kid' },
+        t('keyLine', {
+          kid: v.kid,
+          state: v.keyStateName ? stateName(v.keyStateName) : '?',
+          keyState: v.keyState ? tk(`keyState_${v.keyState}`, v.keyState) : '?',
+        }),
+      )
     : null;
   return [head, reason, key];
 }
@@ -78,7 +85,9 @@ export class DetailsDialog {
         'div',
         { class: 'details-head' },
         this.heading,
-        h('div', { class: 'details-actions no-print' },
+        h(
+          'div',
+          { class: 'details-actions no-print' },
           h('button', { type: 'button', onclick: () => this.print() }, t('print')),
           h('button', { type: 'button', onclick: () => this.dialog.close() }, t('close')),
         ),
@@ -145,21 +154,53 @@ export class DetailsDialog {
       ]),
       c.correction_note ? section(t('correctionNote'), h('p', {}, String(c.correction_note))) : null,
       section(t('description'), h('p', { class: 'description' }, typeof c.description === 'string' && c.description ? c.description : t('none'))),
-      section(t('subjects'), subjects.length
-        ? h('ul', {}, subjects.map((s) => h('li', {}, t('subjectLine', { kind: s.kind, value: s.value, category: s.subject_category, basis: s.basis }))))
-        : t('none')),
+      section(
+        t('subjects'),
+        subjects.length
+          ? h(
+              'ul',
+              {},
+              subjects.map((s) => h('li', {}, t('subjectLine', { kind: s.kind, value: s.value, category: s.subject_category, basis: s.basis }))),
+            )
+          : t('none'),
+      ),
       section(t('location'), loc ? `${loc.name ? `${loc.name} — ` : ''}${loc.lat.toFixed(5)}, ${loc.lon.toFixed(5)}` : t('none')),
       section(t('grading'), h('p', {}, gradingWords(g)), h('p', { class: 'muted' }, schemeName(g.scheme))),
       section(
         t('handling'),
-        h('ul', {}, hd.codes.map((code) => h('li', {}, codeWords(code)))),
+        h(
+          'ul',
+          {},
+          hd.codes.map((code) => h('li', {}, codeWords(code))),
+        ),
         hd.conditions ? h('p', {}, `${t('conditions')}: `, hd.conditions) : null,
         h('p', {}, onwardWords(hd, c)),
         h('p', {}, evidentialWords(hd)),
       ),
-      section(t('audience'), t('audienceLine', { states: c.audience.states.join(', '), clearance: tk(`clearance_${c.audience.min_clearance}`, c.audience.min_clearance) })),
-      section(t('related'), related.length ? h('ul', {}, related.map((r) => h('li', {}, `${r.rel}: `, h('code', {}, r.ref)))) : t('none')),
-      section(t('externalRefs'), refs.length ? h('ul', {}, refs.map((r) => h('li', {}, `${r.system}: ${r.ref}`))) : t('none')),
+      section(
+        t('audience'),
+        t('audienceLine', { states: c.audience.states.join(', '), clearance: tk(`clearance_${c.audience.min_clearance}`, c.audience.min_clearance) }),
+      ),
+      section(
+        t('related'),
+        related.length
+          ? h(
+              'ul',
+              {},
+              related.map((r) => h('li', {}, `${r.rel}: `, h('code', {}, r.ref))),
+            )
+          : t('none'),
+      ),
+      section(
+        t('externalRefs'),
+        refs.length
+          ? h(
+              'ul',
+              {},
+              refs.map((r) => h('li', {}, `${r.system}: ${r.ref}`)),
+            )
+          : t('none'),
+      ),
       retention ? section(t('retention'), t('retentionLine', { expires: formatDate(retention.expires) })) : null,
       section(t('versions'), h('div', { class: 'versions', 'aria-live': 'polite' }, t('loading'))),
     );
@@ -179,10 +220,16 @@ export class DetailsDialog {
           return h(
             'li',
             { class: revoked ? 'version revoked' : 'version' },
-            h('span', { class: revoked ? 'struck' : '' }, c.modified === c.created ? t('versionFirst') : t('versionLine', { modified: formatTime(c.modified) })),
+            h(
+              'span',
+              { class: revoked ? 'struck' : '' },
+              c.modified === c.created ? t('versionFirst') : t('versionLine', { modified: formatTime(c.modified) }),
+            ),
             revoked ? [' — ', h('strong', {}, t('revoked'))] : null,
             c.correction_note ? [' — ', String(c.correction_note)] : null,
-            ' (', t('positionLine', { region: v.region, seq: v.seq }), ') ',
+            ' (',
+            t('positionLine', { region: v.region, seq: v.seq }),
+            ') ',
             r.outcome === 'verified' ? t('verified') : t('sigInvalid'),
           );
         }),

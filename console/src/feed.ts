@@ -135,7 +135,13 @@ export class FeedView {
       : v.outcome === 'verified'
         ? h('span', { class: 'sig verified', title: `kid ${v.kid ?? ''}` }, '✔ ', t('verified'))
         : h('span', { class: 'sig invalid', title: v.reason ? t(`sigReason_${v.reason}`) : '' }, '✖ ', t('sigInvalid'));
-    const classes = [item.inLog?.state === 'not-included' ? 'not-in-log' : '', 'alert', `urgency-${c.urgency}`, item.revoked ? 'revoked' : '', item.superseded ? 'superseded' : ''].join(' ');
+    const classes = [
+      item.inLog?.state === 'not-included' ? 'not-in-log' : '',
+      'alert',
+      `urgency-${c.urgency}`,
+      item.revoked ? 'revoked' : '',
+      item.superseded ? 'superseded' : '',
+    ].join(' ');
     const el = h(
       'article',
       { class: classes, tabindex: 0, 'aria-labelledby': titleId, 'data-key': item.key, 'data-urgency': c.urgency },

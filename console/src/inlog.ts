@@ -133,7 +133,9 @@ export class LogChecker {
     let proof: Uint8Array[];
     let servedRoot: Uint8Array | null;
     try {
-      const p = await getJson<{ proof: string[]; root?: string }>(`/v1/regions/${encodeURIComponent(a.region)}/log/proof?seq=${a.seq}&size=${cp.size}`, { token: this.token });
+      const p = await getJson<{ proof: string[]; root?: string }>(`/v1/regions/${encodeURIComponent(a.region)}/log/proof?seq=${a.seq}&size=${cp.size}`, {
+        token: this.token,
+      });
       const decoded = p.proof.map(b64Bytes);
       if (decoded.some((x) => x === null)) return { state: 'not-included', size: cp.size };
       proof = decoded as Uint8Array[];

@@ -40,12 +40,15 @@ type View = 'watch' | 'replay' | 'audit';
 function langPicker(onChange: () => void): HTMLElement {
   const select = h(
     'select',
-    { id: 'lang', onchange: (ev: Event) => {
-      const v = (ev.target as HTMLSelectElement).value as Lang;
-      localStorage.setItem('cordon.lang', v);
-      setLang(v);
-      onChange();
-    } },
+    {
+      id: 'lang',
+      onchange: (ev: Event) => {
+        const v = (ev.target as HTMLSelectElement).value as Lang;
+        localStorage.setItem('cordon.lang', v);
+        setLang(v);
+        onChange();
+      },
+    },
     LANGS.map((l) => h('option', { value: l, selected: l === lang(), lang: l }, LANG_NAMES[l])),
   );
   return h('div', { class: 'lang-picker' }, h('label', { for: 'lang' }, t('language')), select);
@@ -96,7 +99,9 @@ class ConsoleApp {
       regionName: (r) => this.regionName(r),
       versions: async (id) => {
         const purpose = c.role === 'ops' ? this.ops.purposeOrDefault() : undefined;
-        const r = await getJson<{ items: DeliveredAlert[] }>(`/v1/alerts/${encodeURIComponent(id)}${query({ versions: 'all', purpose })}`, { token: session.token });
+        const r = await getJson<{ items: DeliveredAlert[] }>(`/v1/alerts/${encodeURIComponent(id)}${query({ versions: 'all', purpose })}`, {
+          token: session.token,
+        });
         return r.items;
       },
       verify: (a) => this.verifyAlert(a),
@@ -214,7 +219,8 @@ class ConsoleApp {
     this.logChecker?.watch(item.alert, (r) => {
       this.store.setInLog(item, r);
       this.feed.schedule();
-      if (this.details.dialog.open && this.details.showing(item.alert)) this.details.open({ alert: item.alert, verify: item.verify, revoked: item.revoked, inLog: r });
+      if (this.details.dialog.open && this.details.showing(item.alert))
+        this.details.open({ alert: item.alert, verify: item.verify, revoked: item.revoked, inLog: r });
     });
   }
 
@@ -259,7 +265,10 @@ class ConsoleApp {
     this.beep();
     if ('Notification' in window && Notification.permission === 'granted') {
       try {
-        new Notification(t('flashAnnounce', { title }), { body: `${this.regionName(item.alert.region)} — ${this.stateName(item.alert.content.issuer.state)}`, tag: item.key });
+        new Notification(t('flashAnnounce', { title }), {
+          body: `${this.regionName(item.alert.region)} — ${this.stateName(item.alert.content.issuer.state)}`,
+          tag: item.key,
+        });
       } catch {
         /* some platforms only allow notifications from a service worker */
       }
@@ -290,16 +299,23 @@ class ConsoleApp {
 
   private onGap(g: GapFrame): void {
     const reason = tk(`gap_${g.reason}`, g.reason, { epoch: g.epoch ?? '—' });
-    const text = g.to >= g.from && g.from > 0
-      ? t('gapWarning', { from: g.from, to: g.to, region: this.regionName(g.region), reason })
-      : t('gapWarningNoRange', { region: this.regionName(g.region), reason });
+    const text =
+      g.to >= g.from && g.from > 0
+        ? t('gapWarning', { from: g.from, to: g.to, region: this.regionName(g.region), reason })
+        : t('gapWarningNoRange', { region: this.regionName(g.region), reason });
     this.banner(text, 'gap');
     // Delivery continues at the oldest alert held: the saved position moves past the gap.
     if (g.epoch) this.store.setPosition(g.region, { seq: Math.max(0, g.to), epoch: g.epoch });
   }
 
   private banner(text: string, kind: 'gap' | 'error'): void {
-    const box = h('div', { class: `banner banner-${kind}`, role: 'alert' }, h('span', {}, text), ' ', h('button', { type: 'button', onclick: () => box.remove() }, t('dismiss')));
+    const box = h(
+      'div',
+      { class: `banner banner-${kind}`, role: 'alert' },
+      h('span', {}, text),
+      ' ',
+      h('button', { type: 'button', onclick: () => box.remove() }, t('dismiss')),
+    );
     this.banners.append(box);
   }
 
@@ -330,7 +346,11 @@ class ConsoleApp {
     const expMs = this.session.claims.exp * 1000;
     const now = Date.now();
     const warnIn = expMs - EXPIRY_WARNING_MS - now;
-    const warn = () => replace(this.expiryBox, h('div', { class: 'banner banner-expiry', role: 'alert' }, t('expiryWarning', { time: formatTime(new Date(expMs).toISOString()) })));
+    const warn = () =>
+      replace(
+        this.expiryBox,
+        h('div', { class: 'banner banner-expiry', role: 'alert' }, t('expiryWarning', { time: formatTime(new Date(expMs).toISOString()) })),
+      );
     if (warnIn <= 0) warn();
     else this.timers.push(window.setTimeout(warn, Math.min(warnIn, 2 ** 31 - 1)));
     this.timers.push(window.setTimeout(() => this.end(t('tokenExpired')), Math.min(Math.max(0, expMs - now), 2 ** 31 - 1)));
@@ -419,22 +439,31 @@ class ConsoleApp {
     const c: Token = this.session.claims;
     this.statusEl = h('div', { role: 'status', class: 'conn', 'aria-live': 'polite', hidden: c.role !== 'desk' });
     this.setStatus(this.status);
-    const muteBtn = h('button', {
-      type: 'button',
-      'aria-pressed': String(this.muted),
-      onclick: () => {
-        this.muted = !this.muted;
-        localStorage.setItem('cordon.muted', this.muted ? '1' : '0');
-        muteBtn.setAttribute('aria-pressed', String(this.muted));
+    const muteBtn = h(
+      'button',
+      {
+        type: 'button',
+        'aria-pressed': String(this.muted),
+        onclick: () => {
+          this.muted = !this.muted;
+          localStorage.setItem('cordon.muted', this.muted ? '1' : '0');
+          muteBtn.setAttribute('aria-pressed', String(this.muted));
+        },
       },
-    }, t('mute'));
-    const notifyBtn = 'Notification' in window && c.role === 'desk'
-      ? h('button', {
-          type: 'button',
-          'aria-pressed': String(Notification.permission === 'granted'),
-          onclick: () => void Notification.requestPermission().then((p) => notifyBtn?.setAttribute('aria-pressed', String(p === 'granted'))),
-        }, t('notifications'))
-      : null;
+      t('mute'),
+    );
+    const notifyBtn =
+      'Notification' in window && c.role === 'desk'
+        ? h(
+            'button',
+            {
+              type: 'button',
+              'aria-pressed': String(Notification.permission === 'granted'),
+              onclick: () => void Notification.requestPermission().then((p) => notifyBtn?.setAttribute('aria-pressed', String(p === 'granted'))),
+            },
+            t('notifications'),
+          )
+        : null;
     const expIso = new Date(c.exp * 1000).toISOString();
     const header = h(
       'header',
@@ -443,28 +472,46 @@ class ConsoleApp {
       h(
         'dl',
         { class: 'who', 'aria-label': t('who') },
-        h('dt', {}, t('state')), h('dd', {}, `${this.stateName(c.iss)} (${c.iss})`),
-        h('dt', {}, t('desk')), h('dd', {}, c.sub),
-        h('dt', {}, t('role')), h('dd', {}, t(c.role === 'ops' ? 'role_ops' : 'role_desk')),
-        h('dt', {}, t('clearance')), h('dd', {}, tk(`clearance_${c.clearance}`, c.clearance)),
-        h('dt', {}, t('expires')), h('dd', {}, h('time', { datetime: expIso, title: formatUtc(expIso) }, formatTime(expIso))),
+        h('dt', {}, t('state')),
+        h('dd', {}, `${this.stateName(c.iss)} (${c.iss})`),
+        h('dt', {}, t('desk')),
+        h('dd', {}, c.sub),
+        h('dt', {}, t('role')),
+        h('dd', {}, t(c.role === 'ops' ? 'role_ops' : 'role_desk')),
+        h('dt', {}, t('clearance')),
+        h('dd', {}, tk(`clearance_${c.clearance}`, c.clearance)),
+        h('dt', {}, t('expires')),
+        h('dd', {}, h('time', { datetime: expIso, title: formatUtc(expIso) }, formatTime(expIso))),
       ),
       this.statusEl,
-      h('div', { class: 'tools' }, langPicker(() => this.relabel()), c.role === 'desk' ? muteBtn : null, notifyBtn, h('button', { type: 'button', onclick: () => this.signOut() }, t('signOut'))),
+      h(
+        'div',
+        { class: 'tools' },
+        langPicker(() => this.relabel()),
+        c.role === 'desk' ? muteBtn : null,
+        notifyBtn,
+        h('button', { type: 'button', onclick: () => this.signOut() }, t('signOut')),
+      ),
     );
     const views: View[] = c.role === 'ops' ? ['replay', 'audit'] : ['watch'];
     if (!views.includes(this.view)) this.view = views[0];
     const nav = h(
       'nav',
       { 'aria-label': t('nav'), class: 'views' },
-      views.map((v) => h('button', {
-        type: 'button',
-        'aria-current': v === this.view ? 'page' : undefined,
-        onclick: () => {
-          this.view = v;
-          this.renderShell();
-        },
-      }, t(`nav_${v}` as MessageKey))),
+      views.map((v) =>
+        h(
+          'button',
+          {
+            type: 'button',
+            'aria-current': v === this.view ? 'page' : undefined,
+            onclick: () => {
+              this.view = v;
+              this.renderShell();
+            },
+          },
+          t(`nav_${v}` as MessageKey),
+        ),
+      ),
     );
     let main: HTMLElement;
     if (this.view === 'replay') main = h('main', { id: 'main' }, this.ops.replayView());
@@ -480,48 +527,99 @@ class ConsoleApp {
     this.renderShell();
     this.details.redraw();
     const expMs = this.session.claims.exp * 1000;
-    if (this.expiryBox.firstChild) replace(this.expiryBox, h('div', { class: 'banner banner-expiry', role: 'alert' }, t('expiryWarning', { time: formatTime(new Date(expMs).toISOString()) })));
+    if (this.expiryBox.firstChild)
+      replace(
+        this.expiryBox,
+        h('div', { class: 'banner banner-expiry', role: 'alert' }, t('expiryWarning', { time: formatTime(new Date(expMs).toISOString()) })),
+      );
   }
 
   private filterPanel(): HTMLElement {
     const states = [...new Set(this.regions.flatMap((r) => r.states))].sort();
     const select = (id: string, label: string, key: keyof ConsoleApp['filters'], options: Array<[string, string]>) =>
-      h('div', { class: 'field' },
+      h(
+        'div',
+        { class: 'field' },
         h('label', { for: id }, label),
-        h('select', {
-          id,
-          onchange: (ev: Event) => {
-            this.filters[key] = (ev.target as HTMLSelectElement).value;
-            this.refreshFeed();
+        h(
+          'select',
+          {
+            id,
+            onchange: (ev: Event) => {
+              this.filters[key] = (ev.target as HTMLSelectElement).value;
+              this.refreshFeed();
+            },
           },
-        }, h('option', { value: '' }, t('any')), options.map(([v, text]) => h('option', { value: v, selected: this.filters[key] === v }, text))));
+          h('option', { value: '' }, t('any')),
+          options.map(([v, text]) => h('option', { value: v, selected: this.filters[key] === v }, text)),
+        ),
+      );
     return h(
       'aside',
       { class: 'filters', 'aria-label': t('filters') },
-      h('fieldset', {},
+      h(
+        'fieldset',
+        {},
         h('legend', {}, t('regions')),
-        this.regions.map((r) => h('div', { class: 'check' },
-          h('input', { type: 'checkbox', id: `region-${r.code}`, checked: this.watched.has(r.code), onchange: (ev: Event) => this.setWatched(r.code, (ev.target as HTMLInputElement).checked) }),
-          h('label', { for: `region-${r.code}` }, `${r.name} (${r.code})`),
-        )),
+        this.regions.map((r) =>
+          h(
+            'div',
+            { class: 'check' },
+            h('input', {
+              type: 'checkbox',
+              id: `region-${r.code}`,
+              checked: this.watched.has(r.code),
+              onchange: (ev: Event) => this.setWatched(r.code, (ev.target as HTMLInputElement).checked),
+            }),
+            h('label', { for: `region-${r.code}` }, `${r.name} (${r.code})`),
+          ),
+        ),
       ),
       h('h2', {}, t('filters')),
-      select('f-urgency', t('urgency'), 'urgency', URGENCIES.map((u) => [u, urgencyName(u)])),
-      select('f-category', t('category'), 'category', CATEGORIES.map((x) => [x, categoryName(x)])),
-      select('f-state', t('issuingState'), 'state', states.map((s) => [s, `${this.stateName(s)} (${s})`])),
-      h('div', { class: 'field' },
+      select(
+        'f-urgency',
+        t('urgency'),
+        'urgency',
+        URGENCIES.map((u) => [u, urgencyName(u)]),
+      ),
+      select(
+        'f-category',
+        t('category'),
+        'category',
+        CATEGORIES.map((x) => [x, categoryName(x)]),
+      ),
+      select(
+        'f-state',
+        t('issuingState'),
+        'state',
+        states.map((s) => [s, `${this.stateName(s)} (${s})`]),
+      ),
+      h(
+        'div',
+        { class: 'field' },
         h('label', { for: 'f-text' }, t('search')),
-        h('input', { id: 'f-text', type: 'search', value: this.filters.text, oninput: (ev: Event) => {
-          this.filters.text = (ev.target as HTMLInputElement).value;
-          this.refreshFeed();
-        } }),
+        h('input', {
+          id: 'f-text',
+          type: 'search',
+          value: this.filters.text,
+          oninput: (ev: Event) => {
+            this.filters.text = (ev.target as HTMLInputElement).value;
+            this.refreshFeed();
+          },
+        }),
       ),
     );
   }
 
   private feedColumn(): HTMLElement {
     this.countEl = h('p', { class: 'count' });
-    return h('section', { class: 'feed-col', 'aria-label': t('feed') }, this.countEl, h('p', { id: 'feed-help', class: 'muted' }, t('shortcuts')), this.feed.element);
+    return h(
+      'section',
+      { class: 'feed-col', 'aria-label': t('feed') },
+      this.countEl,
+      h('p', { id: 'feed-help', class: 'muted' }, t('shortcuts')),
+      this.feed.element,
+    );
   }
 }
 

@@ -64,28 +64,94 @@ export class OpsViews {
       (this.form as Record<string, string>)[k] = (ev.target as HTMLInputElement).value;
     };
     const byRadio = (v: 'seq' | 'time', label: string) =>
-      h('label', { class: 'radio' }, h('input', { type: 'radio', name: 'by', value: v, checked: this.form.by === v, onchange: () => { this.form.by = v; } }), ' ', label);
+      h(
+        'label',
+        { class: 'radio' },
+        h('input', {
+          type: 'radio',
+          name: 'by',
+          value: v,
+          checked: this.form.by === v,
+          onchange: () => {
+            this.form.by = v;
+          },
+        }),
+        ' ',
+        label,
+      );
     this.replayBox = h('div', { class: 'replay-results' });
     this.exportBox = h('div', { class: 'export-status' });
     const form = h(
       'form',
-      { class: 'ops-form', onsubmit: (ev: Event) => { ev.preventDefault(); this.replayAfters = []; void this.loadReplay(this.startAfter()); } },
-      h('div', { class: 'field' }, h('label', { for: 'r-region' }, t('region')),
-        h('select', { id: 'r-region', onchange: set('region') }, regions.map((r) => h('option', { value: r.code, selected: r.code === this.form.region }, `${r.name} (${r.code})`)))),
+      {
+        class: 'ops-form',
+        onsubmit: (ev: Event) => {
+          ev.preventDefault();
+          this.replayAfters = [];
+          void this.loadReplay(this.startAfter());
+        },
+      },
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { for: 'r-region' }, t('region')),
+        h(
+          'select',
+          { id: 'r-region', onchange: set('region') },
+          regions.map((r) => h('option', { value: r.code, selected: r.code === this.form.region }, `${r.name} (${r.code})`)),
+        ),
+      ),
       h('fieldset', {}, h('legend', {}, t('fromBy')), byRadio('seq', t('bySeq')), byRadio('time', t('byTime'))),
-      h('div', { class: 'field' }, h('label', { for: 'r-from-seq' }, t('fromSeq')), h('input', { id: 'r-from-seq', type: 'number', min: 0, value: this.form.fromSeq, oninput: set('fromSeq') })),
-      h('div', { class: 'field' }, h('label', { for: 'r-from-time' }, t('fromTime')), h('input', { id: 'r-from-time', type: 'datetime-local', step: 1, value: this.form.fromTime, oninput: set('fromTime') })),
-      h('div', { class: 'field' }, h('label', { for: 'r-to-seq' }, t('toSeq')), h('input', { id: 'r-to-seq', type: 'number', min: 1, value: this.form.toSeq, oninput: set('toSeq') })),
-      h('div', { class: 'field wide' }, h('label', { for: 'r-purpose' }, t('purpose')),
-        h('input', { id: 'r-purpose', type: 'text', 'aria-required': 'true', maxlength: 512, value: this.form.purpose, 'aria-describedby': 'r-purpose-help', oninput: set('purpose') }),
-        h('p', { id: 'r-purpose-help', class: 'muted' }, t('purposeHelp'))),
-      h('div', { class: 'buttons' },
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { for: 'r-from-seq' }, t('fromSeq')),
+        h('input', { id: 'r-from-seq', type: 'number', min: 0, value: this.form.fromSeq, oninput: set('fromSeq') }),
+      ),
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { for: 'r-from-time' }, t('fromTime')),
+        h('input', { id: 'r-from-time', type: 'datetime-local', step: 1, value: this.form.fromTime, oninput: set('fromTime') }),
+      ),
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { for: 'r-to-seq' }, t('toSeq')),
+        h('input', { id: 'r-to-seq', type: 'number', min: 1, value: this.form.toSeq, oninput: set('toSeq') }),
+      ),
+      h(
+        'div',
+        { class: 'field wide' },
+        h('label', { for: 'r-purpose' }, t('purpose')),
+        h('input', {
+          id: 'r-purpose',
+          type: 'text',
+          'aria-required': 'true',
+          maxlength: 512,
+          value: this.form.purpose,
+          'aria-describedby': 'r-purpose-help',
+          oninput: set('purpose'),
+        }),
+        h('p', { id: 'r-purpose-help', class: 'muted' }, t('purposeHelp')),
+      ),
+      h(
+        'div',
+        { class: 'buttons' },
         h('button', { type: 'submit', class: 'primary' }, t('show')),
-        h('button', { type: 'button', onclick: () => void this.export() }, t('export'))),
+        h('button', { type: 'button', onclick: () => void this.export() }, t('export')),
+      ),
     );
     this.drawReplay();
     this.drawExport();
-    return h('section', { class: 'ops', 'aria-labelledby': 'replay-title' }, h('h2', { id: 'replay-title' }, t('replayTitle')), form, this.exportBox, this.replayBox);
+    return h(
+      'section',
+      { class: 'ops', 'aria-labelledby': 'replay-title' },
+      h('h2', { id: 'replay-title' }, t('replayTitle')),
+      form,
+      this.exportBox,
+      this.replayBox,
+    );
   }
 
   private startAfter(): number {
@@ -140,7 +206,9 @@ export class OpsViews {
       const sig = h('td', {}, '…');
       void this.deps.verify(a).then((v) => replace(sig, v.outcome === 'verified' ? t('verified') : t('sigInvalid')));
       const tlp = handlingOf(c).tlp;
-      return h('tr', {},
+      return h(
+        'tr',
+        {},
         h('td', {}, String(a.seq)),
         h('td', {}, h('time', { datetime: a.received_at, title: formatUtc(a.received_at) }, formatTime(a.received_at))),
         h('td', {}, urgencyName(c.urgency)),
@@ -154,16 +222,51 @@ export class OpsViews {
     const prev = this.replayAfters.length > 0;
     replace(
       box,
-      h('table', { class: 'table' },
+      h(
+        'table',
+        { class: 'table' },
         h('caption', {}, this.deps.regionName(page.region)),
-        h('thead', {}, h('tr', {}, [t('colSeq'), t('colTime'), t('colUrgency'), t('colTitle'), t('colState'), t('colCategory'), t('colTlp'), t('colSignature')].map((x) => h('th', { scope: 'col' }, x)))),
-        h('tbody', {}, rows)),
-      h('div', { class: 'pager' },
-        h('button', { type: 'button', disabled: !prev, onclick: () => { const back = this.replayAfters.pop(); void this.loadReplay(back); } }, t('prevPage')),
-        h('button', { type: 'button', disabled: page.next === null, onclick: () => {
-          this.replayAfters.push(this.replayState.after ?? this.startAfter());
-          void this.loadReplay(page.next ?? undefined);
-        } }, t('nextPage'))),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            [t('colSeq'), t('colTime'), t('colUrgency'), t('colTitle'), t('colState'), t('colCategory'), t('colTlp'), t('colSignature')].map((x) =>
+              h('th', { scope: 'col' }, x),
+            ),
+          ),
+        ),
+        h('tbody', {}, rows),
+      ),
+      h(
+        'div',
+        { class: 'pager' },
+        h(
+          'button',
+          {
+            type: 'button',
+            disabled: !prev,
+            onclick: () => {
+              const back = this.replayAfters.pop();
+              void this.loadReplay(back);
+            },
+          },
+          t('prevPage'),
+        ),
+        h(
+          'button',
+          {
+            type: 'button',
+            disabled: page.next === null,
+            onclick: () => {
+              this.replayAfters.push(this.replayState.after ?? this.startAfter());
+              void this.loadReplay(page.next ?? undefined);
+            },
+          },
+          t('nextPage'),
+        ),
+      ),
     );
   }
 
@@ -171,10 +274,12 @@ export class OpsViews {
     const box = this.exportBox;
     if (!box) return;
     if (progress) {
-      replace(box,
+      replace(
+        box,
         h('label', { for: 'export-progress' }, t('exportProgress', { n: formatNumber(progress.n) })),
         h('progress', { id: 'export-progress', max: Math.max(1, progress.total), value: Math.min(progress.n, Math.max(1, progress.total)) }),
-        h('button', { type: 'button', onclick: () => this.exportCtl?.abort() }, t('cancel')));
+        h('button', { type: 'button', onclick: () => this.exportCtl?.abort() }, t('cancel')),
+      );
     } else {
       replace(box, this.exportMsg ? h('p', { role: 'status' }, this.exportMsg) : null);
     }
@@ -254,15 +359,62 @@ export class OpsViews {
     const kinds = ['published', 'rejected', 'security', 'ack', 'replayed'];
     const form = h(
       'form',
-      { class: 'ops-form', onsubmit: (ev: Event) => { ev.preventDefault(); this.audit.afters = []; void this.loadAudit(0); } },
-      h('div', { class: 'field' }, h('label', { for: 'a-kind' }, t('kind')),
-        h('select', { id: 'a-kind', onchange: (ev: Event) => { this.audit.kind = (ev.target as HTMLSelectElement).value; this.drawAudit(); } },
-          h('option', { value: '' }, t('any')), kinds.map((k) => h('option', { value: k, selected: this.audit.kind === k }, tk(`kind_${k}`, k))))),
-      h('div', { class: 'field' }, h('label', { for: 'a-actor' }, t('actor')),
-        h('input', { id: 'a-actor', type: 'search', value: this.audit.actor, oninput: (ev: Event) => { this.audit.actor = (ev.target as HTMLInputElement).value; this.drawAudit(); } })),
-      h('div', { class: 'field wide' }, h('label', { for: 'a-purpose' }, t('purpose')),
-        h('input', { id: 'a-purpose', type: 'text', 'aria-required': 'true', maxlength: 512, value: this.form.purpose, 'aria-describedby': 'a-purpose-help', oninput: (ev: Event) => { this.form.purpose = (ev.target as HTMLInputElement).value; } }),
-        h('p', { id: 'a-purpose-help', class: 'muted' }, t('purposeHelp'))),
+      {
+        class: 'ops-form',
+        onsubmit: (ev: Event) => {
+          ev.preventDefault();
+          this.audit.afters = [];
+          void this.loadAudit(0);
+        },
+      },
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { for: 'a-kind' }, t('kind')),
+        h(
+          'select',
+          {
+            id: 'a-kind',
+            onchange: (ev: Event) => {
+              this.audit.kind = (ev.target as HTMLSelectElement).value;
+              this.drawAudit();
+            },
+          },
+          h('option', { value: '' }, t('any')),
+          kinds.map((k) => h('option', { value: k, selected: this.audit.kind === k }, tk(`kind_${k}`, k))),
+        ),
+      ),
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { for: 'a-actor' }, t('actor')),
+        h('input', {
+          id: 'a-actor',
+          type: 'search',
+          value: this.audit.actor,
+          oninput: (ev: Event) => {
+            this.audit.actor = (ev.target as HTMLInputElement).value;
+            this.drawAudit();
+          },
+        }),
+      ),
+      h(
+        'div',
+        { class: 'field wide' },
+        h('label', { for: 'a-purpose' }, t('purpose')),
+        h('input', {
+          id: 'a-purpose',
+          type: 'text',
+          'aria-required': 'true',
+          maxlength: 512,
+          value: this.form.purpose,
+          'aria-describedby': 'a-purpose-help',
+          oninput: (ev: Event) => {
+            this.form.purpose = (ev.target as HTMLInputElement).value;
+          },
+        }),
+        h('p', { id: 'a-purpose-help', class: 'muted' }, t('purposeHelp')),
+      ),
       h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary' }, t('show'))),
     );
     this.drawAudit();
@@ -276,7 +428,9 @@ export class OpsViews {
       return;
     }
     try {
-      const page = await getJson<{ items: AuditRecord[]; next: number | null }>(`/v1/audit${query({ after, limit: 100, purpose: this.form.purpose.trim() })}`, { token: this.deps.token });
+      const page = await getJson<{ items: AuditRecord[]; next: number | null }>(`/v1/audit${query({ after, limit: 100, purpose: this.form.purpose.trim() })}`, {
+        token: this.deps.token,
+      });
       Object.assign(this.audit, { items: page.items, next: page.next, error: '', after, loaded: true });
     } catch (err) {
       this.audit.error = t('replayFailed', { reason: err instanceof ApiError ? err.message : String(err) });
@@ -294,24 +448,60 @@ export class OpsViews {
     const shown = a.items.filter((r) => (!a.kind || r.kind === a.kind) && (!actor || String(r.actor).toLowerCase().includes(actor)));
     const rest = (r: AuditRecord): string => {
       const { n: _n, at: _at, kind: _k, actor: _a, ...others } = r;
-      return Object.entries(others).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v as string | number | boolean | undefined)}`).join('; ');
+      return Object.entries(others)
+        .map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v as string | number | boolean | undefined)}`)
+        .join('; ');
     };
     replace(
       box,
       shown.length === 0
         ? h('p', {}, t('auditEmpty'))
-        : h('table', { class: 'table' },
+        : h(
+            'table',
+            { class: 'table' },
             h('caption', {}, t('auditTitle')),
-            h('thead', {}, h('tr', {}, [t('auditN'), t('auditAt'), t('kind'), t('actor'), t('auditRecord')].map((x) => h('th', { scope: 'col' }, x)))),
-            h('tbody', {}, shown.map((r) => h('tr', {},
-              h('td', {}, String(r.n)),
-              h('td', {}, h('time', { datetime: r.at, title: formatUtc(r.at) }, formatTime(r.at))),
-              h('td', {}, tk(`kind_${r.kind}`, r.kind)),
-              h('td', {}, String(r.actor)),
-              h('td', { class: 'record' }, rest(r)))))),
-      h('div', { class: 'pager' },
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                [t('auditN'), t('auditAt'), t('kind'), t('actor'), t('auditRecord')].map((x) => h('th', { scope: 'col' }, x)),
+              ),
+            ),
+            h(
+              'tbody',
+              {},
+              shown.map((r) =>
+                h(
+                  'tr',
+                  {},
+                  h('td', {}, String(r.n)),
+                  h('td', {}, h('time', { datetime: r.at, title: formatUtc(r.at) }, formatTime(r.at))),
+                  h('td', {}, tk(`kind_${r.kind}`, r.kind)),
+                  h('td', {}, String(r.actor)),
+                  h('td', { class: 'record' }, rest(r)),
+                ),
+              ),
+            ),
+          ),
+      h(
+        'div',
+        { class: 'pager' },
         h('button', { type: 'button', disabled: a.afters.length === 0, onclick: () => void this.loadAudit(a.afters.pop() ?? 0) }, t('prevPage')),
-        h('button', { type: 'button', disabled: a.next === null, onclick: () => { a.afters.push(a.after); void this.loadAudit(a.next ?? 0); } }, t('nextPage'))),
+        h(
+          'button',
+          {
+            type: 'button',
+            disabled: a.next === null,
+            onclick: () => {
+              a.afters.push(a.after);
+              void this.loadAudit(a.next ?? 0);
+            },
+          },
+          t('nextPage'),
+        ),
+      ),
     );
   }
 }

@@ -44,7 +44,7 @@ export function storeCounts(store: SqliteStore): { regions: number; entries: num
  */
 export const backup = defineCommand({
   name: 'backup',
-  summary: "Copy the embedded store (SQLite online backup), safe while the node runs",
+  summary: 'Copy the embedded store (SQLite online backup), safe while the node runs',
   usage: `<file> [--store FILE | --data-dir DIR]
   <file>      where to write the copy (must not exist)
   --store     the store file (default: CORDON_DATA_DIR/cordon.db, CORDON_DATA_DIR defaulting to .cordon)
@@ -139,7 +139,8 @@ Stop the node first. The replaced store (and its -wal/-shm files) is renamed to
     } finally {
       closeSync(dfd);
     }
-    let out = `restored ${source} to ${target}` + (existsSync(`${target}.replaced-${stamp}`) ? ` (the replaced store is ${target}.replaced-${stamp})` : '') + '\n';
+    let out =
+      `restored ${source} to ${target}` + (existsSync(`${target}.replaced-${stamp}`) ? ` (the replaced store is ${target}.replaced-${stamp})` : '') + '\n';
     for (const e of epochs) out += `region ${e.region}: new epoch ${e.epoch}\n`;
     out +=
       backupAudit === null
@@ -163,7 +164,8 @@ function auditCheckpointSize(file: string): number | null {
     const store = SqliteStore.open(file, { mustExist: true, upgrade: false });
     try {
       if (store.schemaVersion < 2) return null;
-      const row = store.db.prepare('SELECT size FROM tlog_checkpoint WHERE tag = ? AND name = ?').get(AUDIT_TREE.tag, AUDIT_TREE.name) as { size: number } | undefined;
+      const row = store.db.prepare('SELECT size FROM tlog_checkpoint WHERE tag = ? AND name = ?').get(AUDIT_TREE.tag, AUDIT_TREE.name) as
+        { size: number } | undefined;
       return row?.size ?? 0;
     } finally {
       store.db.close();

@@ -69,7 +69,10 @@ export class LogInclusion {
     if (this.now() < this.downUntil) return { ok: false, status: 0, message: 'the log did not answer a moment ago' };
     let res: Response;
     try {
-      res = await fetch(new URL(path, this.base()), { headers: { accept: 'application/json', authorization: `Bearer ${this.opts.token}` }, signal: AbortSignal.timeout(5000) });
+      res = await fetch(new URL(path, this.base()), {
+        headers: { accept: 'application/json', authorization: `Bearer ${this.opts.token}` },
+        signal: AbortSignal.timeout(5000),
+      });
     } catch (err) {
       const e = err as { message?: string; cause?: { code?: string } };
       this.downUntil = this.now() + 5000;
@@ -160,7 +163,8 @@ export class LogInclusion {
       // Another tree answered: the region's log may have moved to a new epoch since the checkpoint
       // (then this alert's tree is no longer served), or the node forked it (then the check fails).
       const now = await this.fetchCheckpoint(a.region);
-      if (!('state' in now) && now.epoch !== a.epoch) return { state: 'unavailable', detail: `the region's log moved to epoch ${now.epoch}; the tree of this alert is no longer served` };
+      if (!('state' in now) && now.epoch !== a.epoch)
+        return { state: 'unavailable', detail: `the region's log moved to epoch ${now.epoch}; the tree of this alert is no longer served` };
     }
     const ok = checkRecord(proof, cp.size, cp.root, a.seq - 1, leafHash(deliveredLeafData(a)));
     return ok

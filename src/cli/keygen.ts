@@ -94,7 +94,9 @@ function witnessKey(state: string, values: { name?: string; url?: string; out?: 
     throw new CliError(`cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
   }
   const vkey = formatVerifierKey(noteSigner(name, SIG_COSIGNATURE_V1, privateKey));
-  io.stderr.write(`private key written to ${relative(io.cwd, file) || file} (keep it secret); cosignature vkey ${vkey}; trust-store entry for states.${state}.keys:\n`);
+  io.stderr.write(
+    `private key written to ${relative(io.cwd, file) || file} (keep it secret); cosignature vkey ${vkey}; trust-store entry for states.${state}.keys:\n`,
+  );
   print(io, { kid, use: 'witness', jwk: { kty: 'OKP', crv: 'Ed25519', x }, name, ...(values.url ? { url: values.url } : {}), status: 'active' });
   return 0;
 }

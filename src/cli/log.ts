@@ -54,7 +54,8 @@ Exit 0 when everything verifies, 1 with the reason otherwise.`,
     if (logKey.type !== SIG_ED25519) throw new CliError('the log key is not a note signing key');
     const witnesses: NoteKey[] = [];
     for (const s of Object.values(trust.states)) {
-      for (const k of s.keys) if (k.use === 'witness' && k.status === 'active' && k.name) witnesses.push(noteKey(k.name, SIG_COSIGNATURE_V1, Buffer.from(k.jwk.x, 'base64url')));
+      for (const k of s.keys)
+        if (k.use === 'witness' && k.status === 'active' && k.name) witnesses.push(noteKey(k.name, SIG_COSIGNATURE_V1, Buffer.from(k.jwk.x, 'base64url')));
     }
 
     const note = await get(`v1/regions/${encodeURIComponent(region)}/log/checkpoint`);
@@ -98,11 +99,15 @@ Exit 0 when everything verifies, 1 with the reason otherwise.`,
     let trimmedBelow = 0;
     const epochOfTree = cp.origin.split('/').pop();
     for (;;) {
-      const url = new URL(`v1/regions/${encodeURIComponent(region)}/alerts?after=${after}&limit=1000${values.purpose ? `&purpose=${encodeURIComponent(values.purpose)}` : ''}`, base);
+      const url = new URL(
+        `v1/regions/${encodeURIComponent(region)}/alerts?after=${after}&limit=1000${values.purpose ? `&purpose=${encodeURIComponent(values.purpose)}` : ''}`,
+        base,
+      );
       const r = await replayPage(url, token);
       if ('trimmed' in r) {
         const { earliest, epoch } = r.trimmed;
-        if (epoch !== undefined && epoch !== epochOfTree) throw new CliError(`the region's log moved to epoch ${epoch} while this checked the tree of ${cp.origin}; run again`);
+        if (epoch !== undefined && epoch !== epochOfTree)
+          throw new CliError(`the region's log moved to epoch ${epoch} while this checked the tree of ${cp.origin}; run again`);
         if (earliest - 1 <= after) throw new CliError(`the replay answered 410 for after=${after} with earliest ${earliest}`);
         after = earliest - 1;
         trimmedBelow = after;
@@ -148,7 +153,10 @@ async function replayPage(url: URL, token: string): Promise<{ trimmed: { earlies
     res = await getOk(url, token); // throws the usual "cannot reach"
   }
   if (res.status === 410) {
-    const body = (await res.text().then((x) => JSON.parse(x) as unknown).catch(() => ({}))) as { code?: string; earliest?: unknown; epoch?: unknown };
+    const body = (await res
+      .text()
+      .then((x) => JSON.parse(x) as unknown)
+      .catch(() => ({}))) as { code?: string; earliest?: unknown; epoch?: unknown };
     if (body.code === 'HISTORY_TRIMMED' && Number.isSafeInteger(body.earliest)) {
       return { trimmed: { earliest: body.earliest as number, epoch: typeof body.epoch === 'string' ? body.epoch : undefined } };
     }

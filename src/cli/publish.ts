@@ -130,9 +130,10 @@ async function requestNats(
   } catch (err) {
     const why = (err as Error).message;
     // Nobody listens on that subject: most often the node runs with another subject prefix.
-    const hint = /no responders|503/i.test(why) || /NoRespondersError/.test((err as Error).name)
-      ? `; no Cordon node listens on ${subject}: is the node's CORDON_NATS_SUBJECT_PREFIX different? (give it with --subject-prefix)`
-      : '';
+    const hint =
+      /no responders|503/i.test(why) || /NoRespondersError/.test((err as Error).name)
+        ? `; no Cordon node listens on ${subject}: is the node's CORDON_NATS_SUBJECT_PREFIX different? (give it with --subject-prefix)`
+        : '';
     throw new CliError(`no reply on ${subject}: ${why}${hint}`, { cause: err });
   } finally {
     await nc.close();
@@ -185,7 +186,8 @@ Exit 0 when the alert was accepted (201, or 200 for an identical resubmission), 
     const versioning = (version.correct ?? version.revoke) !== undefined;
     if (isSubmission(given) && !versioning) {
       // Signed already (cordon sign): publish it as it is; the node checks the signature.
-      if (values.key !== undefined) throw new UsageError(`${values.in} is a signed submission already and is published as it is; leave out --key (or give its content to re-sign)`);
+      if (values.key !== undefined)
+        throw new UsageError(`${values.in} is a signed submission already and is published as it is; leave out --key (or give its content to re-sign)`);
       submission = given;
       io.stderr.write(`${values.in} is signed already (${describeSig(given)}): publishing it as it is\n`);
     } else {
@@ -205,7 +207,13 @@ Exit 0 when the alert was accepted (201, or 200 for an identical resubmission), 
     }
 
     const reply = values.nats
-      ? await requestNats(values.nats, `${values['subject-prefix'] ?? io.env.CORDON_NATS_SUBJECT_PREFIX ?? 'cordon'}.ingest.${submission.content.region}`, submission, timeoutMs, io.env)
+      ? await requestNats(
+          values.nats,
+          `${values['subject-prefix'] ?? io.env.CORDON_NATS_SUBJECT_PREFIX ?? 'cordon'}.ingest.${submission.content.region}`,
+          submission,
+          timeoutMs,
+          io.env,
+        )
       : await postHttp(values.url ?? DEFAULT_URL, submission);
     const ok = reply.status === 200 || reply.status === 201;
     if (ok) {

@@ -283,7 +283,9 @@ One delivered alert per line, oldest first, up to the newest alert when the expo
 
     const resume = outPath === undefined ? undefined : resumePoint(outPath, region);
     if (resume && (after !== undefined || values.since !== undefined)) {
-      throw new UsageError(`${values.out} already holds alerts up to seq ${resume.seq} and the export continues from there; omit --after/--since or use another --out file`);
+      throw new UsageError(
+        `${values.out} already holds alerts up to seq ${resume.seq} and the export continues from there; omit --after/--since or use another --out file`,
+      );
     }
     if (resume) {
       io.stderr.write(
@@ -363,10 +365,9 @@ One delivered alert per line, oldest first, up to the newest alert when the expo
       } catch (err) {
         if (err instanceof CliError) throw err;
         await flush();
-        throw new CliError(
-          `the export was interrupted after seq ${lastSeq} (${causeOf(err)})${outPath ? '; run the same command again to resume' : ''}`,
-          { cause: err },
-        );
+        throw new CliError(`the export was interrupted after seq ${lastSeq} (${causeOf(err)})${outPath ? '; run the same command again to resume' : ''}`, {
+          cause: err,
+        });
       }
       if (rest.length > 0) throw new CliError('the stream ended in the middle of a line; run the same command again to resume');
       await flush();
@@ -375,8 +376,7 @@ One delivered alert per line, oldest first, up to the newest alert when the expo
     }
     progress.done();
     io.stderr.write(
-      `replay: ${plural(written, 'alert')} ${verify ? 'verified and ' : ''}written` +
-        `${outPath ? ` to ${values.out}` : ''}, up to seq ${top}\n`,
+      `replay: ${plural(written, 'alert')} ${verify ? 'verified and ' : ''}written` + `${outPath ? ` to ${values.out}` : ''}, up to seq ${top}\n`,
     );
     return 0;
   },

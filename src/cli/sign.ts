@@ -35,7 +35,8 @@ function listProblems(errors: FieldError[]): string {
 export function checkBeforeSigning(content: unknown, key: SigningKey, regions: RegionRegistry): AlertContent {
   if (key.use === 'token') throw new CliError('this is a token key; alerts are signed with an alert key');
   const errors = validateContent(content, { regions, memberStates: regions.states });
-  if (errors.length > 0) throw new CliError(`content is invalid, nothing signed (${errors.length} problem${errors.length > 1 ? 's' : ''}):\n${listProblems(errors)}`);
+  if (errors.length > 0)
+    throw new CliError(`content is invalid, nothing signed (${errors.length} problem${errors.length > 1 ? 's' : ''}):\n${listProblems(errors)}`);
   const c = content as AlertContent;
   if (key.state !== undefined && key.state !== c.issuer.state) {
     throw new CliError(`the key belongs to ${key.state} but content.issuer.state is ${c.issuer.state}`);

@@ -368,7 +368,9 @@ or is NOT IN LOG.`,
     const say = (line: string) => io.stderr.write(`tail: ${line}\n`);
     const logCheck = values['no-log'] ? undefined : new TailLogCheck(say, vkey, () => new URL(desk.url), token);
     if (!values['no-log'] && !vkey) say('the node publishes no transparency-log key (GET /v1/trust has no log): inclusion is not checked');
-    const resumeNote = regions.map((r) => (!positions[r] ? `${r} live` : positions[r].seq === 0 ? `${r} from the oldest alert held` : `${r} after #${positions[r].seq}`)).join(', ');
+    const resumeNote = regions
+      .map((r) => (!positions[r] ? `${r} live` : positions[r].seq === 0 ? `${r} from the oldest alert held` : `${r} after #${positions[r].seq}`))
+      .join(', ');
     say(`watching ${resumeNote}; state in ${statePath}`);
 
     let seen = 0;
@@ -407,7 +409,9 @@ or is NOT IN LOG.`,
             if (why?.startsWith('SIGNATURE_KEY_UNKNOWN') && kid && !refetched.has(kid)) {
               // A key added since we started: fetch the trust store once more for it.
               refetched.add(kid);
-              store = await fetchTrust(urls[0]).then((x) => x.store).catch(() => store);
+              store = await fetchTrust(urls[0])
+                .then((x) => x.store)
+                .catch(() => store);
               why = await verifyDelivered(a, store);
             }
             if (why !== undefined) {
@@ -424,7 +428,12 @@ or is NOT IN LOG.`,
           }
           case 'gap': {
             const g = e.frame;
-            const missing = g.to > g.from ? `alerts #${g.from}..#${g.to} are no longer held` : g.to === g.from ? `alert #${g.from} is no longer held` : 'nothing of the new log was trimmed';
+            const missing =
+              g.to > g.from
+                ? `alerts #${g.from}..#${g.to} are no longer held`
+                : g.to === g.from
+                  ? `alert #${g.from} is no longer held`
+                  : 'nothing of the new log was trimmed';
             const epochNote = g.reason !== 'epoch-changed' ? '' : g.epoch === null ? ', the log is empty' : `, new epoch ${g.epoch}`;
             const loud = `!!! GAP in ${g.region} (${g.reason}${epochNote}): ${missing}; continuing at #${g.to + 1}`;
             if (json) {
@@ -609,7 +618,7 @@ class TailLogCheck {
 /** [1,2,3,5] → "#1-#3, #5" */
 function ranges(seqs: number[]): string {
   const out: string[] = [];
-  for (let i = 0; i < seqs.length; ) {
+  for (let i = 0; i < seqs.length;) {
     let j = i;
     while (j + 1 < seqs.length && seqs[j + 1] === seqs[j] + 1) j++;
     out.push(j === i ? `#${seqs[i]}` : `#${seqs[i]}-#${seqs[j]}`);

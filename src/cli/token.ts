@@ -45,7 +45,11 @@ Prints the compact token; send it as Authorization: Bearer <token>.`,
     };
     const validate = validator('token-claims');
     if (!validate(claims)) {
-      throw new UsageError(fieldErrors(validate.errors).map((e) => `${e.path.replace(/^\//, '--')} ${e.message}`).join('; '));
+      throw new UsageError(
+        fieldErrors(validate.errors)
+          .map((e) => `${e.path.replace(/^\//, '--')} ${e.message}`)
+          .join('; '),
+      );
     }
     const { aud: _aud, ...rest } = claims as Token;
     io.stdout.write(issueToken(rest, key) + '\n');

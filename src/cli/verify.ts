@@ -150,7 +150,9 @@ also proved against the latest signed checkpoint of its region's log: "in log", 
       const bad = !r.ok || inc?.state === 'not-included';
       if (bad) failures++;
       if (inc?.state === 'not-included') notInLog++;
-      const tail = inc ? `; ${inclusionWords(inc)}${inc.state === 'included' ? ` (signed tree of size ${inc.size})` : inc.detail ? `: ${inc.detail}` : ''}` : '';
+      const tail = inc
+        ? `; ${inclusionWords(inc)}${inc.state === 'included' ? ` (signed tree of size ${inc.size})` : inc.detail ? `: ${inc.detail}` : ''}`
+        : '';
       const line = r.ok && inc?.state === 'not-included' ? `FAIL${r.line.slice(4)}` : r.line;
       (bad ? io.stderr : io.stdout).write(line + tail + '\n');
     }
@@ -161,7 +163,8 @@ also proved against the latest signed checkpoint of its region's log: "in log", 
       if (count('unavailable') > 0) parts.push(`${count('unavailable')} log unavailable`);
       if (notInLog > 0) parts.push(`${notInLog} NOT IN LOG`);
       io.stderr.write(`transparency log: ${parts.join(', ')} of ${plural(inLog.size, 'delivered alert')}\n`);
-      if (notInLog > 0) io.stderr.write(`ERROR: ${plural(notInLog, 'alert')} NOT IN LOG: the node's signed log does not hold ${notInLog === 1 ? 'it' : 'them'} as given\n`);
+      if (notInLog > 0)
+        io.stderr.write(`ERROR: ${plural(notInLog, 'alert')} NOT IN LOG: the node's signed log does not hold ${notInLog === 1 ? 'it' : 'them'} as given\n`);
     }
     return failures === 0 ? 0 : 1;
   },

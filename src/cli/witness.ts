@@ -9,7 +9,7 @@ import { loadSigningKey } from './keygen';
  */
 export const witness = defineCommand({
   name: 'witness',
-  summary: "Run a transparency-log witness (C2SP tlog-witness) that cosigns only extensions of what it saw",
+  summary: 'Run a transparency-log witness (C2SP tlog-witness) that cosigns only extensions of what it saw',
   usage: `--key WITNESS_KEY.jwk.json --log-key VKEY --listen HOST:PORT [--state-file PATH] [--name NAME]
   --key         the witness's private key file (cordon keygen --use witness)
   --log-key     the log's verifier key: "log.vkey" of GET /v1/trust
@@ -36,7 +36,7 @@ Runs until interrupted; refusals of forked or rolled-back logs are logged on std
     } catch (err) {
       throw new CliError(`--log-key: ${(err as Error).message}`, { cause: err });
     }
-    if (logKey.type !== SIG_ED25519) throw new UsageError('--log-key must be the log\'s note key (type 0x01)');
+    if (logKey.type !== SIG_ED25519) throw new UsageError("--log-key must be the log's note key (type 0x01)");
     const m = /^(.*):(\d+)$/.exec(required(values.listen, 'listen'));
     if (!m) throw new UsageError('--listen must be HOST:PORT');
     const signer = noteSigner(name, SIG_COSIGNATURE_V1, key.privateKey);

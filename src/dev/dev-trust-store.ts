@@ -25,11 +25,7 @@ const LOCK_WAIT_MS = 10_000;
 
 type DevLog = Pick<Logger, 'warn'>;
 
-export function ensureDevTrustStore(
-  dir: string,
-  regions: { list(): Region[] },
-  log: DevLog,
-): { path: string; store: TrustStore } {
+export function ensureDevTrustStore(dir: string, regions: { list(): Region[] }, log: DevLog): { path: string; store: TrustStore } {
   const path = join(dir, 'trust-store.json');
   const keysDir = join(dir, 'keys');
   if (!existsSync(path)) generateUnderLock(dir, path, keysDir, regions.list());

@@ -3,9 +3,7 @@
 const B64U = /^[A-Za-z0-9_-]*$/;
 
 export function b64uEncode(buf: Uint8Array | string): string {
-  return (typeof buf === 'string' ? Buffer.from(buf, 'utf8') : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)).toString(
-    'base64url',
-  );
+  return (typeof buf === 'string' ? Buffer.from(buf, 'utf8') : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)).toString('base64url');
 }
 
 /**

@@ -69,7 +69,7 @@ export function entitlementView(body: string): Pick<AlertContent, 'issuer' | 'au
   let audienceAt = -1;
   let regionAt = -1;
   let repeated = false;
-  for (let i = body.indexOf('"'); i !== -1; ) {
+  for (let i = body.indexOf('"'); i !== -1;) {
     const end = stringEnd(body, i);
     if (end === -1) break;
     // Only a key is followed by ':'.

@@ -149,11 +149,7 @@ export function contentHashOf(jcsPayload: Buffer | string): string {
 }
 
 /** Signs content as a gateway does (the CLI and tests use it). */
-export function signContent(
-  content: AlertContent,
-  key: { privateKey: KeyObject; kid: string },
-  iat: number = Math.floor(Date.now() / 1000),
-): Submission {
+export function signContent(content: AlertContent, key: { privateKey: KeyObject; kid: string }, iat: number = Math.floor(Date.now() / 1000)): Submission {
   const header: ProtectedHeader = { alg: 'Ed25519', kid: key.kid, typ: 'cordon-alert+jws', iat };
   const protectedB64 = b64uEncode(JSON.stringify(header));
   const payload = b64uEncode(canonicalize(content));

@@ -59,12 +59,7 @@ export function verifyToken(compact: string, store: TrustStore, nowMs: number, p
 }
 
 /** As verifyToken, and names the key that signed it (live sessions end when that key stops being active). */
-export function verifyTokenKey(
-  compact: string,
-  store: TrustStore,
-  nowMs: number,
-  policy: TokenPolicy = DEFAULT_TOKEN_POLICY,
-): { token: Token; kid: string } {
+export function verifyTokenKey(compact: string, store: TrustStore, nowMs: number, policy: TokenPolicy = DEFAULT_TOKEN_POLICY): { token: Token; kid: string } {
   if (typeof compact !== 'string' || compact.length > MAX_TOKEN_CHARS) throw invalid('token is malformed');
   const parts = compact.split('.');
   if (parts.length !== 3) throw invalid('token is malformed');
@@ -106,10 +101,7 @@ export function verifyTokenKey(
 }
 
 /** Issues a token as a state's token service would (the CLI and tests use it). */
-export function issueToken(
-  claims: Omit<Token, 'aud' | 'iat'> & { iat?: number },
-  key: { privateKey: KeyObject; kid: string },
-): string {
+export function issueToken(claims: Omit<Token, 'aud' | 'iat'> & { iat?: number }, key: { privateKey: KeyObject; kid: string }): string {
   const header = b64uEncode(JSON.stringify({ alg: 'Ed25519', kid: key.kid, typ: 'JWT' }));
   const body: Record<string, unknown> = {
     iss: claims.iss,

@@ -186,13 +186,10 @@ export interface SigningKey {
 }
 
 /** A fresh Ed25519 key: its private file and its trust-store entry (kid = RFC 7638 thumbprint). */
-export function generateTrustedKey(opts: {
-  state: string;
-  use: KeyUse;
-  regions?: string[];
-  nbf?: Date;
-  exp?: Date;
-}): { privateJwk: PrivateKeyJwk; entry: TrustStoreKeyJson } {
+export function generateTrustedKey(opts: { state: string; use: KeyUse; regions?: string[]; nbf?: Date; exp?: Date }): {
+  privateJwk: PrivateKeyJwk;
+  entry: TrustStoreKeyJson;
+} {
   const { privateKey } = generateKeyPairSync('ed25519');
   const { x, d } = privateKey.export({ format: 'jwk' }) as { x: string; d: string };
   const jwk: PublicJwk = { kty: 'OKP', crv: 'Ed25519', x };

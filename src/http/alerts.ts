@@ -25,8 +25,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, {
   if (limited) {
     await app.register(rateLimit, {
       global: false,
-      errorResponseBuilder: (_req, context) =>
-        new CordonError('RATE_LIMITED', `More than ${context.max} submissions in ${context.after}; retry later`),
+      errorResponseBuilder: (_req, context) => new CordonError('RATE_LIMITED', `More than ${context.max} submissions in ${context.after}; retry later`),
     });
   }
 

@@ -30,27 +30,17 @@ function withTimeout(p: Promise<void>): Promise<boolean> {
  * stays ready (200) and says it is degraded.
  */
 export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app, ctx) => {
-  app.get(
-    '/healthz',
-    { schema: { summary: 'Liveness', response: { 200: { type: 'object', properties: { status: { const: 'ok' } } } } } },
-    async () => ({ status: 'ok' }),
-  );
+  app.get('/healthz', { schema: { summary: 'Liveness', response: { 200: { type: 'object', properties: { status: { const: 'ok' } } } } } }, async () => ({
+    status: 'ok',
+  }));
 
-  app.get(
-    '/readyz',
-    { schema: { summary: 'Readiness', response: { 200: ref('readiness'), 503: ref('readiness') } } },
-    async (_request, reply) => {
-      const [log, bus, audit] = await Promise.all([
-        withTimeout(ctx.regionLog.ping()),
-        withTimeout(ctx.bus.ping()),
-        withTimeout(ctx.audit.ping()),
-      ]);
-      const ready = log && audit && !ctx.shuttingDown.value;
-      return reply.code(ready ? 200 : 503).send({
-        status: !ready ? 'not-ready' : bus ? 'ready' : 'degraded',
-        bus: bus ? 'ok' : 'unreachable',
-        checks: { log, bus, audit, shutting_down: ctx.shuttingDown.value },
-      });
-    },
-  );
+  app.get('/readyz', { schema: { summary: 'Readiness', response: { 200: ref('readiness'), 503: ref('readiness') } } }, async (_request, reply) => {
+    const [log, bus, audit] = await Promise.all([withTimeout(ctx.regionLog.ping()), withTimeout(ctx.bus.ping()), withTimeout(ctx.audit.ping())]);
+    const ready = log && audit && !ctx.shuttingDown.value;
+    return reply.code(ready ? 200 : 503).send({
+      status: !ready ? 'not-ready' : bus ? 'ready' : 'degraded',
+      bus: bus ? 'ok' : 'unreachable',
+      checks: { log, bus, audit, shutting_down: ctx.shuttingDown.value },
+    });
+  });
 };

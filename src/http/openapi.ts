@@ -49,7 +49,7 @@ type Json = unknown;
  * `alert-content.json`) as written: they are pointed at those components here.
  */
 export function componentRefs(doc: Json): Json {
-  const schemas = ((doc as { components?: { schemas?: Record<string, unknown> } }).components?.schemas ?? {});
+  const schemas = (doc as { components?: { schemas?: Record<string, unknown> } }).components?.schemas ?? {};
   const target = (ref: string): string => {
     if (ref.startsWith('#/')) return ref;
     const m = /^(?:.*\/)?([a-z0-9-]+)\.json(?:#(.*))?$/.exec(ref.startsWith(SCHEMA_BASE) ? ref.slice(SCHEMA_BASE.length) : ref);
@@ -63,9 +63,7 @@ export function componentRefs(doc: Json): Json {
   const walk = (node: Json): Json => {
     if (Array.isArray(node)) return node.map(walk);
     if (node === null || typeof node !== 'object') return node;
-    return Object.fromEntries(
-      Object.entries(node).map(([k, v]) => [k, k === '$ref' && typeof v === 'string' ? target(v) : walk(v)]),
-    );
+    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, k === '$ref' && typeof v === 'string' ? target(v) : walk(v)]));
   };
   return walk(doc);
 }

@@ -17,10 +17,12 @@ const integerKeys = new Map<string, ReadonlySet<string>>();
 function integersOf(schema: string): ReadonlySet<string> {
   let keys = integerKeys.get(schema);
   if (!keys) {
-    const def = schemaRegistry().getSchema(SCHEMA_BASE + schema + '.json')?.schema as
-      | { properties?: Record<string, { type?: string }> }
-      | undefined;
-    keys = new Set(Object.entries(def?.properties ?? {}).filter(([, p]) => p.type === 'integer').map(([k]) => k));
+    const def = schemaRegistry().getSchema(SCHEMA_BASE + schema + '.json')?.schema as { properties?: Record<string, { type?: string }> } | undefined;
+    keys = new Set(
+      Object.entries(def?.properties ?? {})
+        .filter(([, p]) => p.type === 'integer')
+        .map(([k]) => k),
+    );
     integerKeys.set(schema, keys);
   }
   return keys;

@@ -214,9 +214,7 @@ export const replayRoutes: FastifyPluginAsync<ReplayRoutesOptions> = async (app,
       }
       if (shown.length === 0) throw new CordonError('ALERT_NOT_FOUND');
       const body =
-        q.versions === 'all'
-          ? `{"id":${JSON.stringify(id)},"items":[${shown.map(deliveredJson).join(',')}]}`
-          : deliveredJson(shown[shown.length - 1]);
+        q.versions === 'all' ? `{"id":${JSON.stringify(id)},"items":[${shown.map(deliveredJson).join(',')}]}` : deliveredJson(shown[shown.length - 1]);
       return reply.type(JSON_TYPE).send(body);
     },
   );

@@ -47,12 +47,9 @@ export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, http
   }
   if (httpPart === 'params') {
     const validate = schemaRegistry().compile(schema as object);
-    return (data: unknown) =>
-      validate(data) ? { value: data } : { error: new CordonError('ROUTE_NOT_FOUND', 'A path segment is not valid') };
+    return (data: unknown) => (validate(data) ? { value: data } : { error: new CordonError('ROUTE_NOT_FOUND', 'A path segment is not valid') });
   }
-  throw new Error(
-    `${url}: ${httpPart ?? 'this part'} is not validated by route schemas (give the route its own validatorCompiler)`,
-  );
+  throw new Error(`${url}: ${httpPart ?? 'this part'} is not validated by route schemas (give the route its own validatorCompiler)`);
 };
 
 /** For a route whose declared schema is documentation only (the handler validates that part itself). */

@@ -111,13 +111,9 @@ export const tlogRoutes: FastifyPluginAsync<TlogRoutesOptions> = async (app, ctx
     const audit = base === '/v1/audit/log';
     const tree = audit ? 'the audit tree (ops tokens)' : "the region's tree (its current epoch)";
     const params = (extra: Record<string, object> = {}): Pick<FastifySchema, 'params'> => {
-      const properties: Record<string, object> = audit
-        ? {}
-        : { region: { type: 'string', description: 'a region code of the registry' } };
+      const properties: Record<string, object> = audit ? {} : { region: { type: 'string', description: 'a region code of the registry' } };
       Object.assign(properties, extra);
-      return Object.keys(properties).length === 0
-        ? {}
-        : { params: { type: 'object', required: Object.keys(properties), properties } };
+      return Object.keys(properties).length === 0 ? {} : { params: { type: 'object', required: Object.keys(properties), properties } };
     };
     app.get(
       `${base}/checkpoint`,

@@ -19,16 +19,12 @@ export const trustRoutes: FastifyPluginAsync<TrustRoutesOptions> = async (app, o
   const viewOf = (): string => JSON.stringify(log ? { ...served.publicView(), log } : served.publicView());
   let served = opts.trust();
   let view = viewOf();
-  app.get(
-    '/v1/trust',
-    { schema: { summary: 'The public trust store in force', response: { 200: ref('trust-view') } } },
-    async (_request, reply) => {
-      const current = opts.trust();
-      if (current !== served) {
-        served = current;
-        view = viewOf();
-      }
-      return reply.type('application/json').send(view);
-    },
-  );
+  app.get('/v1/trust', { schema: { summary: 'The public trust store in force', response: { 200: ref('trust-view') } } }, async (_request, reply) => {
+    const current = opts.trust();
+    if (current !== served) {
+      served = current;
+      view = viewOf();
+    }
+    return reply.type('application/json').send(view);
+  });
 };

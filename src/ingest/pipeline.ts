@@ -29,12 +29,7 @@ const REJECTION_CODES: Record<AppendRejection, ErrorCode> = {
 };
 
 /** Codes raised only after the Ed25519 signature itself verified: the submission was correctly signed. */
-const SIGNED_REJECTIONS = new Set<ErrorCode>([
-  'KEY_NOT_AUTHORISED',
-  'KEY_NOT_VALID',
-  'SIGNATURE_IAT_OUT_OF_WINDOW',
-  ...Object.values(REJECTION_CODES),
-]);
+const SIGNED_REJECTIONS = new Set<ErrorCode>(['KEY_NOT_AUTHORISED', 'KEY_NOT_VALID', 'SIGNATURE_IAT_OUT_OF_WINDOW', ...Object.values(REJECTION_CODES)]);
 
 /**
  * What the log stores for a verified submission: content and sig exactly as verified (JSON.stringify
@@ -57,10 +52,7 @@ export function appendInputOf(submission: Submission, contentHash: string): Appe
   };
 }
 
-export function createIngest(
-  deps: AppDeps & { live: LiveTrust; appended?: ReadonlySet<(entry: LogEntry) => void> },
-  log: FastifyBaseLogger,
-): Ingest {
+export function createIngest(deps: AppDeps & { live: LiveTrust; appended?: ReadonlySet<(entry: LogEntry) => void> }, log: FastifyBaseLogger): Ingest {
   const { config, regionLog, bus, audit, live, metrics, now } = deps;
   const parseLimits = { maxBytes: config.maxBodyBytes, maxDepth: config.maxJsonDepth };
   const window = { maxAgeS: config.sigMaxAgeS, maxSkewS: config.sigMaxSkewS };

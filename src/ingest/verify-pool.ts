@@ -166,7 +166,11 @@ export function createVerifyPool(
         pool.map(
           (t) =>
             new Promise<void>((resolve) => {
-              const done = () => void t.worker.terminate().then(() => resolve(), () => resolve());
+              const done = () =>
+                void t.worker.terminate().then(
+                  () => resolve(),
+                  () => resolve(),
+                );
               // A thread that dies meanwhile had its jobs checked on the event loop.
               t.worker.once('exit', () => resolve());
               if (t.jobs === 0) return done();

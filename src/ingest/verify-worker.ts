@@ -66,7 +66,10 @@ export function verifyJob(raw: Buffer, publicKey: Buffer, sodium: Sodium, out: U
   const input = Buffer.from(prot + '.' + payload.toString('base64url'), 'ascii');
   if (!sodium.crypto_sign_verify_detached(sig, input, publicKey)) return null;
   out[at] = STATUS.VALID;
-  createHash('sha256').update(payload).digest().copy(out, at + 1);
+  createHash('sha256')
+    .update(payload)
+    .digest()
+    .copy(out, at + 1);
   return payload;
 }
 

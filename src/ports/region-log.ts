@@ -44,9 +44,7 @@ export type AppendRejection =
   | 'not-issuer'; // another state tries to version the alert
 
 export type AppendOutcome =
-  | { outcome: 'appended'; receipt: Receipt; entry: LogEntry }
-  | { outcome: 'duplicate'; receipt: Receipt }
-  | { outcome: 'rejected'; reason: AppendRejection };
+  { outcome: 'appended'; receipt: Receipt; entry: LogEntry } | { outcome: 'duplicate'; receipt: Receipt } | { outcome: 'rejected'; reason: AppendRejection };
 
 export interface RegionState {
   region: string;

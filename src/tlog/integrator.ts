@@ -130,7 +130,10 @@ export function storeHashReader(store: TreeStore, tree: TreeId, size: number, ca
       const out: (Buffer | null)[] = tiles.map((t) => cache?.get(tree, t) ?? null);
       const missing = tiles.map((_t, i) => (out[i] ? -1 : i)).filter((i) => i >= 0);
       if (missing.length > 0) {
-        const data = await store.readTiles(tree, missing.map((i) => tiles[i]));
+        const data = await store.readTiles(
+          tree,
+          missing.map((i) => tiles[i]),
+        );
         missing.forEach((i, j) => {
           const t = tiles[i];
           const d = data[j];

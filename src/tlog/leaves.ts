@@ -21,11 +21,7 @@ const LEAF_CONTENT = '{"content":';
  * again. RFC 8785 orders the members content, epoch, received_at, region, seq, sig (UTF-16 code
  * units), and serialises strings and integers as JSON.stringify does.
  */
-export function alertLeafHash(
-  e: { region: string; seq: number; epoch: string; receivedAt: string },
-  canonicalContent: Uint8Array,
-  sig: unknown,
-): Hash {
+export function alertLeafHash(e: { region: string; seq: number; epoch: string; receivedAt: string }, canonicalContent: Uint8Array, sig: unknown): Hash {
   const rest =
     `,"epoch":${JSON.stringify(e.epoch)},"received_at":${JSON.stringify(e.receivedAt)},"region":${JSON.stringify(e.region)}` +
     `,"seq":${canonicalize(e.seq)},"sig":${canonicalize(sig)}}`;

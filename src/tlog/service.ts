@@ -152,7 +152,7 @@ export class TransparencyLog {
         const r = await integrate(this.opts.store, s.source, this.opts.signer, s.memo);
         if (!r) return;
         // Witnesses answer over the network: never hold up the next checkpoint for them.
-        if (r.checkpoint) void this.stored(r).catch((err: unknown) => this.opts.log.warn({ err }, "witness round failed"));
+        if (r.checkpoint) void this.stored(r).catch((err: unknown) => this.opts.log.warn({ err }, 'witness round failed'));
         if (s.source instanceof RegionLeafSource) s.source.forget(r.tree.name, r.to);
         else if (s.source instanceof AuditLeafSource) s.source.forget(r.to);
         if (r.to === r.from) {

@@ -98,7 +98,15 @@ export class Witness {
       const consistent = oldSize === cp.size ? proof.length === 0 && oldRoot.equals(cp.root) : checkTree(proof, cp.size, cp.root, oldSize, oldRoot);
       if (!consistent) {
         this.opts.log.error(
-          { security: true, origin: cp.origin, witnessSize: ourSize, witnessRoot: known.root, size: cp.size, root: cp.root.toString('base64'), checkpoint: note },
+          {
+            security: true,
+            origin: cp.origin,
+            witnessSize: ourSize,
+            witnessRoot: known.root,
+            size: cp.size,
+            root: cp.root.toString('base64'),
+            checkpoint: note,
+          },
           'witness: THE LOG IS NOT CONSISTENT WITH WHAT THIS WITNESS COSIGNED (fork or rewritten history)',
         );
         return text(422, 'the consistency proof does not verify');
@@ -156,12 +164,7 @@ export class Witness {
 }
 
 /** The log's side of add-checkpoint: submits a checkpoint with a consistency proof from `oldSize`. */
-export async function submitCheckpoint(
-  url: string,
-  oldSize: number,
-  proof: readonly Buffer[],
-  note: string,
-): Promise<{ status: number; body: string }> {
+export async function submitCheckpoint(url: string, oldSize: number, proof: readonly Buffer[], note: string): Promise<{ status: number; body: string }> {
   const body = `old ${oldSize}\n${proof.map((h) => `${h.toString('base64')}\n`).join('')}\n${note}`;
   const res = await fetch(`${url.replace(/\/$/, '')}/add-checkpoint`, { method: 'POST', body, signal: AbortSignal.timeout(5000) });
   return { status: res.status, body: await res.text() };

@@ -85,10 +85,7 @@ export function createStreamMetrics(registry: Registry): StreamMetrics {
           registers,
         }),
     ),
-    gaps: once(
-      METRICS.WS_GAPS,
-      () => new Counter({ name: METRICS.WS_GAPS, help: 'gap frames sent, by reason', labelNames: ['reason'] as const, registers }),
-    ),
+    gaps: once(METRICS.WS_GAPS, () => new Counter({ name: METRICS.WS_GAPS, help: 'gap frames sent, by reason', labelNames: ['reason'] as const, registers })),
     slowCloses: once(
       METRICS.WS_SLOW_CLOSES,
       () => new Counter({ name: METRICS.WS_SLOW_CLOSES, help: 'Desks closed with 4002 because their queue was full', registers }),
@@ -108,7 +105,7 @@ export function createStreamMetrics(registry: Registry): StreamMetrics {
       () =>
         new Counter({
           name: METRICS.WS_LOG_READS,
-          help: 'Alerts the hub read from the region log after a doorbell or position check and handed to this node\'s desks',
+          help: "Alerts the hub read from the region log after a doorbell or position check and handed to this node's desks",
           labelNames: ['region'] as const,
           registers,
         }),

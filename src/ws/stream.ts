@@ -200,7 +200,7 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
     url: '/v1/stream',
     // Documentation only (no query, no body): the frames are in docs/protocol.md.
     schema: {
-      summary: 'The desks\' live stream: a WebSocket upgrade (subprotocol cordon.v1, frames in docs/protocol.md)',
+      summary: "The desks' live stream: a WebSocket upgrade (subprotocol cordon.v1, frames in docs/protocol.md)",
       security: [{ bearer: [] }],
       response: {
         101: { description: 'Switching Protocols: the desk session', type: 'null' },
@@ -214,10 +214,7 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
     handler: (request, reply) => {
       releases.get(request)?.();
       // A plain GET with a valid token: this endpoint only speaks WebSocket.
-      void reply
-        .code(400)
-        .type(PROBLEM_CONTENT_TYPE)
-        .send(problemBody('QUERY_INVALID', 'GET /v1/stream must be a WebSocket upgrade'));
+      void reply.code(400).type(PROBLEM_CONTENT_TYPE).send(problemBody('QUERY_INVALID', 'GET /v1/stream must be a WebSocket upgrade'));
     },
     wsHandler: (socket: WebSocket, request: FastifyRequest) => {
       releaseRequest(socket);

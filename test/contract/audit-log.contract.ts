@@ -65,9 +65,7 @@ export function describeAuditLogContract(name: string, factory: () => Promise<Au
     });
 
     it('gives concurrent appends distinct consecutive n', async () => {
-      const recs = await Promise.all(
-        Array.from({ length: 100 }, (_, i) => log.append({ kind: 'ack', actor: `desk-${i}` })),
-      );
+      const recs = await Promise.all(Array.from({ length: 100 }, (_, i) => log.append({ kind: 'ack', actor: `desk-${i}` })));
       expect(recs.map((r) => r.n).sort((x, y) => x - y)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
       const held = (await log.read(0, 1000)).items;
       expect(held.map((r) => r.n)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
@@ -75,9 +73,7 @@ export function describeAuditLogContract(name: string, factory: () => Promise<Au
     });
 
     it('keeps the order of appends made in one turn, across more records than one batch holds', async () => {
-      const recs = await Promise.all(
-        Array.from({ length: 600 }, (_, i) => log.append({ kind: 'published', actor: 'KG/k', i })),
-      );
+      const recs = await Promise.all(Array.from({ length: 600 }, (_, i) => log.append({ kind: 'published', actor: 'KG/k', i })));
       // Called in order i = 0..599, so numbered in that order.
       expect(recs.map((r) => r.n)).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
       expect((await log.read(0, 1000)).items.map((r) => r.i)).toEqual(Array.from({ length: 600 }, (_, i) => i));

@@ -69,11 +69,7 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
   throw new Error('expected a rejection');
 }
 
-export function describeBusContract(
-  name: string,
-  createNetwork: () => BusTestNetwork,
-  options: BusContractOptions = {},
-): void {
+export function describeBusContract(name: string, createNetwork: () => BusTestNetwork, options: BusContractOptions = {}): void {
   describe(`Bus contract: ${name}`, () => {
     let net: BusTestNetwork;
 
@@ -276,17 +272,15 @@ export function describeBusContract(
         const gate = new Promise<void>((r) => (release = r));
         const handler: IngestHandler = async (_region, payload) => {
           const { n } = JSON.parse(decoder.decode(payload)) as { n: number };
-          if (n === 1) await gate; // waits for request 2, which can only arrive if 1 does not block it
+          if (n === 1)
+            await gate; // waits for request 2, which can only arrive if 1 does not block it
           else release();
           return { status: 201, body: { n } };
         };
         await node.serveIngest(handler);
         const region = uniqueRegion();
 
-        const replies = await Promise.all([
-          node.requestIngest(region, json({ n: 1 }), 3000),
-          node.requestIngest(region, json({ n: 2 }), 3000),
-        ]);
+        const replies = await Promise.all([node.requestIngest(region, json({ n: 1 }), 3000), node.requestIngest(region, json({ n: 2 }), 3000)]);
 
         expect(replies).toEqual([
           { n: 1, status: 201 },
@@ -297,18 +291,18 @@ export function describeBusContract(
       test('with two serving nodes each request is answered exactly once, and both nodes answer', async () => {
         const [a, b, client] = await Promise.all([net.openNode(), net.openNode(), net.openNode()]);
         const handled = { a: [] as number[], b: [] as number[] };
-        const serve = (who: 'a' | 'b'): IngestHandler => async (_region, payload) => {
-          const { n } = JSON.parse(decoder.decode(payload)) as { n: number };
-          handled[who].push(n);
-          return { status: 201, body: { n, by: who } };
-        };
+        const serve =
+          (who: 'a' | 'b'): IngestHandler =>
+          async (_region, payload) => {
+            const { n } = JSON.parse(decoder.decode(payload)) as { n: number };
+            handled[who].push(n);
+            return { status: 201, body: { n, by: who } };
+          };
         await a.serveIngest(serve('a'));
         await b.serveIngest(serve('b'));
         const region = uniqueRegion();
 
-        const replies = await Promise.all(
-          Array.from({ length: 100 }, (_, n) => client.requestIngest(region, json({ n }), 5000)),
-        );
+        const replies = await Promise.all(Array.from({ length: 100 }, (_, n) => client.requestIngest(region, json({ n }), 5000)));
 
         expect(replies.map((r) => r.n)).toEqual(Array.from({ length: 100 }, (_, n) => n));
         const all = [...handled.a, ...handled.b].sort((x, y) => x - y);
@@ -332,9 +326,9 @@ export function describeBusContract(
 
       test('a handler that throws synchronously still answers 500 INTERNAL', async () => {
         const node = await net.openNode();
-        await node.serveIngest(((): never => {
+        await node.serveIngest((): never => {
           throw new TypeError('secret internals');
-        }));
+        });
 
         const reply = await node.requestIngest(uniqueRegion(), json({}), 2000);
 

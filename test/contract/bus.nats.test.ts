@@ -57,9 +57,7 @@ describe('NatsBus', () => {
     const { port } = closed.address() as net.AddressInfo;
     await new Promise<void>((r) => closed.close(() => r()));
 
-    await expect(NatsBus.connect({ servers: `127.0.0.1:${port}`, log: silent })).rejects.toBeInstanceOf(
-      BusUnavailableError,
-    );
+    await expect(NatsBus.connect({ servers: `127.0.0.1:${port}`, log: silent })).rejects.toBeInstanceOf(BusUnavailableError);
   });
 
   test('a plain NATS gateway gets the JSON reply with the status from cordon.ingest.<region>', async () => {
@@ -105,7 +103,12 @@ describe('NatsBus', () => {
       expect(err).toBeInstanceOf(BusUnavailableError);
 
       await proxy.resume();
-      await eventually(() => viaProxy.ping().then(() => true, () => false));
+      await eventually(() =>
+        viaProxy.ping().then(
+          () => true,
+          () => false,
+        ),
+      );
       expect(lines.some((l) => l.includes('"msg":"bus reconnected"'))).toBe(true);
       await direct.publish(region, 'flash', '{"seq":1}');
       await eventually(() => seen.length === 1);

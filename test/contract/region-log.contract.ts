@@ -1,11 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  deliveredJson,
-  type AppendInput,
-  type AppendOutcome,
-  type LogEntry,
-  type RegionLog,
-} from '../../src/ports/region-log';
+import { deliveredJson, type AppendInput, type AppendOutcome, type LogEntry, type RegionLog } from '../../src/ports/region-log';
 import { uniqueRegion } from '../helpers/env';
 import { scanAll, type ScannedEntry } from '../helpers/raw-scan';
 
@@ -299,9 +293,7 @@ export function describeRegionLogContract(name: string, factory: () => Promise<R
       expect(await log.seqAtOrAfter(region, Date.parse(a[3].receivedAt) + 1)).toBe(b[0].seq);
       expect(await log.seqAtOrAfter(region, Date.parse(b[0].receivedAt))).toBe(b[0].seq);
       expect(await log.seqAtOrAfter(region, Date.parse(b[2].receivedAt) + 1)).toBe(c[0].seq);
-      expect(await log.seqAtOrAfter(region, Date.parse(c[4].receivedAt))).toBe(
-        c.find((e) => e.receivedAt === c[4].receivedAt)!.seq,
-      );
+      expect(await log.seqAtOrAfter(region, Date.parse(c[4].receivedAt))).toBe(c.find((e) => e.receivedAt === c[4].receivedAt)!.seq);
       expect(await log.seqAtOrAfter(region, Date.parse(c[4].receivedAt) + 1)).toBeNull();
       await log.trim(region, { maxAlerts: 6, nowMs: Date.now() });
       expect(await log.seqAtOrAfter(region, 0)).toBe(7);
@@ -380,7 +372,13 @@ export function describeRegionLogContract(name: string, factory: () => Promise<R
     it('scans raw exactly the range after < seq <= top', async () => {
       await appendMany(9);
       const { epoch, entries } = await log.read(region, 0, 10);
-      for (const [after, top] of [[0, 3], [3, 6], [6, 9], [8, 9], [2, 4]]) {
+      for (const [after, top] of [
+        [0, 3],
+        [3, 6],
+        [6, 9],
+        [8, 9],
+        [2, 4],
+      ]) {
         const scan = await scanAll(log, { region, epoch: epoch!, after, top, batch: 2 });
         expect(scan.last).toBe(top);
         expect(scan.entries.map((e) => e.seq)).toEqual(entries.filter((e) => e.seq > after && e.seq <= top).map((e) => e.seq));

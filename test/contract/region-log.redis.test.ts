@@ -52,9 +52,7 @@ describe('RedisRegionLog (Redis specifics)', () => {
     const input = alertInput(region);
     await log.append(input);
     const keys = (await admin.keys(`${prefix}*`)).sort();
-    expect(keys).toEqual(
-      [`${prefix}alert:${input.id}`, `${prefix}{${region}}:log`, `${prefix}{${region}}:meta`, `${prefix}{${region}}:v:${input.id}`].sort(),
-    );
+    expect(keys).toEqual([`${prefix}alert:${input.id}`, `${prefix}{${region}}:log`, `${prefix}{${region}}:meta`, `${prefix}{${region}}:v:${input.id}`].sort());
     const [[id, fields]] = await admin.xrange(`${prefix}{${region}}:log`, '-', '+');
     expect(id).toBe('1-0');
     expect(fields[0]).toBe('at');
@@ -156,7 +154,7 @@ describe('RedisRegionLog (Redis specifics)', () => {
       let queue = Promise.resolve();
       upstream.on('data', (chunk: Buffer) => {
         queue = queue.then(async () => {
-          for (let i = 0; i < chunk.length; ) {
+          for (let i = 0; i < chunk.length;) {
             const n = 1 + Math.floor(Math.random() * (Math.random() < 0.5 ? 13 : 4096));
             client.write(chunk.subarray(i, i + n));
             i += n;

@@ -32,7 +32,11 @@ let R1: string;
 let R2: string;
 
 async function newPage(opts: { locale?: string; height?: number } = {}): Promise<Page> {
-  const context = await browser.newContext({ locale: opts.locale ?? 'en-GB', viewport: { width: 1280, height: opts.height ?? 900 }, timezoneId: 'Asia/Bishkek' });
+  const context = await browser.newContext({
+    locale: opts.locale ?? 'en-GB',
+    viewport: { width: 1280, height: opts.height ?? 900 },
+    timezoneId: 'Asia/Bishkek',
+  });
   contexts.push(context);
   recordRequests(context, requests);
   // Desktop notifications the page shows are recorded (headless Chromium has no notification centre).
@@ -109,7 +113,10 @@ async function auditItems(purpose: string): Promise<Array<Record<string, unknown
   const items: Array<Record<string, unknown>> = [];
   let after = 0;
   for (;;) {
-    const res = await t.app.inject({ url: `/v1/audit?after=${after}&limit=1000&purpose=${encodeURIComponent(purpose)}`, headers: { authorization: `Bearer ${ops}` } });
+    const res = await t.app.inject({
+      url: `/v1/audit?after=${after}&limit=1000&purpose=${encodeURIComponent(purpose)}`,
+      headers: { authorization: `Bearer ${ops}` },
+    });
     const page = res.json<{ items: Array<Record<string, unknown>>; next: number | null }>();
     items.push(...page.items);
     if (page.next === null || page.items.length === 0) return items;
@@ -146,7 +153,9 @@ describe('console in Chromium against a real node', () => {
     expect(await who.textContent()).toContain('secret');
     expect(desk.url()).toBe(`${base}/console/`);
     // The token lives in sessionStorage only.
-    const stored = await desk.evaluate<{ session: string | null; local: string }>('({ session: sessionStorage.getItem("cordon.token"), local: JSON.stringify(localStorage) })');
+    const stored = await desk.evaluate<{ session: string | null; local: string }>(
+      '({ session: sessionStorage.getItem("cordon.token"), local: JSON.stringify(localStorage) })',
+    );
     expect(stored.session).toMatch(/^ey/);
     expect(stored.local).not.toContain(stored.session as string);
   });
@@ -189,7 +198,10 @@ describe('console in Chromium against a real node', () => {
   test('a flash alert is announced with role="alert" and a desktop notification', async () => {
     const c = content({ urgency: 'flash', title: 'Flash: convoy crossing now' });
     await t.publish(c);
-    await desk.getByRole('alert').filter({ hasText: `Flash alert: ${c.title}` }).waitFor({ timeout: 15_000 });
+    await desk
+      .getByRole('alert')
+      .filter({ hasText: `Flash alert: ${c.title}` })
+      .waitFor({ timeout: 15_000 });
     expect(await feedArticle(desk, c.title).getAttribute('data-urgency')).toBe('flash');
     // and, with the permission granted, a desktop notification
     expect(await desk.evaluate('window.__notes')).toContain(`Flash alert: ${c.title}`);
@@ -256,7 +268,10 @@ describe('console in Chromium against a real node', () => {
     const articles = desk.getByRole('feed').getByRole('article', { name: v1.title, exact: true });
     await articles.nth(2).waitFor({ timeout: 15_000 });
     for (const i of [0, 1, 2]) await articles.nth(i).getByText('Revoked', { exact: true }).waitFor();
-    const decoration = await articles.first().getByRole('heading').evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { textDecorationLine: string } }).getComputedStyle(el).textDecorationLine);
+    const decoration = await articles
+      .first()
+      .getByRole('heading')
+      .evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { textDecorationLine: string } }).getComputedStyle(el).textDecorationLine);
     expect(decoration).toContain('line-through');
     await articles.first().getByRole('button', { name: 'Details' }).click();
     const dialog = desk.getByRole('dialog');
@@ -306,7 +321,8 @@ describe('console in Chromium against a real node', () => {
     await t.publish(first, 'KZ');
     await feedArticle(desk, first.title).waitFor({ timeout: 15_000 });
     await desk.goto('about:blank');
-    for (let i = 2; i <= 6; i++) await t.publish(validContent({ region: R2, issuer: { state: 'KZ', agency: 'kz-border', gateway: 'kz-gw-1' }, title: `Korday ${i}` }), 'KZ');
+    for (let i = 2; i <= 6; i++)
+      await t.publish(validContent({ region: R2, issuer: { state: 'KZ', agency: 'kz-border', gateway: 'kz-gw-1' }, title: `Korday ${i}` }), 'KZ');
     await t.deps.regionLog.trim(R2, { maxAlerts: 2, maxAgeMs: 86_400_000, nowMs: Date.now() });
     await desk.goto(`${base}/console/`);
     const warning = desk.getByRole('alert').filter({ hasText: 'are missing' });
@@ -406,7 +422,8 @@ describe('console in Chromium against a real node', () => {
     const page = await newPage();
     let hold = true;
     await page.route('**/log/checkpoint', async (route) => {
-      if (hold) await route.fulfill({ status: 503, contentType: 'application/problem+json', json: { code: 'LOG_TREE_NOT_FOUND', detail: 'held back by the test' } });
+      if (hold)
+        await route.fulfill({ status: 503, contentType: 'application/problem+json', json: { code: 'LOG_TREE_NOT_FOUND', detail: 'held back by the test' } });
       else await route.continue();
     });
     await signIn(page, t.token({ sub: 'desk-pending' }));
@@ -477,9 +494,15 @@ describe('console in Chromium against a real node', () => {
 
     const top = (await t.deps.regionLog.state(R1)).latest;
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export' }).click()]);
-    const lines = readFileSync((await download.path()), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { seq: number });
+    const lines = readFileSync(await download.path(), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { seq: number });
     expect(lines.map((l) => l.seq)).toEqual(Array.from({ length: top }, (_, i) => i + 1));
-    await page.getByRole('status').filter({ hasText: `Export finished: ${top} alerts downloaded.` }).waitFor();
+    await page
+      .getByRole('status')
+      .filter({ hasText: `Export finished: ${top} alerts downloaded.` })
+      .waitFor();
 
     const replayed = (await auditItems('console test: read replays')).filter((r) => r.kind === 'replayed' && r.purpose === purpose);
     expect(replayed.length).toBeGreaterThanOrEqual(2);
@@ -489,7 +512,10 @@ describe('console in Chromium against a real node', () => {
     await page.getByLabel('Actor').fill('ops-bishkek');
     await page.getByRole('button', { name: 'Show' }).click();
     // Page through the trail until this replay's record shows.
-    const mine = page.getByRole('table').getByRole('cell', { name: new RegExp(purpose) }).first();
+    const mine = page
+      .getByRole('table')
+      .getByRole('cell', { name: new RegExp(purpose) })
+      .first();
     await page.getByRole('table').getByRole('cell', { name: 'history read' }).first().waitFor();
     for (let i = 0; i < 10 && !(await mine.isVisible()); i++) {
       await page.getByRole('button', { name: 'Next page' }).click();

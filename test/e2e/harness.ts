@@ -82,4 +82,3 @@ export function writeConfigFiles(region: string): { dir: string; trust: ReturnTy
     },
   };
 }
-

@@ -19,7 +19,12 @@ const N = 400;
 const DESKS_PER_NODE = 3;
 
 /** POSTs a submission; on a connection error (a dead node) retries on the next live node. */
-async function publishWithRetry(sub: Submission, nodes: CordonNode[], first: number, alive: (n: CordonNode) => boolean): Promise<{ receipt: Receipt; status: number; tries: number }> {
+async function publishWithRetry(
+  sub: Submission,
+  nodes: CordonNode[],
+  first: number,
+  alive: (n: CordonNode) => boolean,
+): Promise<{ receipt: Receipt; status: number; tries: number }> {
   const body = JSON.stringify(sub);
   for (let tries = 1; tries <= 10; tries++) {
     const node = nodes[(first + tries - 1) % nodes.length];
@@ -63,7 +68,11 @@ describe('a node killed with SIGKILL while desks watch and a gateway publishes',
         watchers.push(watch(order, cfg.trust.token({ iss: 'KG', sub: `desk-${i}-${d}` }), region));
       }
     });
-    await until(() => nodes.every((n, i) => watchers.slice(i * DESKS_PER_NODE, (i + 1) * DESKS_PER_NODE).every((w) => w.urls[0] === n.url)), 'desks connected', 10_000);
+    await until(
+      () => nodes.every((n, i) => watchers.slice(i * DESKS_PER_NODE, (i + 1) * DESKS_PER_NODE).every((w) => w.urls[0] === n.url)),
+      'desks connected',
+      10_000,
+    );
     // Let every subscription reach the live edge before the first alert.
     await new Promise((r) => setTimeout(r, 300));
 
@@ -97,7 +106,11 @@ describe('a node killed with SIGKILL while desks watch and a gateway publishes',
     expect([...receipts.values()].sort((a, b) => a - b)).toEqual(Array.from({ length: N }, (_, k) => k + 1));
 
     const expected = Array.from({ length: N }, (_, k) => k + 1);
-    await until(() => watchers.every((w) => w.seqs.length >= N), `every desk holding ${N} alerts (have ${watchers.map((w) => w.seqs.length).join(',')})`, 20_000);
+    await until(
+      () => watchers.every((w) => w.seqs.length >= N),
+      `every desk holding ${N} alerts (have ${watchers.map((w) => w.seqs.length).join(',')})`,
+      20_000,
+    );
     await new Promise((r) => setTimeout(r, 300)); // nothing more may arrive
     for (const w of watchers) expect(w.seqs).toEqual(expected);
 

@@ -48,7 +48,9 @@ describe('SIGTERM on a node with connected desks', () => {
     for (let d = 0; d < 3; d++) watchers.push(watch([a.url, b.url], cfg.trust.token({ sub: `desk-${d}` }), region, 2500));
     // One bare socket too, to see the close frame exactly as a browser would.
     const bare = new WebSocket(`${a.url.replace('http', 'ws')}/v1/stream`, { headers: { authorization: `Bearer ${cfg.trust.token({ sub: 'desk-bare' })}` } });
-    const bareClose = new Promise<{ code: number; reason: string }>((resolve) => bare.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    const bareClose = new Promise<{ code: number; reason: string }>((resolve) =>
+      bare.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
     await new Promise((resolve, reject) => {
       bare.once('open', resolve);
       bare.once('error', reject);

@@ -27,7 +27,10 @@ function writeAtomically(path: string, value: unknown): void {
 }
 
 function setKey(doc: TrustStoreJson, state: string, use: 'alert' | 'token', over: Record<string, unknown>): TrustStoreJson {
-  Object.assign(doc.states[state].keys.find((k) => k.use === use)!, over);
+  Object.assign(
+    doc.states[state].keys.find((k) => k.use === use)!,
+    over,
+  );
   return doc;
 }
 
@@ -69,7 +72,13 @@ describe('two production nodes (Redis, NATS) reloading one trust store', () => {
 
   const kg = (over: Partial<AlertContent> = {}) => cfg.trust.sign(validContent({ region, ...over }));
   const kz = () =>
-    cfg.trust.sign(validContent({ region: kzRegion, issuer: { state: 'KZ', agency: 'kz-border', gateway: 'kz-gw-1' }, audience: { states: ['KZ', 'KG'], min_clearance: 'restricted' } }));
+    cfg.trust.sign(
+      validContent({
+        region: kzRegion,
+        issuer: { state: 'KZ', agency: 'kz-border', gateway: 'kz-gw-1' },
+        audience: { states: ['KZ', 'KG'], min_clearance: 'restricted' },
+      }),
+    );
   const refusedOn = (node: CordonNode) => async () => {
     const r = await post(node, kg());
     return r.status === 201 ? undefined : r;
@@ -121,7 +130,9 @@ describe('two production nodes (Redis, NATS) reloading one trust store', () => {
     const inForce = readFileSync(storePath, 'utf8');
     writeAtomically(storePath, inForce.slice(0, inForce.length / 2));
     a.proc.kill('SIGHUP');
-    await within('the refusal in the log of node a', 5000, async () => (a.logs().includes('trust store reload refused; the store in force stays') ? true : undefined));
+    await within('the refusal in the log of node a', 5000, async () =>
+      a.logs().includes('trust store reload refused; the store in force stays') ? true : undefined,
+    );
     expect((await post(a, kz())).status).toBe(201);
     expect((await post(a, kg())).body.code).toBe('KEY_NOT_VALID');
     expect((await fetch(`${a.url}/v1/trust`)).status).toBe(200);

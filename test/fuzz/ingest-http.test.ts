@@ -16,10 +16,23 @@ import { submissionCase, type SubmissionContext } from './submissions';
 const RUNS = fuzzRuns(1000);
 /** Mostly the right media type; sometimes another, a malformed one, or none. */
 const CONTENT_TYPES = [
-  'application/json', 'application/json', 'application/json', 'application/json', 'application/json',
-  'application/json; charset=utf-8', 'application/JSON', 'application/json; charset=latin1', 'application/json;;',
-  'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx',
-  '', 'application/json, text/plain', 'application/json; charset="utf-8"', '*/*',
+  'application/json',
+  'application/json',
+  'application/json',
+  'application/json',
+  'application/json',
+  'application/json; charset=utf-8',
+  'application/JSON',
+  'application/json; charset=latin1',
+  'application/json;;',
+  'text/plain',
+  'application/x-www-form-urlencoded',
+  'multipart/form-data; boundary=x',
+  'application/jsonx',
+  '',
+  'application/json, text/plain',
+  'application/json; charset="utf-8"',
+  '*/*',
 ];
 
 describe('fuzz: submissions through POST /v1/alerts (real Redis, NATS, keys)', () => {

@@ -3,19 +3,7 @@ import { CordonError } from '../../src/errors';
 import { parseJson, DEFAULT_MAX_MEMBERS, DEFAULT_MAX_VALUES, type JsonLimits } from '../../src/domain/json';
 import { makeTestTrust } from '../helpers/keys';
 import { validContent, minimalContent } from '../fixtures/alerts';
-import {
-  anyBytes,
-  DoorStats,
-  fcParams,
-  fuzzRuns,
-  isDocumented,
-  mutate,
-  mutateText,
-  structuralMutation,
-  textBytes,
-  textMutation,
-  timeoutFor,
-} from './lib';
+import { anyBytes, DoorStats, fcParams, fuzzRuns, isDocumented, mutate, mutateText, structuralMutation, textBytes, textMutation, timeoutFor } from './lib';
 
 /**
  * Door: the hostile-input JSON parser (src/domain/json.ts), which every body and frame goes

@@ -137,11 +137,7 @@ export const edgeString: fc.Arbitrary<string> = fc.oneof(
 
 const EDGE_NUMBERS = [0, -0, 1, -1, 0.5, 1e-7, 2 ** 31, 2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 53, 2 ** 53 + 2, 1e21, 1e308, -1e308, Number.MIN_VALUE];
 
-export const edgeNumber: fc.Arbitrary<number> = fc.oneof(
-  fc.constantFrom(...EDGE_NUMBERS),
-  fc.integer(),
-  fc.double({ noNaN: true, noDefaultInfinity: true }),
-);
+export const edgeNumber: fc.Arbitrary<number> = fc.oneof(fc.constantFrom(...EDGE_NUMBERS), fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }));
 
 /** Any JSON value, small. */
 export const anyJson: fc.Arbitrary<unknown> = fc.oneof(
@@ -271,9 +267,17 @@ export function mutate(base: Json, m: StructuralMutation): Json {
       return v;
     }
     case 'string':
-      return setAt(v, pick((x) => typeof x === 'string'), m.value);
+      return setAt(
+        v,
+        pick((x) => typeof x === 'string'),
+        m.value,
+      );
     case 'number':
-      return setAt(v, pick((x) => typeof x === 'number'), m.value);
+      return setAt(
+        v,
+        pick((x) => typeof x === 'number'),
+        m.value,
+      );
     case 'nest': {
       const p = all[m.at % all.length];
       return setAt(v, p, nest(getAt(v, p), m.depth, m.asArray));
@@ -283,14 +287,18 @@ export function mutate(base: Json, m: StructuralMutation): Json {
       const target = getAt(v, p);
       // Many copies only of something small: a huge string or a subtree copied thousands of
       // times (and again by a second mutation) would cost the fuzzer gigabytes, not the door.
-      const small = (x: Json) => x === null || typeof x !== 'object' ? (typeof x !== 'string' || x.length <= 100) : false;
+      const small = (x: Json) => (x === null || typeof x !== 'object' ? typeof x !== 'string' || x.length <= 100 : false);
       if (Array.isArray(target) && target.length > 0) {
         const first = target[0];
         const times = small(first) ? m.times : Math.min(m.times, 8);
         for (let i = 1; i < times; i++) target.push(clone(first));
       } else {
         const times = small(target) ? m.times : Math.min(m.times, 8);
-        v = setAt(v, p, Array.from({ length: times }, () => clone(target)));
+        v = setAt(
+          v,
+          p,
+          Array.from({ length: times }, () => clone(target)),
+        );
       }
       return v;
     }
@@ -310,8 +318,46 @@ export type TextMutation =
   | { kind: 'wrap'; prefix: string; suffix: string }
   | { kind: 'deep'; depth: number; asArray: boolean };
 
-const JSON_SNIPPETS = ['{', '}', '[', ']', ',', ':', '"', '\\', 'null', '"__proto__":{}', '"constructor":1', '\\ud800', '\\udc00', '\\u0000', '1e400', '-', '.', 'tru', '\u0000', '\ufeff', ' \t\r\n', '/*x*/', "'"];
-const NUMBER_TEXTS = ['9007199254740993', '-9007199254740993', '1e400', '-1e400', '1E+2', '0.0000000000000000000001', '01', '-0', '1.', '.5', '0x10', 'NaN', '123456789012345678901234567890'];
+const JSON_SNIPPETS = [
+  '{',
+  '}',
+  '[',
+  ']',
+  ',',
+  ':',
+  '"',
+  '\\',
+  'null',
+  '"__proto__":{}',
+  '"constructor":1',
+  '\\ud800',
+  '\\udc00',
+  '\\u0000',
+  '1e400',
+  '-',
+  '.',
+  'tru',
+  '\u0000',
+  '\ufeff',
+  ' \t\r\n',
+  '/*x*/',
+  "'",
+];
+const NUMBER_TEXTS = [
+  '9007199254740993',
+  '-9007199254740993',
+  '1e400',
+  '-1e400',
+  '1E+2',
+  '0.0000000000000000000001',
+  '01',
+  '-0',
+  '1.',
+  '.5',
+  '0x10',
+  'NaN',
+  '123456789012345678901234567890',
+];
 const ESCAPES = ['\\ud800', '\\udfff', '\\ud83d\\ude00', '\\u0000', '\\u202e', '\\ufeff', '\\"', '\\\\', '\\/', '\\x41', '\\u12', '\\U0041'];
 
 export const textMutation: fc.Arbitrary<TextMutation> = fc.oneof(
@@ -322,8 +368,16 @@ export const textMutation: fc.Arbitrary<TextMutation> = fc.oneof(
   fc.record({ kind: fc.constant('flip-byte' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('number-text' as const), at: fc.nat(), text: fc.constantFrom(...NUMBER_TEXTS) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('escape' as const), at: fc.nat(), text: fc.constantFrom(...ESCAPES) }) },
-  fc.record({ kind: fc.constant('deep' as const), depth: fc.oneof(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 100, max: 5000 })), asArray: fc.boolean() }),
-  fc.record({ kind: fc.constant('wrap' as const), prefix: fc.constantFrom('', '[', ' ', '\ufeff', '{"x":', '\u0000'), suffix: fc.constantFrom('', ']', ' ', '}', ',', '\n', 'x') }),
+  fc.record({
+    kind: fc.constant('deep' as const),
+    depth: fc.oneof(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 100, max: 5000 })),
+    asArray: fc.boolean(),
+  }),
+  fc.record({
+    kind: fc.constant('wrap' as const),
+    prefix: fc.constantFrom('', '[', ' ', '\ufeff', '{"x":', '\u0000'),
+    suffix: fc.constantFrom('', ']', ' ', '}', ',', '\n', 'x'),
+  }),
 );
 
 /** `"key":` openings in `text`, found by a plain scan (strings are skipped). */

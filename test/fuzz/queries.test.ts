@@ -34,21 +34,89 @@ const KEYS = ['after', 'limit', 'since', 'epoch', 'purpose', 'versions', 'x', '_
 const VALUES = fc.oneof(
   edgeString,
   edgeNumber.map(String),
-  fc.constantFrom('0', '1', '5', '1000', '1001', '-1', '01', '1.0', '1e3', ' 5', '0x10', '9007199254740991', '9007199254740992', '99999999999999999999', 'latest', 'all', 'ALL', '2026-01-01T00:00:00Z', '2026-13-01T00:00:00Z', '2026-06-30T23:59:60Z', '0000-01-01T00:00:00Z', '9999-12-31T23:59:59.999999999+14:00', '2026-01-01t00:00:00z', '2026-01-01T00:00:00-00:00', '+275760-09-13T00:00:00Z', 'now'),
+  fc.constantFrom(
+    '0',
+    '1',
+    '5',
+    '1000',
+    '1001',
+    '-1',
+    '01',
+    '1.0',
+    '1e3',
+    ' 5',
+    '0x10',
+    '9007199254740991',
+    '9007199254740992',
+    '99999999999999999999',
+    'latest',
+    'all',
+    'ALL',
+    '2026-01-01T00:00:00Z',
+    '2026-13-01T00:00:00Z',
+    '2026-06-30T23:59:60Z',
+    '0000-01-01T00:00:00Z',
+    '9999-12-31T23:59:59.999999999+14:00',
+    '2026-01-01t00:00:00z',
+    '2026-01-01T00:00:00-00:00',
+    '+275760-09-13T00:00:00Z',
+    'now',
+  ),
 );
-const ACCEPTS = [undefined, 'application/json', 'application/x-ndjson', 'text/html', '*/*', 'application/x-ndjson;q=0, application/json', 'application/*;q=0', ',,;;q=', 'x'.repeat(5000)];
+const ACCEPTS = [
+  undefined,
+  'application/json',
+  'application/x-ndjson',
+  'text/html',
+  '*/*',
+  'application/x-ndjson;q=0, application/json',
+  'application/*;q=0',
+  ',,;;q=',
+  'x'.repeat(5000),
+];
 
 const queryCase: fc.Arbitrary<QueryCase> = fc.record({
   route: fc.constantFrom<Route>('replay', 'replay', 'alert', 'audit'),
   who: fc.nat({ max: 3 }),
   base: fc.nat(),
   edits: fc.array(
-    fc.record({ op: fc.nat({ max: 5 }), at: fc.nat(), key: fc.oneof(fc.constantFrom(...KEYS), edgeString.filter((s) => s.length < 100)), value: VALUES.filter((s) => s.length < 5000) }),
+    fc.record({
+      op: fc.nat({ max: 5 }),
+      at: fc.nat(),
+      key: fc.oneof(
+        fc.constantFrom(...KEYS),
+        edgeString.filter((s) => s.length < 100),
+      ),
+      value: VALUES.filter((s) => s.length < 5000),
+    }),
     { maxLength: 2 },
   ),
-  raw: fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, fc.oneof(fc.string({ maxLength: 80 }), fc.fullUnicodeString({ maxLength: 40 }), fc.constantFrom('%', '%%', '%ZZ', '%00', '&&&', '=&=', 'after=1&after=2', 'a=%E0%A4%A', '%ud800', 'after=%31', 'limit=+1', '?&?', ';;', 'purpose=%0A'))),
+  raw: fc.oneof(
+    { weight: 3, arbitrary: fc.constant(undefined) },
+    fc.oneof(
+      fc.string({ maxLength: 80 }),
+      fc.fullUnicodeString({ maxLength: 40 }),
+      fc.constantFrom('%', '%%', '%ZZ', '%00', '&&&', '=&=', 'after=1&after=2', 'a=%E0%A4%A', '%ud800', 'after=%31', 'limit=+1', '?&?', ';;', 'purpose=%0A'),
+    ),
+  ),
   path: fc.nat({ max: 9 }),
-  pathText: fc.oneof(edgeString.filter((s) => s.length < 300), fc.constantFrom('KG-CN-01', 'ZZ-ZZ-00', 'kg-cn-01', '..', '%2e%2e', '%E0%A4%A', '%ZZ', '%', '%00', 'x'.repeat(101), 'alert--00000000-0000-4000-8000-000000000000', 'alert--x')),
+  pathText: fc.oneof(
+    edgeString.filter((s) => s.length < 300),
+    fc.constantFrom(
+      'KG-CN-01',
+      'ZZ-ZZ-00',
+      'kg-cn-01',
+      '..',
+      '%2e%2e',
+      '%E0%A4%A',
+      '%ZZ',
+      '%',
+      '%00',
+      'x'.repeat(101),
+      'alert--00000000-0000-4000-8000-000000000000',
+      'alert--x',
+    ),
+  ),
   accept: fc.nat({ max: 3 * ACCEPTS.length }),
 });
 
@@ -82,9 +150,39 @@ describe('fuzz: query strings of the replay, alert and audit routes (real Redis)
   function baseParams(c: QueryCase): Param[] {
     const r = receipts[c.base % receipts.length];
     const all: Record<Route, Param[][]> = {
-      replay: [[], [['after', String(c.base % 14)], ['limit', '5']], [['since', r.received_at]], [['after', String(r.seq)], ['epoch', r.epoch], ['purpose', 'case 17']], [['limit', '1000'], ['purpose', 'x']]],
-      alert: [[], [['versions', 'all']], [['versions', 'latest'], ['purpose', 'lookup']]],
-      audit: [[['purpose', 'review']], [['after', String(c.base % 50)], ['limit', '3'], ['purpose', 'review']]],
+      replay: [
+        [],
+        [
+          ['after', String(c.base % 14)],
+          ['limit', '5'],
+        ],
+        [['since', r.received_at]],
+        [
+          ['after', String(r.seq)],
+          ['epoch', r.epoch],
+          ['purpose', 'case 17'],
+        ],
+        [
+          ['limit', '1000'],
+          ['purpose', 'x'],
+        ],
+      ],
+      alert: [
+        [],
+        [['versions', 'all']],
+        [
+          ['versions', 'latest'],
+          ['purpose', 'lookup'],
+        ],
+      ],
+      audit: [
+        [['purpose', 'review']],
+        [
+          ['after', String(c.base % 50)],
+          ['limit', '3'],
+          ['purpose', 'review'],
+        ],
+      ],
     };
     return all[c.route][c.base % all[c.route].length].map((p) => [...p] as Param);
   }
@@ -110,12 +208,24 @@ describe('fuzz: query strings of the replay, alert and audit routes (real Redis)
     for (const e of c.edits) {
       const i = params.length > 0 ? e.at % params.length : 0;
       switch (e.op) {
-        case 0: params.splice(i, 1); break; // drop
-        case 1: if (params[i]) params.push([params[i][0], e.value]); break; // repeat
-        case 2: params.push([e.key, e.value]); break; // add (maybe unknown)
-        case 3: if (params[i]) params[i][1] = e.value; break; // another value
-        case 4: if (params[i]) params[i][0] = e.key; break; // another name
-        default: params.push([e.key, '']); break; // flag without value
+        case 0:
+          params.splice(i, 1);
+          break; // drop
+        case 1:
+          if (params[i]) params.push([params[i][0], e.value]);
+          break; // repeat
+        case 2:
+          params.push([e.key, e.value]);
+          break; // add (maybe unknown)
+        case 3:
+          if (params[i]) params[i][1] = e.value;
+          break; // another value
+        case 4:
+          if (params[i]) params[i][0] = e.key;
+          break; // another name
+        default:
+          params.push([e.key, '']);
+          break; // flag without value
       }
     }
     return path + (params.length ? '?' + params.map(([k, v]) => `${enc(k)}=${enc(v)}`).join('&') : '');

@@ -32,7 +32,7 @@ import {
 const RUNS = fuzzRuns(1500);
 const claimsValid = validator('token-claims');
 
-const b64u = (v: unknown): string => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v) ?? 'null', 'utf8').toString('base64url');
+const b64u = (v: unknown): string => Buffer.from(typeof v === 'string' ? v : (JSON.stringify(v) ?? 'null'), 'utf8').toString('base64url');
 
 function compact(header: unknown, claims: unknown, key: KeyObject, rawHeader?: string, rawClaims?: string): string {
   const h = rawHeader ?? b64u(header);
@@ -49,9 +49,33 @@ type TokenCase =
   | { kind: 'splice'; a: number; b: number; part: number };
 
 const tokenCase: fc.Arbitrary<TokenCase> = fc.oneof(
-  fc.record({ kind: fc.constant('random' as const), text: fc.oneof(edgeString, anyBytes.map((b) => b.toString('utf8')), fc.stringMatching(/^[A-Za-z0-9_-]{0,60}\.[A-Za-z0-9_-]{0,200}\.[A-Za-z0-9_=-]{0,90}$/)) }),
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('claims' as const), base: fc.nat(), sm: fc.array(structuralMutation, { maxLength: 2 }), tm: fc.array(textMutation, { maxLength: 1 }), signer: fc.nat({ max: 5 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('header' as const), base: fc.nat(), sm: fc.array(structuralMutation, { minLength: 1, maxLength: 2 }), signer: fc.nat({ max: 5 }) }) },
+  fc.record({
+    kind: fc.constant('random' as const),
+    text: fc.oneof(
+      edgeString,
+      anyBytes.map((b) => b.toString('utf8')),
+      fc.stringMatching(/^[A-Za-z0-9_-]{0,60}\.[A-Za-z0-9_-]{0,200}\.[A-Za-z0-9_=-]{0,90}$/),
+    ),
+  }),
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('claims' as const),
+      base: fc.nat(),
+      sm: fc.array(structuralMutation, { maxLength: 2 }),
+      tm: fc.array(textMutation, { maxLength: 1 }),
+      signer: fc.nat({ max: 5 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('header' as const),
+      base: fc.nat(),
+      sm: fc.array(structuralMutation, { minLength: 1, maxLength: 2 }),
+      signer: fc.nat({ max: 5 }),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('compact' as const), base: fc.nat(), tm: fc.array(textMutation, { minLength: 1, maxLength: 2 }) }) },
   fc.record({ kind: fc.constant('splice' as const), a: fc.nat(), b: fc.nat(), part: fc.nat({ max: 2 }) }),
 );
@@ -84,7 +108,13 @@ describe('fuzz: desk and ops tokens', () => {
   function signerKey(iss: unknown, signer: number): { key: KeyObject; kid: string } {
     const state = typeof iss === 'string' && ['KG', 'KZ', 'CN'].includes(iss) ? iss : 'KG';
     const k =
-      signer < 3 ? t.trust.tokenKey(state) : signer === 3 ? t.trust.tokenKey(state === 'KG' ? 'KZ' : 'KG') : signer === 4 ? t.trust.alertKey(state) : t.trust.tokenKey('CN');
+      signer < 3
+        ? t.trust.tokenKey(state)
+        : signer === 3
+          ? t.trust.tokenKey(state === 'KG' ? 'KZ' : 'KG')
+          : signer === 4
+            ? t.trust.alertKey(state)
+            : t.trust.tokenKey('CN');
     return { key: k.privateKey, kid: k.kid };
   }
 

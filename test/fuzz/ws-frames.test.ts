@@ -65,7 +65,12 @@ describe('fuzz: WebSocket client frames on /v1/stream (real Redis)', () => {
     const r = receipts[receipts.length - 1];
     return [
       { type: 'subscribe', regions: [regions[0]] },
-      { type: 'subscribe', regions: [regions[0], regions[1]], from: { [regions[0]]: { seq: 3, epoch: r.epoch } }, filter: { urgency: ['flash'], category: ['suspected-consignment'] } },
+      {
+        type: 'subscribe',
+        regions: [regions[0], regions[1]],
+        from: { [regions[0]]: { seq: 3, epoch: r.epoch } },
+        filter: { urgency: ['flash'], category: ['suspected-consignment'] },
+      },
       { type: 'subscribe', regions: [regions[0]], from: { [regions[0]]: { seq: 0 } } },
       { type: 'unsubscribe', regions: [regions[0]] },
       { type: 'ack', region: regions[0], seq: 2 },
@@ -78,7 +83,11 @@ describe('fuzz: WebSocket client frames on /v1/stream (real Redis)', () => {
     {
       weight: 4,
       arbitrary: fc
-        .record({ base: fc.nat(), sm: fc.array(structuralMutation, { maxLength: 2 }), tm: fc.oneof({ weight: 3, arbitrary: fc.constant([]) }, fc.array(textMutation, { minLength: 1, maxLength: 2 })) })
+        .record({
+          base: fc.nat(),
+          sm: fc.array(structuralMutation, { maxLength: 2 }),
+          tm: fc.oneof({ weight: 3, arbitrary: fc.constant([]) }, fc.array(textMutation, { minLength: 1, maxLength: 2 })),
+        })
         .map(({ base, sm, tm }) => (b: unknown[]) => {
           let v = b[base % b.length];
           for (const m of sm) v = mutate(v, m);

@@ -148,8 +148,7 @@ export async function makeTestApp(opts: TestAppOptions): Promise<TestApp> {
     trust,
     regions,
     sign,
-    token: (claims = {}) =>
-      trust.token({ iss: 'KG', sub: 'desk-bishkek', role: 'desk', clearance: 'secret', ...claims }),
+    token: (claims = {}) => trust.token({ iss: 'KG', sub: 'desk-bishkek', role: 'desk', clearance: 'secret', ...claims }),
     async publish(content, state) {
       const res = await app.inject({ method: 'POST', url: '/v1/alerts', payload: sign(content, state) });
       if (res.statusCode !== 201 && res.statusCode !== 200) {

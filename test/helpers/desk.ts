@@ -11,7 +11,7 @@ import { canonicalize } from '../../src/domain/jcs';
  * A desk client for stream tests: collects every frame a server sends and waits for conditions.
  * Works with injectWS sockets and with real sockets on a listening port.
  */
-export type Frame = Record<string, any>;  
+export type Frame = Record<string, any>;
 
 export class Desk {
   readonly frames: Frame[] = [];
@@ -103,9 +103,7 @@ export async function injectDesk(app: FastifyInstance, token: string): Promise<D
 /** Opens a desk on a real socket; `protocols` selects the subprotocol way of sending the token. */
 export function socketDesk(url: string, token: string, how: 'bearer' | 'protocol' = 'bearer'): Promise<Desk> {
   const ws =
-    how === 'bearer'
-      ? new WebSocket(url, { headers: { authorization: `Bearer ${token}` } })
-      : new WebSocket(url, ['cordon.v1', `cordon.token.${token}`]);
+    how === 'bearer' ? new WebSocket(url, { headers: { authorization: `Bearer ${token}` } }) : new WebSocket(url, ['cordon.v1', `cordon.token.${token}`]);
   const desk = new Desk(ws);
   return new Promise((resolve, reject) => {
     ws.once('open', () => resolve(desk));
@@ -135,11 +133,7 @@ export function refusedUpgrade(url: string, headers: Record<string, string>, pro
  * Appends signed alerts straight to the region log (no ingest, no bus): volume for backlog and
  * slow-desk tests, and "a lost bus message" for repair tests. Returns the log entries.
  */
-export async function appendDirect(
-  deps: Pick<AppDeps, 'regionLog'>,
-  sign: (c: AlertContent) => Submission,
-  contents: AlertContent[],
-): Promise<LogEntry[]> {
+export async function appendDirect(deps: Pick<AppDeps, 'regionLog'>, sign: (c: AlertContent) => Submission, contents: AlertContent[]): Promise<LogEntry[]> {
   const out: LogEntry[] = [];
   for (const content of contents) {
     const sub = sign(content);

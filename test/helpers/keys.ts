@@ -58,10 +58,7 @@ export interface TestTrust {
  * A trust store with one alert key (for the regions that name the state) and one token key per
  * state, all active and valid from a week ago for a year.
  */
-export function makeTestTrust(
-  states: string[] = ['KG', 'KZ', 'CN'],
-  regions: readonly { code: string; states: string[] }[] = TEST_REGIONS,
-): TestTrust {
+export function makeTestTrust(states: string[] = ['KG', 'KZ', 'CN'], regions: readonly { code: string; states: string[] }[] = TEST_REGIONS): TestTrust {
   const alert = new Map<string, TestKey>();
   const tok = new Map<string, TestKey>();
   const storeJson: TrustStoreJson = { states: {} };

@@ -39,10 +39,7 @@ export function natsTempDir(): string {
  * (or `port`, e.g. to bring a killed server back where its clients reconnect).
  * `env` is the server's environment (the configuration may name `$VARIABLES` from it).
  */
-export async function startNatsServer(
-  body: string,
-  opts: { env?: Record<string, string>; dir?: string; port?: number } = {},
-): Promise<NatsServerProcess> {
+export async function startNatsServer(body: string, opts: { env?: Record<string, string>; dir?: string; port?: number } = {}): Promise<NatsServerProcess> {
   const dir = opts.dir ?? natsTempDir();
   const conf = path.join(dir, 'nats.conf');
   for (const f of readdirSync(dir).filter((f) => f.endsWith('.ports'))) rmSync(path.join(dir, f));

@@ -83,9 +83,7 @@ describe('stream sessions are capped per token', () => {
     const opened = results.filter((r): r is PromiseFulfilledResult<Desk> => r.status === 'fulfilled').map((r) => r.value);
     desks.push(...opened);
     expect(opened).toHaveLength(3);
-    expect(results.filter((r) => r.status === 'rejected').map((r) => String((r).reason))).toEqual(
-      Array(17).fill('Error: upgrade refused: 429'),
-    );
+    expect(results.filter((r) => r.status === 'rejected').map((r) => String(r.reason))).toEqual(Array(17).fill('Error: upgrade refused: 429'));
     const refused = await refusedUpgrade(url, { authorization: `Bearer ${token}` });
     expect(refused).toMatchObject({ status: 429, body: { status: 429, code: 'STREAM_TOO_MANY_SESSIONS' } });
     expect(t.app.deskSessions.size).toBe(3);
@@ -161,7 +159,7 @@ describe('a replay page over alerts the caller may not see is bounded', () => {
     }
     expect(pages).toBe(ALERTS / max);
     // Not asserted (the machine is shared), but worth seeing: before the bound one page took ~250 ms.
-    console.log(`invisible region of ${ALERTS}: ${pages} pages, slowest ${slowest.toFixed(1)} ms`);  
+    console.log(`invisible region of ${ALERTS}: ${pages} pages, slowest ${slowest.toFixed(1)} ms`);
   }, 60_000);
 
   test('a page the caller may see in full still returns limit items', async () => {

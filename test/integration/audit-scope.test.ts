@@ -181,19 +181,30 @@ describe('GET /v1/audit is scoped to what the caller state may read (Redis)', ()
     expect(page.next === null || page.next > firstHidden.n - 1).toBe(true);
   });
 
-  test('cordon audit with another state\'s token prints only its records, paging past empty pages', async () => {
+  test("cordon audit with another state's token prints only its records, paging past empty pages", async () => {
     const small = await makeTestApp({ backend: 'memory', config: { CORDON_PAGE_MAX_EXAMINED: '1000' } });
     try {
       const url = await small.app.listen({ port: 0, host: '127.0.0.1' });
       const R = small.regions.list()[0].code;
       // 1,500 records KZ may not read, then one it may: the first page (limit 1000) is empty.
-      const many = Array.from({ length: 1500 }, () => small.deps.audit.append({ kind: 'published', actor: 'KG/kid', state: 'KG', region: R, audience: { states: ['KG'], min_clearance: 'restricted' } }));
+      const many = Array.from({ length: 1500 }, () =>
+        small.deps.audit.append({ kind: 'published', actor: 'KG/kid', state: 'KG', region: R, audience: { states: ['KG'], min_clearance: 'restricted' } }),
+      );
       await Promise.all(many);
-      const mine = await small.deps.audit.append({ kind: 'published', actor: 'KG/kid', state: 'KG', region: R, audience: { states: ['KG', 'KZ'], min_clearance: 'restricted' } });
+      const mine = await small.deps.audit.append({
+        kind: 'published',
+        actor: 'KG/kid',
+        state: 'KG',
+        region: R,
+        audience: { states: ['KG', 'KZ'], min_clearance: 'restricted' },
+      });
       const kz = small.token({ iss: 'KZ', sub: 'ops-kz', role: 'ops' });
       const r = await runCordon(tmpdir(), ['audit', '--url', url, '--token', kz, '--purpose', 'review']);
       expect(r.code).toBe(0);
-      const recs = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as AuditRecord);
+      const recs = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as AuditRecord);
       expect(recs[0].n).toBe(mine.n);
       expect(recs.every((x) => x.n === mine.n || (x.kind === 'replayed' && x.actor === 'KZ/ops-kz'))).toBe(true);
     } finally {
@@ -204,12 +215,15 @@ describe('GET /v1/audit is scoped to what the caller state may read (Redis)', ()
   test('a page examines at most CORDON_PAGE_MAX_EXAMINED records and continues with next', async () => {
     const small = await makeTestApp({ backend: 'memory', config: { CORDON_PAGE_MAX_EXAMINED: '5' } });
     try {
-      for (let i = 0; i < 20; i++) await small.publish(validContent({ region: small.regions.list()[0].code, audience: { states: ['KG'], min_clearance: 'restricted' } }));
+      for (let i = 0; i < 20; i++)
+        await small.publish(validContent({ region: small.regions.list()[0].code, audience: { states: ['KG'], min_clearance: 'restricted' } }));
       const kz = small.token({ iss: 'KZ', sub: 'ops-kz', role: 'ops' });
       const nexts: (number | null)[] = [];
       let after = 0;
       for (let i = 0; i < 10 && after !== null; i++) {
-        const page = (await small.app.inject({ method: 'GET', url: `/v1/audit?after=${after}&limit=1&purpose=x`, headers: { authorization: `Bearer ${kz}` } })).json();
+        const page = (
+          await small.app.inject({ method: 'GET', url: `/v1/audit?after=${after}&limit=1&purpose=x`, headers: { authorization: `Bearer ${kz}` } })
+        ).json();
         nexts.push(page.next);
         expect(page.items.every((r: AuditRecord) => r.kind === 'replayed')).toBe(true);
         if (page.next === null) break;

@@ -9,8 +9,7 @@ describe('GET /v1/audit on Redis', () => {
   let region: string;
   const receipts: Receipt[] = [];
 
-  const get = (url: string, token?: string) =>
-    t.app.inject({ method: 'GET', url, headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const get = (url: string, token?: string) => t.app.inject({ method: 'GET', url, headers: token ? { authorization: `Bearer ${token}` } : {} });
   const ops = (sub = 'ops-1') => t.token({ iss: 'KG', sub, role: 'ops' });
   const readAll = async (token: string, limit: number) => {
     const items: AuditRecord[] = [];

@@ -92,10 +92,7 @@ describe('forged messages on the fan-out subjects (real NATS and Redis)', () => 
   test('a forged frame with a duplicate "type" member is not passed on', async () => {
     const d = await desk([R]);
     const state = await node.deps.regionLog.state(R);
-    await sendForged(
-      `${subjectPrefix}.alerts.${R}.urgent`,
-      forged(R, state.latest + 1, state.epoch!, ',"type":"gap","from":1,"to":99999,"reason":"trimmed"'),
-    );
+    await sendForged(`${subjectPrefix}.alerts.${R}.urgent`, forged(R, state.latest + 1, state.epoch!, ',"type":"gap","from":1,"to":99999,"reason":"trimmed"'));
     await sendForged(`${subjectPrefix}.alerts.${R}.urgent`, `{"type":"gap","region":"${R}","seq":${state.latest + 1}}`);
     const receipt = await node.publish(content());
     await d.until((x) => x.alerts().some((a) => a.seq === receipt.seq), 5000, 'the real alert');
@@ -123,9 +120,7 @@ describe('forged messages on the fan-out subjects (real NATS and Redis)', () => 
     const d = await desk([R]);
     const before = node.app.streamHub.position(R)!;
     const pad = 'x'.repeat(900 * 1024);
-    const payloads = Array.from({ length: 40 }, (_, i) =>
-      new TextEncoder().encode(forged(R, before.seq + 1000 + i, before.epoch!, `,"pad":"${pad}"`)),
-    );
+    const payloads = Array.from({ length: 40 }, (_, i) => new TextEncoder().encode(forged(R, before.seq + 1000 + i, before.epoch!, `,"pad":"${pad}"`)));
     for (const p of payloads) attacker.publish(`${subjectPrefix}.alerts.${R}.routine`, p);
     await attacker.flush();
     await new Promise((r) => setTimeout(r, 300));

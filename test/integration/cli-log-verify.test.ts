@@ -41,7 +41,7 @@ describe('cordon log verify', () => {
     for (let i = 0; i < 4; i++) await t.publish(validContent({ region }));
     await integrated(4);
     const first = await verify();
-    expect(first.stderr).toBe("");
+    expect(first.stderr).toBe('');
     expect(first).toMatchObject({ code: 0 });
     expect(first.stdout).toContain('4 alert(s) proved included');
     // No witness in the trust store: a required cosignature fails.
@@ -93,7 +93,13 @@ describe('cordon log verify', () => {
     await admin.set(key, tile);
     await admin.quit();
     // A node that has not cached the tile yet serves proofs from the edited store.
-    const fresh = await makeTestApp({ backend: 'real', regions, trust: t.trust, shared: { keyPrefix: t.deps.config.redisKeyPrefix, subjectPrefix: t.deps.config.natsSubjectPrefix }, tlog: { key: logKey, delayMs: 20 } });
+    const fresh = await makeTestApp({
+      backend: 'real',
+      regions,
+      trust: t.trust,
+      shared: { keyPrefix: t.deps.config.redisKeyPrefix, subjectPrefix: t.deps.config.natsSubjectPrefix },
+      tlog: { key: logKey, delayMs: 20 },
+    });
     const freshUrl = await fresh.app.listen({ port: 0, host: '127.0.0.1' });
     const bad = await runCordon(dir, ['audit', '--url', freshUrl, '--token', ops, '--purpose', 'tlog test', '--verify']);
     await fresh.close();
@@ -105,10 +111,16 @@ describe('cordon log verify', () => {
   it('on a region whose oldest alerts retention trimmed: checkpoint and consistency as before, then every alert still held, and how many leaves were trimmed', async () => {
     const trimmedRegions = testRegions();
     const R = trimmedRegions[0].code;
-    const small = await makeTestApp({ backend: 'real', regions: trimmedRegions, tlog: { key: logKey, delayMs: 20 }, config: { CORDON_RETENTION_MAX_ALERTS: '3', CORDON_RETENTION_INTERVAL_MS: '100' } });
+    const small = await makeTestApp({
+      backend: 'real',
+      regions: trimmedRegions,
+      tlog: { key: logKey, delayMs: 20 },
+      config: { CORDON_RETENTION_MAX_ALERTS: '3', CORDON_RETENTION_INTERVAL_MS: '100' },
+    });
     try {
       const smallUrl = await small.app.listen({ port: 0, host: '127.0.0.1' });
-      const run = (...extra: string[]) => runCordon(dir, ['log', 'verify', '--url', smallUrl, '--token', small.token(), '--region', R, '--state-file', 'trimmed-state.json', ...extra]);
+      const run = (...extra: string[]) =>
+        runCordon(dir, ['log', 'verify', '--url', smallUrl, '--token', small.token(), '--region', R, '--state-file', 'trimmed-state.json', ...extra]);
       for (let i = 0; i < 2; i++) await small.publish(validContent({ region: R }));
       await small.deps.tlog!.settle();
       const before = await run();

@@ -31,7 +31,10 @@ describe('cordon publish and verify --url against a running app', () => {
   /** The test app's in-memory KG alert key as a key file, plus its region registry as a file. */
   function keyFiles(t: TestApp): { key: string; regions: string; region: string } {
     const k = t.trust.alertKey('KG');
-    const mine = t.regions.list().filter((r) => r.states.includes('KG')).map((r) => r.code);
+    const mine = t.regions
+      .list()
+      .filter((r) => r.states.includes('KG'))
+      .map((r) => r.code);
     const jwk = k.privateKey.export({ format: 'jwk' });
     write('kg.jwk.json', { ...jwk, kid: k.kid, cordon: { state: 'KG', use: 'alert', regions: mine } });
     write('regions.json', { regions: t.regions.list() });
@@ -118,7 +121,20 @@ describe('cordon publish and verify --url against a running app', () => {
       expect(JSON.parse(clash.stdout).detail).toMatch(/later modified and a correction_note \(cordon sign --correct "<note>"\)/);
 
       // The way: sign the edited content as a correction, then publish the signed file as it is.
-      const signed = await cordon(dir, 'sign', '--in', 'edited.json', '--key', key, '--regions', regions, '--correct', 'Plate number corrected', '--out', 'correction.sub.json');
+      const signed = await cordon(
+        dir,
+        'sign',
+        '--in',
+        'edited.json',
+        '--key',
+        key,
+        '--regions',
+        regions,
+        '--correct',
+        'Plate number corrected',
+        '--out',
+        'correction.sub.json',
+      );
       expect(signed.code).toBe(0);
       const sub = JSON.parse(readFileSync(join(dir, 'correction.sub.json'), 'utf8'));
       expect(sub.content).toMatchObject({ id: content.id, created: content.created, correction_note: 'Plate number corrected' });
@@ -133,7 +149,20 @@ describe('cordon publish and verify --url against a running app', () => {
       expect(JSON.parse(corrected.stdout)).toMatchObject({ id: content.id, seq: 2 });
 
       // Revoking from the signed correction: its content is the version being replaced.
-      const revoked = await cordon(dir, 'publish', '--in', 'correction.sub.json', '--key', key, '--regions', regions, '--url', url, '--revoke', 'Searched, nothing found');
+      const revoked = await cordon(
+        dir,
+        'publish',
+        '--in',
+        'correction.sub.json',
+        '--key',
+        key,
+        '--regions',
+        regions,
+        '--url',
+        url,
+        '--revoke',
+        'Searched, nothing found',
+      );
       expect(revoked.stderr).toContain(`published: revocation of ${content.id}`);
       expect(revoked.code).toBe(0);
       const versions = await fetch(`${url}/v1/alerts/${content.id}?versions=all`, { headers: { authorization: `Bearer ${t.token()}` } });
@@ -183,7 +212,21 @@ describe('cordon publish and verify --url against a running app', () => {
     const t = await makeTestApp({ backend: 'memory' });
     try {
       const { key, regions, region } = keyFiles(t);
-      const r = await cordon(dir, 'publish', '--demo', '--key', key, '--regions', regions, '--nats', TEST_NATS_URL, '--subject-prefix', 'nobody-listens-here', '--timeout', '3000');
+      const r = await cordon(
+        dir,
+        'publish',
+        '--demo',
+        '--key',
+        key,
+        '--regions',
+        regions,
+        '--nats',
+        TEST_NATS_URL,
+        '--subject-prefix',
+        'nobody-listens-here',
+        '--timeout',
+        '3000',
+      );
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`no Cordon node listens on nobody-listens-here.ingest.${region}`);
       expect(r.stderr).toContain('--subject-prefix');

@@ -201,7 +201,10 @@ describe('cordon replay and cordon audit against a listening node on Redis', () 
     test('prints the trail oldest first, one JSON record per line', async () => {
       const r = await cli(['audit', '--url', url, '--token', ops(), '--purpose', 'review']);
       expect(r.code).toBe(0);
-      const recs = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { n: number; kind: string; at: string });
+      const recs = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { n: number; kind: string; at: string });
       expect(recs.map((x) => x.n)).toEqual(recs.map((_, i) => i + 1));
       expect(recs.filter((x) => x.kind === 'published').length).toBeGreaterThanOrEqual(N);
       expect(recs.some((x) => x.kind === 'replayed')).toBe(true);
@@ -214,7 +217,10 @@ describe('cordon replay and cordon audit against a listening node on Redis', () 
       expect(JSON.parse(after.stdout.split('\n')[0]).n).toBe(21);
       const window = await cli(['audit', '--url', url, '--token', ops(), '--purpose', 'review', '--since', mid.at, '--until', mid.at]);
       expect(window.code).toBe(0);
-      const recs = window.stdout.trim().split('\n').map((l) => JSON.parse(l) as { at: string });
+      const recs = window.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { at: string });
       expect(recs.length).toBeGreaterThan(0);
       for (const x of recs) expect(x.at).toBe(mid.at);
     });

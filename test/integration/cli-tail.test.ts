@@ -378,7 +378,19 @@ describe('cordon tail proves every alert in the transparency log (real Redis and
     // Every alert published so far is in a signed checkpoint first.
     const top = (await t.deps.regionLog.state(R)).latest;
     await t.deps.tlog!.settle();
-    const honest = runTail(dir, ['--url', url, '--token', t.token(), '--region', R, '--state-file', join(dir, 'honest.json'), '--from-start', '--count', String(top)]);
+    const honest = runTail(dir, [
+      '--url',
+      url,
+      '--token',
+      t.token(),
+      '--region',
+      R,
+      '--state-file',
+      join(dir, 'honest.json'),
+      '--from-start',
+      '--count',
+      String(top),
+    ]);
     expect(await honest.done).toBe(0);
     for (const line of lines(honest.stdout())) expect(line).toContain('[verified, in log]');
     expect(honest.stderr()).toContain(`transparency log: ${top} in log of ${top} alerts`);
@@ -392,10 +404,28 @@ describe('cordon tail proves every alert in the transparency log (real Redis and
     await admin.set(key, tile);
     await admin.quit();
     // A node that has not cached the tile yet serves proofs from the altered store.
-    const fresh = await makeTestApp({ backend: 'real', regions, trust: t.trust, shared: { keyPrefix: t.deps.config.redisKeyPrefix, subjectPrefix: t.deps.config.natsSubjectPrefix }, tlog: { key: logKey, delayMs: 20 } });
+    const fresh = await makeTestApp({
+      backend: 'real',
+      regions,
+      trust: t.trust,
+      shared: { keyPrefix: t.deps.config.redisKeyPrefix, subjectPrefix: t.deps.config.natsSubjectPrefix },
+      tlog: { key: logKey, delayMs: 20 },
+    });
     try {
       const freshUrl = await fresh.app.listen({ port: 0, host: '127.0.0.1' });
-      const run = runTail(dir, ['--url', freshUrl, '--token', t.token(), '--region', R, '--state-file', join(dir, 'bad.json'), '--from-start', '--count', String(top)]);
+      const run = runTail(dir, [
+        '--url',
+        freshUrl,
+        '--token',
+        t.token(),
+        '--region',
+        R,
+        '--state-file',
+        join(dir, 'bad.json'),
+        '--from-start',
+        '--count',
+        String(top),
+      ]);
       expect(await run.done).toBe(3);
       const out = lines(run.stdout());
       expect(out[0]).toContain('[verified, NOT IN LOG]');
@@ -426,7 +456,9 @@ describe('cordon tail proves every alert in the transparency log (real Redis and
     const bad = await runCordon(dir, ['verify', '--url', url, '--token', t.token(), '--in', 'altered.ndjson']);
     expect(bad.code).toBe(1);
     expect(lines(bad.stdout)).toHaveLength(2);
-    expect(bad.stderr).toMatch(new RegExp(`^FAIL .*${R}#2 signed by KG key .*; NOT IN LOG: the inclusion proof against the signed tree of size \\d+ fails$`, 'm'));
+    expect(bad.stderr).toMatch(
+      new RegExp(`^FAIL .*${R}#2 signed by KG key .*; NOT IN LOG: the inclusion proof against the signed tree of size \\d+ fails$`, 'm'),
+    );
     expect(bad.stderr).toContain('ERROR: 1 alert NOT IN LOG');
 
     // Without a token the signatures are still checked, and it says inclusion was not.

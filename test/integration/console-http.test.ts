@@ -116,7 +116,10 @@ describe('development desks', () => {
       // The same store and keys, named as a real trust store: no development desks.
       const storePath = join(dir, 'real-trust-store.json');
       writeFileSync(storePath, readFileSync(join(dir, 'trust-store.json')));
-      const real = await compose(loadConfig({ CORDON_DATA_DIR: dir, CORDON_TRUST_STORE: storePath, CORDON_LOG_LEVEL: 'silent', CORDON_VERIFY_THREADS: '0' }), log);
+      const real = await compose(
+        loadConfig({ CORDON_DATA_DIR: dir, CORDON_TRUST_STORE: storePath, CORDON_LOG_LEVEL: 'silent', CORDON_VERIFY_THREADS: '0' }),
+        log,
+      );
       try {
         expect(real.deps.devDesks).toBeUndefined();
         const app = await buildApp(real.deps, { logger: log });

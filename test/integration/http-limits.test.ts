@@ -186,8 +186,7 @@ describe('HTTP connection bound', () => {
     await t.close();
   });
 
-  const connections = (): Promise<number> =>
-    new Promise((resolve, reject) => t.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+  const connections = (): Promise<number> => new Promise((resolve, reject) => t.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
 
   async function until(cond: () => Promise<boolean>, ms = 5000): Promise<void> {
     const deadline = Date.now() + ms;

@@ -47,11 +47,7 @@ describe('route plugins', () => {
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
     const body = res.json();
     expect(body.code).toBe('QUERY_INVALID');
-    expect(body.errors.map((e: { path: string }) => e.path).sort()).toEqual([
-      '/querystring/after',
-      '/querystring/bogus',
-      '/querystring/limit',
-    ]);
+    expect(body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['/querystring/after', '/querystring/bogus', '/querystring/limit']);
   });
 
   test('an unknown region is 404 before the tree query string is looked at (transparency-log routes)', async () => {
@@ -91,7 +87,7 @@ describe('the raw-body parser of the ingest plugin', () => {
       const headers = { 'content-type': 'application/json' };
       const ingested = await app.inject({ method: 'POST', url: '/v1/alerts', payload, headers });
       expect(ingested.statusCode).toBe(201);
-      expect(Buffer.isBuffer(seen[0]) && (seen[0]).toString()).toBe(payload);
+      expect(Buffer.isBuffer(seen[0]) && seen[0].toString()).toBe(payload);
 
       const echoed = await app.inject({ method: 'POST', url: '/echo', payload, headers });
       expect(echoed.json()).toEqual({ isBuffer: false, body: { a: 2 } });

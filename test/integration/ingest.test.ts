@@ -88,9 +88,7 @@ describe.each<Backend>(['memory', 'real', 'sqlite'])('POST /v1/alerts on the %s 
     expect(res.json()).toMatchObject({ status: 409, code: 'VERSION_EQUIVOCATION' });
     expect(await top()).toBe(atTop);
     const audit = await t.deps.audit.read(0, 1000);
-    expect(audit.items).toContainEqual(
-      expect.objectContaining({ kind: 'security', event: 'equivocation', id: c.id, modified: c.modified }),
-    );
+    expect(audit.items).toContainEqual(expect.objectContaining({ kind: 'security', event: 'equivocation', id: c.id, modified: c.modified }));
   });
 
   test('versions: a later version is accepted, an older one is stale, nothing follows a revocation', async () => {
@@ -160,26 +158,11 @@ describe.each<Backend>(['memory', 'real', 'sqlite'])('POST /v1/alerts on the %s 
       ],
       ['a __proto__ key', () => ({ body: '{"__proto__":{"x":1},"content":{},"sig":{}}' }), 400, 'REQUEST_FORBIDDEN_KEY'],
       ['a constructor key', () => ({ body: '{"constructor":1}' }), 400, 'REQUEST_FORBIDDEN_KEY'],
-      [
-        'a lone surrogate',
-        () => ({ body: JSON.stringify(t.sign(content())).replace('"title":"', '"title":"\\ud800') }),
-        400,
-        'REQUEST_INVALID_UNICODE',
-      ],
+      ['a lone surrogate', () => ({ body: JSON.stringify(t.sign(content())).replace('"title":"', '"title":"\\ud800') }), 400, 'REQUEST_INVALID_UNICODE'],
       ['an unsafe integer', () => ({ body: '{"content":{"n":9007199254740993},"sig":{}}' }), 400, 'REQUEST_UNSAFE_NUMBER'],
-      [
-        'a control character in the title',
-        () => ({ body: JSON.stringify(t.sign(content({ title: 'bad\u0007title' }))) }),
-        400,
-        'SUBMISSION_INVALID',
-      ],
+      ['a control character in the title', () => ({ body: JSON.stringify(t.sign(content({ title: 'bad\u0007title' }))) }), 400, 'SUBMISSION_INVALID'],
       ['a body over the limit', () => ({ body: JSON.stringify({ pad: 'x'.repeat(70 * 1024) }) }), 413, 'REQUEST_TOO_LARGE'],
-      [
-        'a body that is not JSON',
-        () => ({ body: 'hello', headers: { 'content-type': 'text/plain' } }),
-        415,
-        'REQUEST_UNSUPPORTED_MEDIA_TYPE',
-      ],
+      ['a body that is not JSON', () => ({ body: 'hello', headers: { 'content-type': 'text/plain' } }), 415, 'REQUEST_UNSUPPORTED_MEDIA_TYPE'],
       [
         'alg EdDSA',
         () => ({
@@ -190,24 +173,22 @@ describe.each<Backend>(['memory', 'real', 'sqlite'])('POST /v1/alerts on the %s 
         401,
         'SIGNATURE_HEADER_INVALID',
       ],
-      ...(['jwk', 'jku', 'x5u', 'x5c', 'crit', 'b64'] as const).map(
-        (h): [string, () => { body: string }, number, string] => [
-          `a ${h} header`,
-          () => ({
-            body: JSON.stringify(
-              signWithHeader(content(), t.trust.alertKey('KG'), {
-                alg: 'Ed25519',
-                kid: t.trust.alertKey('KG').kid,
-                typ: 'cordon-alert+jws',
-                iat: nowS(),
-                [h]: h === 'b64' ? false : h === 'crit' ? ['b64'] : 'https://attacker.invalid/key',
-              }),
-            ),
-          }),
-          401,
-          'SIGNATURE_HEADER_INVALID',
-        ],
-      ),
+      ...(['jwk', 'jku', 'x5u', 'x5c', 'crit', 'b64'] as const).map((h): [string, () => { body: string }, number, string] => [
+        `a ${h} header`,
+        () => ({
+          body: JSON.stringify(
+            signWithHeader(content(), t.trust.alertKey('KG'), {
+              alg: 'Ed25519',
+              kid: t.trust.alertKey('KG').kid,
+              typ: 'cordon-alert+jws',
+              iat: nowS(),
+              [h]: h === 'b64' ? false : h === 'crit' ? ['b64'] : 'https://attacker.invalid/key',
+            }),
+          ),
+        }),
+        401,
+        'SIGNATURE_HEADER_INVALID',
+      ]),
       [
         'an unknown kid',
         () => {
@@ -229,24 +210,14 @@ describe.each<Backend>(['memory', 'real', 'sqlite'])('POST /v1/alerts on the %s 
         401,
         'SIGNATURE_INVALID',
       ],
-      [
-        "another state's key",
-        () => ({ body: JSON.stringify(t.sign(content(), 'CN')) }),
-        403,
-        'KEY_NOT_AUTHORISED',
-      ],
+      ["another state's key", () => ({ body: JSON.stringify(t.sign(content(), 'CN')) }), 403, 'KEY_NOT_AUTHORISED'],
       [
         'iat a day and more in the past',
         () => ({ body: JSON.stringify(t.sign(content(), undefined, nowS() - 86_400 - 60)) }),
         422,
         'SIGNATURE_IAT_OUT_OF_WINDOW',
       ],
-      [
-        'iat ten minutes in the future',
-        () => ({ body: JSON.stringify(t.sign(content(), undefined, nowS() + 600)) }),
-        422,
-        'SIGNATURE_IAT_OUT_OF_WINDOW',
-      ],
+      ['iat ten minutes in the future', () => ({ body: JSON.stringify(t.sign(content(), undefined, nowS() + 600)) }), 422, 'SIGNATURE_IAT_OUT_OF_WINDOW'],
     ];
 
     test.each(cases)('%s', async (_name, make, status, code) => {
@@ -336,9 +307,9 @@ describe('two Cordon instances appending to one region at once', () => {
         }),
       );
       expect(results.map((r) => r.statusCode)).toEqual(Array(n).fill(201));
-      const seqs = results.map((r) => (r.json<Receipt>()).seq).sort((x, y) => x - y);
+      const seqs = results.map((r) => r.json<Receipt>().seq).sort((x, y) => x - y);
       expect(seqs).toEqual(Array.from({ length: n }, (_, i) => i + 1));
-      const epochs = new Set(results.map((r) => (r.json<Receipt>()).epoch));
+      const epochs = new Set(results.map((r) => r.json<Receipt>().epoch));
       expect(epochs.size).toBe(1);
     } finally {
       await a.close();

@@ -19,8 +19,7 @@ describe('tokens, titles and purposes (memory backend, real socket for the strea
   });
   afterAll(() => t.close());
 
-  const get = (path: string, authorization?: string) =>
-    t.app.inject({ method: 'GET', url: path, headers: authorization ? { authorization } : {} });
+  const get = (path: string, authorization?: string) => t.app.inject({ method: 'GET', url: path, headers: authorization ? { authorization } : {} });
 
   test.each([
     ['a padded token', (tok: string) => `Bearer ${tok}==`],

@@ -78,8 +78,7 @@ describe('the shipped NATS authorization, enforced by a real nats-server', () =>
     return got;
   }
 
-  const violation = (client: Client, text: string) => () =>
-    client.errors.some((e) => e instanceof errors.PermissionViolationError && e.message.includes(text));
+  const violation = (client: Client, text: string) => () => client.errors.some((e) => e instanceof errors.PermissionViolationError && e.message.includes(text));
 
   beforeAll(async () => {
     server = await startNatsServer(AUTHORIZATION, { env: PASSWORDS });
@@ -119,7 +118,7 @@ describe('the shipped NATS authorization, enforced by a real nats-server', () =>
     expect(fanout).toEqual([]);
   });
 
-  test('a gateway cannot join the ingest queue group, read the fan-out, or submit for another state\'s region', async () => {
+  test("a gateway cannot join the ingest queue group, read the fan-out, or submit for another state's region", async () => {
     const gateway = await login('gateway-kg');
     const subErrors: Error[] = [];
     const steal = gateway.nc.subscribe('cordon.ingest.*', { queue: 'cordon-ingest', callback: (err) => void (err && subErrors.push(err)) });
@@ -192,7 +191,7 @@ describe('the shipped NATS authorization, enforced by a real nats-server', () =>
       await b?.close();
     });
 
-    test('answer a gateway\'s ingest requests with receipts, and the fan-out reaches a desk and a consumer', async () => {
+    test("answer a gateway's ingest requests with receipts, and the fan-out reaches a desk and a consumer", async () => {
       const gateway = await login('gateway-kg');
       const consumer = await login('consumer');
       const consumed = await listen(consumer, `cordon.alerts.${region}.>`);

@@ -123,10 +123,9 @@ describe('a node logs in to NATS', () => {
     // A user signed by an account the operator never issued.
     const strangerFile = join(dir, 'stranger.creds');
     writeFileSync(strangerFile, creds(jwt(stranger, user.getPublicKey(), 'node', userClaims), user), { mode: 0o600 });
-    const s = await server(
-      [`operator: "${operatorJwt}"`, 'resolver: MEMORY', `resolver_preload: { ${account.getPublicKey()}: "${accountJwt}" }`].join('\n'),
-      { dir },
-    );
+    const s = await server([`operator: "${operatorJwt}"`, 'resolver: MEMORY', `resolver_preload: { ${account.getPublicKey()}: "${accountJwt}" }`].join('\n'), {
+      dir,
+    });
 
     await withBus(s.url, { credsFile }, expectWorkingBus);
     await refused(s.url, { credsFile: strangerFile });
@@ -199,8 +198,14 @@ describe('cordon publish --nats', () => {
     const t = await makeTestApp({ backend: 'real', nats: { url: s.url, auth: { user: 'node', password: node } } });
     try {
       const k = t.trust.alertKey('KG');
-      const mine = t.regions.list().filter((r) => r.states.includes('KG')).map((r) => r.code);
-      writeFileSync(join(s.dir, 'kg.jwk.json'), JSON.stringify({ ...k.privateKey.export({ format: 'jwk' }), kid: k.kid, cordon: { state: 'KG', use: 'alert', regions: mine } }));
+      const mine = t.regions
+        .list()
+        .filter((r) => r.states.includes('KG'))
+        .map((r) => r.code);
+      writeFileSync(
+        join(s.dir, 'kg.jwk.json'),
+        JSON.stringify({ ...k.privateKey.export({ format: 'jwk' }), kid: k.kid, cordon: { state: 'KG', use: 'alert', regions: mine } }),
+      );
       writeFileSync(join(s.dir, 'regions.json'), JSON.stringify({ regions: t.regions.list() }));
       const argv = ['publish', '--demo', '--key', 'kg.jwk.json', '--regions', 'regions.json', '--nats', s.url, '--timeout', '3000'];
       const env = { CORDON_NATS_SUBJECT_PREFIX: t.deps.config.natsSubjectPrefix };
@@ -260,7 +265,23 @@ function makeCertificates(dir: string) {
     key(`${name}.key`);
     openssl('req', '-new', '-key', file(`${name}.key`), '-out', file(`${name}.csr`), '-subj', `/CN=${name}`);
     writeFileSync(file(`${name}.ext`), ext);
-    openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial', '-out', file(`${name}.pem`), '-days', '2', '-extfile', file(`${name}.ext`));
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      file(`${name}.csr`),
+      '-CA',
+      file('ca.pem'),
+      '-CAkey',
+      file('ca.key'),
+      '-CAcreateserial',
+      '-out',
+      file(`${name}.pem`),
+      '-days',
+      '2',
+      '-extfile',
+      file(`${name}.ext`),
+    );
   };
   ca('ca');
   ca('other-ca');

@@ -179,10 +179,7 @@ describe('GET /v1/openapi.json', () => {
     check('/v1/audit', 'get', 200, await get('/v1/audit?purpose=review', ops));
 
     const deadline = Date.now() + 10_000;
-    while (
-      (await t.app.inject({ url: `/v1/regions/${region}/log/checkpoint`, headers: { authorization: `Bearer ${desk}` } }))
-        .statusCode !== 200
-    ) {
+    while ((await t.app.inject({ url: `/v1/regions/${region}/log/checkpoint`, headers: { authorization: `Bearer ${desk}` } })).statusCode !== 200) {
       if (Date.now() > deadline) throw new Error('no checkpoint');
       await new Promise((r) => setTimeout(r, 20));
     }

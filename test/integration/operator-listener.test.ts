@@ -28,7 +28,19 @@ function rawGet(port: number, path: string): Promise<{ status: number; body: str
   });
 }
 
-const METRICS_PATHS = ['/metrics', '/%6detrics', '/%6D%65trics', '/metrics/', '//metrics', '/metrics?x=1', '/./metrics', '/v1/../metrics', '/METRICS', '/metrics%00', '/metrics;x'];
+const METRICS_PATHS = [
+  '/metrics',
+  '/%6detrics',
+  '/%6D%65trics',
+  '/metrics/',
+  '//metrics',
+  '/metrics?x=1',
+  '/./metrics',
+  '/v1/../metrics',
+  '/METRICS',
+  '/metrics%00',
+  '/metrics;x',
+];
 
 describe('/metrics is served on the operator listener only', () => {
   let t: TestApp;
@@ -62,7 +74,7 @@ describe('/metrics is served on the operator listener only', () => {
     expect(injected.statusCode).toBe(404);
   });
 
-  it('serves Prometheus text on the operator listener, with the node\'s own counters', async () => {
+  it("serves Prometheus text on the operator listener, with the node's own counters", async () => {
     const res = await fetch(`http://127.0.0.1:${operatorPort}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);

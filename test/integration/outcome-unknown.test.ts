@@ -98,7 +98,12 @@ describe('an append whose outcome is unknown', () => {
     desk.subscribe([region], { [region]: { seq: before.latest, epoch: before.epoch! } });
     await desk.until((d) => d.alerts().some((a) => a.content.id === content.id), 10_000, 'the alert');
     await desk.settle(300);
-    expect(desk.alerts().filter((a) => a.content.id === content.id).map((a) => a.seq)).toEqual([receipt.seq]);
+    expect(
+      desk
+        .alerts()
+        .filter((a) => a.content.id === content.id)
+        .map((a) => a.seq),
+    ).toEqual([receipt.seq]);
     desk.close();
   });
 
@@ -181,7 +186,12 @@ describe('RedisRegionLog: which failures say "outcome unknown"', () => {
       expect(((err as Error).cause as Error).message).toBe('Command timed out');
       await until('the client to leave the stalled connection', 3000, async () => (client.status !== 'ready' ? true : undefined));
       proxy.heal();
-      await until('a working connection', 10_000, () => log.state(region).then(() => true, () => undefined));
+      await until('a working connection', 10_000, () =>
+        log.state(region).then(
+          () => true,
+          () => undefined,
+        ),
+      );
     } finally {
       proxy.heal();
       client.disconnect();

@@ -488,10 +488,15 @@ describe('history on Redis: GET /v1/regions/{region}/alerts and GET /v1/alerts/{
       ),
     );
     const admin = new Redis(TEST_REDIS_URL);
-    const clients = async () => String(await admin.call('CLIENT', 'LIST')).trim().split('\n').length;
+    const clients = async () =>
+      String(await admin.call('CLIENT', 'LIST'))
+        .trim()
+        .split('\n').length;
     try {
       const before = await clients();
-      const address = t.app.server.listening ? `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}` : await t.app.listen({ port: 0, host: '127.0.0.1' });
+      const address = t.app.server.listening
+        ? `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`
+        : await t.app.listen({ port: 0, host: '127.0.0.1' });
       const abort = new AbortController();
       const res = await fetch(`${address}/v1/regions/${C}/alerts?after=${base}`, {
         headers: { authorization: `Bearer ${kg()}`, accept: 'application/x-ndjson' },

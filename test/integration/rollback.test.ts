@@ -177,7 +177,13 @@ describe('a node cut off from its region log', () => {
     await proxy.resume();
     // Back in reach before the app closes, so its Redis client quits instead of retrying.
     for (let i = 0; i < 100; i++) {
-      if (await app.deps.regionLog.ping().then(() => true, () => false)) break;
+      if (
+        await app.deps.regionLog.ping().then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
       await new Promise((r) => setTimeout(r, 100));
     }
     await app.close();

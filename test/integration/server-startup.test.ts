@@ -25,7 +25,9 @@ test('the banner names the console, the health URL and the mode', () => {
   expect(startupBanner({ host: '127.0.0.1', port: 8080, log: 'sqlite', bus: 'memory', file: '.cordon/cordon.db' })).toContain(
     '(embedded mode: alerts and audit trail kept in .cordon/cordon.db). Console:',
   );
-  expect(startupBanner({ host: '0.0.0.0', port: 80, log: 'redis', bus: 'nats' })).toContain('(production mode: redis log, nats bus). Console: http://localhost:80/console/');
+  expect(startupBanner({ host: '0.0.0.0', port: 80, log: 'redis', bus: 'nats' })).toContain(
+    '(production mode: redis log, nats bus). Console: http://localhost:80/console/',
+  );
   expect(listenFailure(Object.assign(new Error('x'), { code: 'EADDRINUSE' }), 'CORDON_PORT', '127.0.0.1', 8080).message).toBe(
     '127.0.0.1:8080 is already in use (EADDRINUSE): another process listens there; choose a free port with CORDON_PORT',
   );
@@ -56,7 +58,9 @@ test('a busy port stops the node with exit 1 and a message naming CORDON_PORT', 
     proc.stderr.setEncoding('utf8').on('data', (c: string) => void (output += c));
     const code = await new Promise<number | null>((r) => proc.once('close', r));
     expect(code).toBe(1);
-    expect(output).toContain(`cordon failed to start: 127.0.0.1:${port} is already in use (EADDRINUSE): another process listens there; choose a free port with CORDON_PORT`);
+    expect(output).toContain(
+      `cordon failed to start: 127.0.0.1:${port} is already in use (EADDRINUSE): another process listens there; choose a free port with CORDON_PORT`,
+    );
   } finally {
     await new Promise((r) => blocker.close(r));
   }

@@ -66,7 +66,8 @@ describe('cordon migrate (SQLite store into Redis)', () => {
     appended(await log.append(v2));
     const rev = alertInput(r1, { id: v1.id, modified: '2026-03-01T12:00:00.000Z', revoked: true });
     const revReceipt = appended(await log.append(rev)).receipt;
-    for (let i = 0; i < 1200; i++) appended(await log.append(alertInput(r2, { body: `{"content":{"t":"пост 🚚 ${i}"},"sig":{"protected":"p","signature":"s"}}` })));
+    for (let i = 0; i < 1200; i++)
+      appended(await log.append(alertInput(r2, { body: `{"content":{"t":"пост 🚚 ${i}"},"sig":{"protected":"p","signature":"s"}}` })));
     // The transparency log's trees, integrated before retention trims r2: its first 500 leaves
     // then exist only as tree hashes.
     const trees = new SqliteTreeStore(store);
@@ -144,7 +145,7 @@ describe('cordon migrate (SQLite store into Redis)', () => {
       const proof = storeHashReader(redisTrees, treeTree2, 1201);
       expect((await treeHash(1200, proof)).equals(root1200)).toBe(true);
       expect(checkTree(await proveTree(1201, 1200, proof), 1201, cp1201.root, 1200, root1200)).toBe(true);
-      expect((await integrate(redisTrees, new AuditLeafSource(redisAudit, 'cordon.test'), signer))).toMatchObject({ from: 3, to: 4 });
+      expect(await integrate(redisTrees, new AuditLeafSource(redisAudit, 'cordon.test'), signer)).toMatchObject({ from: 3, to: 4 });
     } finally {
       await Promise.all([redisLog.close(), redisAudit.close(), redisTrees.close()]);
     }

@@ -101,7 +101,9 @@ describe('the stream across two nodes on real NATS and Redis', () => {
     d.subscribe([empty]);
     await d.untilFrames('subscribed', 1);
     expect(d.frames[0]).toMatchObject({ type: 'subscribed', region: empty, seq: 0 });
-    const [lost] = await appendDirect(a.deps, a.sign, [validContent({ region: empty, issuer: { state: 'KZ', agency: 'kz-border-service', gateway: 'kz-gw-1' } })]);
+    const [lost] = await appendDirect(a.deps, a.sign, [
+      validContent({ region: empty, issuer: { state: 'KZ', agency: 'kz-border-service', gateway: 'kz-gw-1' } }),
+    ]);
     await d.until((x) => x.alerts(empty).some((f) => f.seq === lost.seq), 5000, 'the lost first alert');
     expect(lost.seq).toBe(1);
   });

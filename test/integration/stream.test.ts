@@ -210,7 +210,11 @@ describe.each<Backend>(['memory', 'real', 'sqlite'])('GET /v1/stream on the %s b
     test('a long backlog is paged in bounded batches and arrives complete and in order', async () => {
       const region = R2;
       const base = await top(region);
-      await appendDirect(t.deps, t.sign, Array.from({ length: 1200 }, () => validContent({ region })));
+      await appendDirect(
+        t.deps,
+        t.sign,
+        Array.from({ length: 1200 }, () => validContent({ region })),
+      );
       const d = await desk();
       d.subscribe([region], { [region]: { seq: base } });
       await d.until((x) => x.alerts().length === 1200, 20000, '1200 alerts');
@@ -375,7 +379,11 @@ describe('desk lifecycle on real sockets', () => {
       // Stop reading: the kernel buffers fill, then the session queue, then 4002.
       (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
       const big = { description: 'x'.repeat(30_000) };
-      const entries = await appendDirect(t.deps, t.sign, Array.from({ length: 600 }, () => validContent({ region: R, ...big })));
+      const entries = await appendDirect(
+        t.deps,
+        t.sign,
+        Array.from({ length: 600 }, () => validContent({ region: R, ...big })),
+      );
       const { deliveredJson } = await import('../../src/ports/region-log');
       for (const e of entries) await t.deps.bus.publish(R, 'urgent', deliveredJson(e));
       await new Promise((r) => setTimeout(r, 200));

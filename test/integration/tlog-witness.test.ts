@@ -77,11 +77,18 @@ describe('witness (C2SP tlog-witness add-checkpoint)', () => {
     const rollback = await submitCheckpoint(url, 3, [], cp3);
     expect(rollback).toEqual({ status: 409, body: '5\n' });
     // A new witness process reads the durable state and refuses it too.
-    const again = new Witness({ signer, logKey: parseVerifierKey(((await t.app.inject({ method: 'GET', url: '/v1/trust' })).json().log as { vkey: string }).vkey), stateFile, log: { info() {}, warn() {}, error() {} } });
+    const again = new Witness({
+      signer,
+      logKey: parseVerifierKey(((await t.app.inject({ method: 'GET', url: '/v1/trust' })).json().log as { vkey: string }).vkey),
+      stateFile,
+      log: { info() {}, warn() {}, error() {} },
+    });
     expect(await again.addCheckpoint(`old 0\n\n${cp3}`)).toMatchObject({ status: 409, body: '5\n' });
 
     // Fork: change a stored leaf hash behind Cordon's back; the log then signs a tree that does not extend size 5.
-    const epoch = parseCheckpoint(cp5.slice(0, cp5.lastIndexOf('\n\n') + 1)).origin.split('/').pop()!;
+    const epoch = parseCheckpoint(cp5.slice(0, cp5.lastIndexOf('\n\n') + 1))
+      .origin.split('/')
+      .pop()!;
     const admin = new Redis(TEST_REDIS_URL);
     const key = `${t.deps.config.redisKeyPrefix}{${region}}:tlog:${epoch}:t:0:0`;
     const tile = await admin.getBuffer(key);
@@ -117,7 +124,10 @@ describe('nodes submit checkpoints to the witnesses of the trust store', () => {
     const vkeys: string[] = [];
     let logVkey = '';
     const witnesses: Witness[] = [];
-    for (const [state, name] of [['KG', 'witness.kg.example/w1'], ['KZ', 'witness.kz.example/w1']]) {
+    for (const [state, name] of [
+      ['KG', 'witness.kg.example/w1'],
+      ['KZ', 'witness.kz.example/w1'],
+    ]) {
       // The witness process: a key from keygen, an HTTP listener; its url goes into the trust store.
       const server = await new Promise<Server>((resolve) => {
         const s = createServer((req, res) => {

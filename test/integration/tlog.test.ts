@@ -108,7 +108,15 @@ describe('transparency log (real Redis and NATS)', () => {
     const c = await get(t, `/v1/regions/${A}/log/consistency?from=5&to=9`);
     const cj = c.json<{ from: number; to: number; proof: string[] }>();
     expect(cj.from).toBe(5);
-    expect(checkTree(cj.proof.map((h) => Buffer.from(h, 'base64')), 9, cp2.root, 5, cp.root)).toBe(true);
+    expect(
+      checkTree(
+        cj.proof.map((h) => Buffer.from(h, 'base64')),
+        9,
+        cp2.root,
+        5,
+        cp.root,
+      ),
+    ).toBe(true);
     // Proofs against an older size are still served.
     const old = (await get(t, `/v1/regions/${A}/log/proof?seq=2&size=5`)).json<{ root: string }>();
     expect(old.root).toBe(cp.root.toString('base64'));
@@ -152,7 +160,12 @@ describe('transparency log (real Redis and NATS)', () => {
         await new Promise((r) => setTimeout(r, 5));
       }
     })();
-    const c = () => validContent({ region, issuer: { state: 'KZ', agency: 'kz-border', gateway: 'kz-gw-1' }, audience: { states: ['KG', 'KZ'], min_clearance: 'restricted' } });
+    const c = () =>
+      validContent({
+        region,
+        issuer: { state: 'KZ', agency: 'kz-border', gateway: 'kz-gw-1' },
+        audience: { states: ['KG', 'KZ'], min_clearance: 'restricted' },
+      });
     await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 ? n1 : n2).publish(c(), 'KZ')));
     const deadline = Date.now() + 15_000;
     for (;;) {
@@ -169,7 +182,15 @@ describe('transparency log (real Redis and NATS)', () => {
     const root = parseCheckpoint(openNote(cp1, [await vkeyOf(n1)]).text).root;
     for (const d of await delivered(n1, region)) {
       const p = (await get(n2, `/v1/regions/${region}/log/proof?seq=${d.seq}&size=30`)).json<{ proof: string[] }>();
-      expect(checkRecord(p.proof.map((h) => Buffer.from(h, 'base64')), 30, root, d.seq - 1, leafHash(deliveredLeafData(d)))).toBe(true);
+      expect(
+        checkRecord(
+          p.proof.map((h) => Buffer.from(h, 'base64')),
+          30,
+          root,
+          d.seq - 1,
+          leafHash(deliveredLeafData(d)),
+        ),
+      ).toBe(true);
     }
   });
 });
@@ -200,7 +221,15 @@ describe('transparency log with retention (real Redis)', () => {
       expect((await t.deps.regionLog.read(region, 0, 1)).entries[0].seq).toBeGreaterThan(1);
       const root = parseCheckpoint(body.slice(0, body.lastIndexOf('\n\n') + 1)).root;
       const p = (await get(`/v1/regions/${region}/log/proof?seq=1`)).json<{ proof: string[] }>();
-      expect(checkRecord(p.proof.map((h) => Buffer.from(h, 'base64')), 10, root, 0, leafHash(deliveredLeafData(first)))).toBe(true);
+      expect(
+        checkRecord(
+          p.proof.map((h) => Buffer.from(h, 'base64')),
+          10,
+          root,
+          0,
+          leafHash(deliveredLeafData(first)),
+        ),
+      ).toBe(true);
     } finally {
       await t.close();
     }

@@ -135,7 +135,21 @@ describe.each<Backend>(['memory', 'real'])('live trust reload on the %s backend'
       const reply = await n.t.deps.bus.requestIngest(R, Buffer.from(JSON.stringify(n.trust.sign(content()))), 5000);
       expect(reply).toMatchObject({ status: 403, code: 'KEY_NOT_VALID' });
       const kz = n.regions.find((r) => r.states.includes('KZ'))!.code;
-      const ok = await n.t.deps.bus.requestIngest(kz, Buffer.from(JSON.stringify(n.trust.sign(validContent({ region: kz, issuer: { state: 'KZ', agency: 'kz-border', gateway: 'kz-gw-1' }, audience: { states: ['KZ', 'KG'], min_clearance: 'restricted' } })))), 5000);
+      const ok = await n.t.deps.bus.requestIngest(
+        kz,
+        Buffer.from(
+          JSON.stringify(
+            n.trust.sign(
+              validContent({
+                region: kz,
+                issuer: { state: 'KZ', agency: 'kz-border', gateway: 'kz-gw-1' },
+                audience: { states: ['KZ', 'KG'], min_clearance: 'restricted' },
+              }),
+            ),
+          ),
+        ),
+        5000,
+      );
       expect(ok).toMatchObject({ status: 201 });
     }
     // The public store says so; the metrics name the new version.
@@ -285,7 +299,10 @@ describe('token keys at the time of use on a live session', () => {
       }
       // Over the configured lifetime (default 12 h) from an active key.
       const long = n.t.token({ iss: 'CN', iat: now, exp: now + 43_201 });
-      expect((await n.t.app.inject({ url: '/v1/regions', headers: { authorization: `Bearer ${long}` } })).json()).toMatchObject({ code: 'TOKEN_INVALID', detail: 'token lifetime exceeds the maximum' });
+      expect((await n.t.app.inject({ url: '/v1/regions', headers: { authorization: `Bearer ${long}` } })).json()).toMatchObject({
+        code: 'TOKEN_INVALID',
+        detail: 'token lifetime exceeds the maximum',
+      });
     } finally {
       await n.close();
     }

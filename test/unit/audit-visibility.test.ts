@@ -15,7 +15,13 @@ const token = (iss: string, over: Partial<Token> = {}): Token => ({
 const rec = (r: Omit<AuditRecord, 'n' | 'at'>): AuditRecord => ({ n: 1, at: '2026-01-01T00:00:00.000Z', ...r }) as AuditRecord;
 
 describe('audit visibility (contract §7 v1.1)', () => {
-  const published = rec({ kind: 'published', actor: 'KG/kid1', state: 'KG', region: 'KG-CN-01', audience: { states: ['KG', 'CN'], min_clearance: 'confidential' } });
+  const published = rec({
+    kind: 'published',
+    actor: 'KG/kid1',
+    state: 'KG',
+    region: 'KG-CN-01',
+    audience: { states: ['KG', 'CN'], min_clearance: 'confidential' },
+  });
 
   test('published: the issuer, and the audience with clearance and regions', () => {
     expect(auditVisible(token('KG', { clearance: 'unclassified' }), published)).toBe(true);

@@ -38,7 +38,9 @@ describe('cordon trust check', () => {
     const version = trustVersion(readFileSync(join(dir, 'trust.json')), readFileSync(join(dir, 'regions.json')));
     expect(r.stdout).toContain(`version ${version} (cordon_trust_store_version ${versionNumber(version)})`);
     for (const state of ['KG', 'KZ', 'CN']) expect(r.stdout).toContain(`\n${state} State ${state}\n`);
-    expect(r.stdout).toMatch(new RegExp(`alert   ${t.alertKey('KG').kid}\\n      status  active\\n      window  \\S+ \\.\\. \\S+\\n      regions KG-CN-01, KZ-KG-01`));
+    expect(r.stdout).toMatch(
+      new RegExp(`alert   ${t.alertKey('KG').kid}\\n      status  active\\n      window  \\S+ \\.\\. \\S+\\n      regions KG-CN-01, KZ-KG-01`),
+    );
     expect(r.stdout).toContain(`token   ${kgToken.kid}\n      status  retired since 2026-01-02T00:00:00.000Z`);
     expect(r.stdout).toContain(`alert   ${kzAlert.kid}\n      status  active, expired`);
     expect(r.stdout).toContain('warning: KG has no token key in force now');
@@ -101,7 +103,13 @@ describe('cordon trust check', () => {
   });
 
   test('bad arguments exit 2 with the usage', async () => {
-    for (const argv of [['trust'], ['trust', 'show', 'x.json'], ['trust', 'check'], ['trust', 'check', 'a', 'b'], ['trust', 'check', 'a', '--at', 'yesterday']]) {
+    for (const argv of [
+      ['trust'],
+      ['trust', 'show', 'x.json'],
+      ['trust', 'check'],
+      ['trust', 'check', 'a', 'b'],
+      ['trust', 'check', 'a', '--at', 'yesterday'],
+    ]) {
       const r = await runCordon(dir, argv);
       expect({ argv, code: r.code }).toEqual({ argv, code: 2 });
       expect(r.stderr).toContain('usage: cordon trust check FILE');

@@ -200,7 +200,22 @@ describe('cordon token', () => {
   test('issues a token that verifyToken accepts with the given claims', async () => {
     const { file, entry } = await keygen('KZ', 'token');
     const store = TrustStore.fromJson({ states: { KZ: { name: 'Kazakhstan', keys: [entry] } } });
-    const r = await cordon(dir, 'token', '--key', file, '--sub', 'desk-almaty', '--role', 'desk', '--clearance', 'restricted', '--regions', 'KZ-KG-01', '--ttl', '2h');
+    const r = await cordon(
+      dir,
+      'token',
+      '--key',
+      file,
+      '--sub',
+      'desk-almaty',
+      '--role',
+      'desk',
+      '--clearance',
+      'restricted',
+      '--regions',
+      'KZ-KG-01',
+      '--ttl',
+      '2h',
+    );
     expect(r.code).toBe(0);
     const t = verifyToken(r.stdout.trim(), store, Date.now());
     expect(t).toMatchObject({ iss: 'KZ', sub: 'desk-almaty', role: 'desk', clearance: 'restricted', regions: ['KZ-KG-01'] });
@@ -216,9 +231,7 @@ describe('cordon token', () => {
     const other = await cordon(dir, 'token', '--key', file, '--iss', 'KG', '--sub', 'd', '--role', 'ops', '--clearance', 'secret');
     expect(other.stderr).toContain('the key belongs to KZ, not to KG');
     const alert = await keygen('KZ', 'alert', 'KZ-KG-01');
-    expect((await cordon(dir, 'token', '--key', alert.file, '--sub', 'd', '--role', 'ops', '--clearance', 'secret')).stderr).toContain(
-      'this is an alert key',
-    );
+    expect((await cordon(dir, 'token', '--key', alert.file, '--sub', 'd', '--role', 'ops', '--clearance', 'secret')).stderr).toContain('this is an alert key');
   });
 });
 
@@ -227,7 +240,13 @@ describe('development trust store', () => {
     const out = sink();
     return {
       log: pino({ level: 'info' }, out.stream),
-      lines: () => out.text().trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string }),
+      lines: () =>
+        out
+          .text()
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { level: number; msg: string }),
     };
   }
 

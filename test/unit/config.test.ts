@@ -26,8 +26,15 @@ const FIELD_EXCEPTIONS: Record<string, keyof Config> = {
 };
 function fieldOf(variable: string): keyof Config {
   if (FIELD_EXCEPTIONS[variable]) return FIELD_EXCEPTIONS[variable];
-  const words = variable.replace(/^CORDON_/, '').toLowerCase().split('_');
-  return (words[0] + words.slice(1).map((w) => w[0].toUpperCase() + w.slice(1)).join('')) as keyof Config;
+  const words = variable
+    .replace(/^CORDON_/, '')
+    .toLowerCase()
+    .split('_');
+  return (words[0] +
+    words
+      .slice(1)
+      .map((w) => w[0].toUpperCase() + w.slice(1))
+      .join('')) as keyof Config;
 }
 
 /** A valid value for a variable that differs from its default: [environment text, parsed value]. */
@@ -45,7 +52,13 @@ function sampleValue(name: string, p: PropertySchema): [string, unknown] {
   if (name === 'CORDON_NATS_SUBJECT_PREFIX') return ['cordon_b', 'cordon_b'];
   if (name === 'CORDON_TRUST_PROXY') return ['10.0.0.1, 10.0.1.0/24', ['10.0.0.1', '10.0.1.0/24']];
   if (name === 'CORDON_REDIS_SENTINELS') {
-    return ['sentinel-1:26379,10.0.0.2:26380', [{ host: 'sentinel-1', port: 26379 }, { host: '10.0.0.2', port: 26380 }]];
+    return [
+      'sentinel-1:26379,10.0.0.2:26380',
+      [
+        { host: 'sentinel-1', port: 26379 },
+        { host: '10.0.0.2', port: 26380 },
+      ],
+    ];
   }
   return [`value-of-${name.toLowerCase()}`, `value-of-${name.toLowerCase()}`];
 }
@@ -146,9 +159,7 @@ describe('loadConfig values', () => {
     expect(configError({ CORDON_REDIS_URL: 'redis://x', CORDON_REDIS_SENTINELS: 's1:26379,' }).message).toMatch(/CORDON_REDIS_SENTINELS/);
     const c = loadConfig({ CORDON_REDIS_URL: 'redis://x', CORDON_REDIS_SENTINELS: 's1:26379' });
     expect([c.redisSentinels, c.redisSentinelName]).toEqual([[{ host: 's1', port: 26379 }], 'mymaster']);
-    expect(configError({ CORDON_REDIS_URL: 'redis://x', CORDON_REDIS_SENTINELS: 's1:1', CORDON_REDIS_CLUSTER: 'true' }).message).toMatch(
-      /exclude each other/,
-    );
+    expect(configError({ CORDON_REDIS_URL: 'redis://x', CORDON_REDIS_SENTINELS: 's1:1', CORDON_REDIS_CLUSTER: 'true' }).message).toMatch(/exclude each other/);
     expect(configError({ CORDON_REDIS_CLUSTER: 'true' }).message).toMatch(/CORDON_REDIS_URL/);
   });
 
@@ -185,7 +196,7 @@ describe('loadConfig values', () => {
     expect(c.redisUrl).toBeUndefined();
   });
 
-  it('ignores variables outside CORDON_* and the test suite\'s CORDON_TEST_*', () => {
+  it("ignores variables outside CORDON_* and the test suite's CORDON_TEST_*", () => {
     const c = loadConfig({ PATH: '/usr/bin', PORT: 'x', CORDON_TEST_REDIS_URL: 'redis://elsewhere:1', CORDON_TEST_ANYTHING: '?' });
     expect(c.port).toBe(8080);
     expect(c.redisUrl).toBeUndefined();
@@ -262,7 +273,10 @@ describe('docs/configuration.md', () => {
     const out: Array<{ variable: string; def: string; meaning: string }> = [];
     for (const line of lines.slice(start + 2)) {
       if (!line.startsWith('|')) break;
-      const cells = line.slice(1, -1).split(' | ').map((c) => c.trim());
+      const cells = line
+        .slice(1, -1)
+        .split(' | ')
+        .map((c) => c.trim());
       expect(cells).toHaveLength(3);
       const m = /^`(CORDON_[A-Z0-9_]+)`$/.exec(cells[0]);
       if (!m) throw new Error(`not a variable cell: ${cells[0]}`);

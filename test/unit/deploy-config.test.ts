@@ -247,7 +247,7 @@ describe('docker-compose.yml: the production-shaped stack', () => {
     expect(ids.size).toBe(cordonNodes.length);
   });
 
-  it('puts a proxy in front that carries WebSockets and checks each node\'s readiness', () => {
+  it("puts a proxy in front that carries WebSockets and checks each node's readiness", () => {
     const proxy = services.proxy;
     expect(proxy.image).toMatch(/^haproxy:/);
     expect(proxy.ports).toContain('8080:8080');
@@ -280,7 +280,7 @@ describe('docker-compose.yml: the production-shaped stack', () => {
     for (const name of cordonNodes) expect([name, loadConfig(services[name].environment).trustProxy]).toEqual([name, 1]);
   });
 
-  it('serves /metrics on each node\'s operator listener, which neither the proxy nor the host reaches', () => {
+  it("serves /metrics on each node's operator listener, which neither the proxy nor the host reaches", () => {
     const cfg = read(mountedFile(services.proxy, '/usr/local/etc/haproxy/haproxy.cfg')).replace(/#.*$/gm, '');
     // no path rule needed (and none that an encoding like /%6detrics could slip past)
     expect(cfg).not.toMatch(/metrics/);
@@ -387,7 +387,11 @@ describe('deploy/nats/nats-cluster.conf: NATS authorization with least privilege
     let depth = 0;
     for (let i = start; i < lines.length; i++) {
       for (const ch of lines[i].replace(/#.*$/, '')) depth += ch === '{' ? 1 : ch === '}' ? -1 : 0;
-      if (depth === 0) return lines.slice(start, i + 1).map((l) => l.replace(/#.*$/, '')).join('\n');
+      if (depth === 0)
+        return lines
+          .slice(start, i + 1)
+          .map((l) => l.replace(/#.*$/, ''))
+          .join('\n');
     }
     throw new Error('unterminated authorization block');
   })();
@@ -434,10 +438,13 @@ describe('deploy/nats/nats-cluster.conf: NATS authorization with least privilege
     expect(node.subscribe?.sort()).toEqual([`${prefix}.alerts.>`, `${prefix}.ingest.* cordon-ingest`].sort());
   });
 
-  it('lets each state\'s gateway publish only on the ingest subjects of its own regions and read only inboxes', () => {
+  it("lets each state's gateway publish only on the ingest subjects of its own regions and read only inboxes", () => {
     for (const state of registry.states) {
       const gateway = users.get(`gateway-${state.toLowerCase()}`)!;
-      const regions = registry.list().filter((r) => r.states.includes(state)).map((r) => `${prefix}.ingest.${r.code}`);
+      const regions = registry
+        .list()
+        .filter((r) => r.states.includes(state))
+        .map((r) => `${prefix}.ingest.${r.code}`);
       const keyRegions = trust.states[state].keys.filter((k) => k.use === 'alert' && k.status === 'active').flatMap((k) => k.regions!);
       expect([state, gateway.publish?.sort()]).toEqual([state, regions.sort()]);
       expect([state, gateway.publish?.sort()]).toEqual([state, keyRegions.map((r) => `${prefix}.ingest.${r}`).sort()]);
@@ -452,7 +459,7 @@ describe('deploy/nats/nats-cluster.conf: NATS authorization with least privilege
     expect(consumer.publishDeny).toEqual(['>']);
   });
 
-  it('gives every NATS server every password variable, without a default, and the nodes the node user\'s', () => {
+  it("gives every NATS server every password variable, without a default, and the nodes the node user's", () => {
     const variables = [...users.values()].map((u) => u.password);
     expect(new Set(variables).size).toBe(variables.length);
     for (const n of natsNodes) {

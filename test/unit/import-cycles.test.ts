@@ -17,8 +17,7 @@ function sourceFiles(dir: string): string[] {
 }
 
 /** `import ... from './x'`, `import './x'`, `export ... from './x'`, `import('./x')`, `require('./x')`. */
-const SPECIFIER =
-  /(?:^|[\s;])(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\sfrom\s+)?['"]([^'"]+)['"]|(?:import|require)\(\s*['"]([^'"]+)['"]\s*\)/g;
+const SPECIFIER = /(?:^|[\s;])(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\sfrom\s+)?['"]([^'"]+)['"]|(?:import|require)\(\s*['"]([^'"]+)['"]\s*\)/g;
 
 function resolveModule(from: string, spec: string): string | undefined {
   if (!spec.startsWith('.')) return undefined;

@@ -62,9 +62,7 @@ describe('alert signatures interoperate with jose', () => {
   test('jose refuses a Cordon signature when told to accept only EdDSA: the alg really is pinned', async () => {
     const key = trust.alertKey('KZ');
     const sub = signContent(content, key, NOW_S);
-    await expect(
-      flattenedVerify({ ...sub.sig, payload: b64uEncode(canonicalize(content)) }, key.publicKey, { algorithms: ['EdDSA'] }),
-    ).rejects.toThrow();
+    await expect(flattenedVerify({ ...sub.sig, payload: b64uEncode(canonicalize(content)) }, key.publicKey, { algorithms: ['EdDSA'] })).rejects.toThrow();
   });
 });
 

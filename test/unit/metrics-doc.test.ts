@@ -65,8 +65,6 @@ describe('metric registry', () => {
     const registered = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name);
     const known = new Set<string>(Object.values(METRICS));
     for (const name of registered) expect(known.has(name)).toBe(true);
-    expect(registered).toEqual(
-      expect.arrayContaining([METRICS.INGEST_ACCEPTED, METRICS.HTTP_CONNECTIONS_REFUSED, METRICS.WS_DESKS, METRICS.REGION_ROLLBACKS]),
-    );
+    expect(registered).toEqual(expect.arrayContaining([METRICS.INGEST_ACCEPTED, METRICS.HTTP_CONNECTIONS_REFUSED, METRICS.WS_DESKS, METRICS.REGION_ROLLBACKS]));
   });
 });

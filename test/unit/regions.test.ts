@@ -35,7 +35,7 @@ describe('RegionRegistry', () => {
     const reg = RegionRegistry.example();
     reg.list().pop();
     expect(reg.list()).toHaveLength(EXAMPLE_REGIONS.length);
-    expect(() => (reg.get('KG-CN-01')!.states).push('RU')).toThrow(TypeError);
+    expect(() => reg.get('KG-CN-01')!.states.push('RU')).toThrow(TypeError);
   });
 
   it.each([
@@ -48,7 +48,12 @@ describe('RegionRegistry', () => {
     ['an unknown property', { regions: [{ code: 'KG-CN-01', name: 'x', states: ['KG'], epoch: 1 }] }, /\/regions\/0\/epoch is not allowed/],
     [
       'a duplicate code',
-      { regions: [{ code: 'KG-CN-01', name: 'a', states: ['KG'] }, { code: 'KG-CN-01', name: 'b', states: ['CN'] }] },
+      {
+        regions: [
+          { code: 'KG-CN-01', name: 'a', states: ['KG'] },
+          { code: 'KG-CN-01', name: 'b', states: ['CN'] },
+        ],
+      },
       /duplicate region code KG-CN-01/,
     ],
   ])('rejects a registry with %s, naming the problem', (_name, value, message) => {

@@ -28,7 +28,13 @@ describe('building export lines from stored bodies (no I/O)', () => {
   test('export lines written from stored bytes are exactly deliveredJson(entry) and a newline', () => {
     const lines = new DeliveredLines('KG-CN-01', 'e-1');
     for (const [i, title] of tricky.entries()) {
-      const e: LogEntry = { region: 'KG-CN-01', seq: 42 + i * 1000, epoch: 'e-1', receivedAt: '2026-03-01T10:00:00.123Z', body: stored(validContent({ title })) };
+      const e: LogEntry = {
+        region: 'KG-CN-01',
+        seq: 42 + i * 1000,
+        epoch: 'e-1',
+        receivedAt: '2026-03-01T10:00:00.123Z',
+        body: stored(validContent({ title })),
+      };
       const raw = rawEntryView(e.seq, e.receivedAt, undefined, e.body);
       const buf = Buffer.alloc(7 + lines.bound(raw));
       const n = lines.write(buf, 7, raw);

@@ -120,9 +120,7 @@ describe('RespReader', () => {
     const { handler } = recorder();
     const r = new RespReader(handler);
     r.expect('ok');
-    expect(() => r.feed(Buffer.from('-WRONGPASS invalid username-password pair\r\n'))).toThrow(
-      'redis replied -WRONGPASS invalid username-password pair',
-    );
+    expect(() => r.feed(Buffer.from('-WRONGPASS invalid username-password pair\r\n'))).toThrow('redis replied -WRONGPASS invalid username-password pair');
   });
 
   test('malformed bytes throw, also when they arrive one at a time', () => {

@@ -102,9 +102,7 @@ describe('verifySubmission', () => {
     test('rejects a protected header that is not strict base64url', async () => {
       const sub = trust.sign(content(), 'KG', NOW_S);
       for (const bad of [sub.sig.protected + '=', sub.sig.protected + '*', `${sub.sig.protected.slice(0, -1)}+`]) {
-        expect(await codeOf(verifySubmission({ ...sub, sig: { ...sub.sig, protected: bad } }, trust.store, OPTS))).toBe(
-          'SIGNATURE_HEADER_INVALID',
-        );
+        expect(await codeOf(verifySubmission({ ...sub, sig: { ...sub.sig, protected: bad } }, trust.store, OPTS))).toBe('SIGNATURE_HEADER_INVALID');
       }
     });
 

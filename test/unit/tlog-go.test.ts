@@ -85,7 +85,11 @@ suite(title, () => {
       notes: [
         { msg: signed, vkeys: [formatVerifierKey(log)], cosigKeys },
         { msg: signed.replace(`\n${N}\n`, `\n${N - 1}\n`), vkeys: [formatVerifierKey(log)], cosigKeys },
-        { msg: signNote(checkpointText, log) + flipLastSignatureByte(cosign(checkpointText, witness, 1_767_225_600)) + '\n', vkeys: [formatVerifierKey(log)], cosigKeys },
+        {
+          msg: signNote(checkpointText, log) + flipLastSignatureByte(cosign(checkpointText, witness, 1_767_225_600)) + '\n',
+          vkeys: [formatVerifierKey(log)],
+          cosigKeys,
+        },
       ],
     });
   });
@@ -123,7 +127,12 @@ suite(title, () => {
         const t = parseGoPath(g.path);
         const data = (await readTileData(t, reader)).toString('base64');
         expect(data).toBe(g.data);
-        expect(full.get(`${t.level}/${t.n}`)!.subarray(0, t.width * 32).toString('base64')).toBe(g.data);
+        expect(
+          full
+            .get(`${t.level}/${t.n}`)!
+            .subarray(0, t.width * 32)
+            .toString('base64'),
+        ).toBe(g.data);
       }
     }
     const source = { readTiles: async (ts: readonly Tile[]) => ts.map((t) => full.get(`${t.level}/${t.n}`) ?? null) };

@@ -20,7 +20,7 @@ function submissions(): Submission[] {
   });
 }
 
-test('the leaf hash made at append from the signature check\'s RFC 8785 form equals the one made from the stored entry and from the delivered frame', async () => {
+test("the leaf hash made at append from the signature check's RFC 8785 form equals the one made from the stored entry and from the delivered frame", async () => {
   let seq = 0;
   for (const sub of submissions()) {
     const verified = await verifySubmission(sub, trust.store, OPTS);

@@ -43,9 +43,7 @@ const hex = (h: Buffer): string => h.toString('hex');
 
 describe('RFC 6962 Merkle tree', () => {
   // The test tree of Certificate Transparency's reference implementation (and transparency-dev/merkle).
-  const ctLeaves = ['', '00', '10', '2021', '3031', '40414243', '5051525354555657', '606162636465666768696a6b6c6d6e6f'].map(
-    (h) => Buffer.from(h, 'hex'),
-  );
+  const ctLeaves = ['', '00', '10', '2021', '3031', '40414243', '5051525354555657', '606162636465666768696a6b6c6d6e6f'].map((h) => Buffer.from(h, 'hex'));
   const ctRoots = [
     '6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d',
     'fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125',
@@ -81,7 +79,7 @@ describe('RFC 6962 Merkle tree', () => {
     expect([1, 2, 3, 4, 5, 8].map(storedHashCount)).toEqual([1, 3, 4, 7, 8, 15]);
   });
 
-  it('appends from any size reading only the old frontier, with the same stored hashes as Go\'s storedHashesForRecordHash', async () => {
+  it("appends from any size reading only the old frontier, with the same stored hashes as Go's storedHashesForRecordHash", async () => {
     const leaves = Array.from({ length: 300 }, (_, i) => leafHash(`leaf ${i}`));
     const all: Hash[] = [];
     for (let n = 0; n < leaves.length; n++) all.push(...(await storedHashesForRecordHash(n, leaves[n], arrayHashReader(all))));
@@ -167,7 +165,17 @@ describe('C2SP tlog-tiles', () => {
     expect(tilePath({ level: 0, n: 1000, width: 256 })).toBe('tile/0/x001/000');
     expect(parseTilePath('tile/0/x001/x234/067')).toEqual({ level: 0, n: 1234067, width: 256 });
     expect(parseTilePath('tile/2/005.p/255')).toEqual({ level: 2, n: 5, width: 255 });
-    for (const bad of ['tile/0/1234067', 'tile/00/000', 'tile/0/000.p/0', 'tile/0/000.p/256', 'tile/0/000.p/07', 'tile/64/000', 'tile/0/x000/001', 'tile/data/000', '../tile/0/000']) {
+    for (const bad of [
+      'tile/0/1234067',
+      'tile/00/000',
+      'tile/0/000.p/0',
+      'tile/0/000.p/256',
+      'tile/0/000.p/07',
+      'tile/64/000',
+      'tile/0/x000/001',
+      'tile/data/000',
+      '../tile/0/000',
+    ]) {
       expect(parseTilePath(bad)).toBeNull();
     }
   });
@@ -207,8 +215,7 @@ describe('C2SP signed-note, tlog-checkpoint and tlog-cosignature', () => {
   it('verifies the example note of the signed-note spec', () => {
     const k = parseVerifierKey('example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k');
     const msg =
-      'This is an example message.\n\n' +
-      '— example.com/foo Uw2QOkn8srV1yJGh2VYRlL1Tnagv1YEq6TfXppzi2ONncAlTgK7Ztg1ERYNZXsYjOBH3mFXmRKuwHjG1Yu72IneyaQM=\n';
+      'This is an example message.\n\n' + '— example.com/foo Uw2QOkn8srV1yJGh2VYRlL1Tnagv1YEq6TfXppzi2ONncAlTgK7Ztg1ERYNZXsYjOBH3mFXmRKuwHjG1Yu72IneyaQM=\n';
     expect(openNote(msg, [k]).text).toBe('This is an example message.\n');
     expect(() => openNote(msg.replace('example message', 'exemplary message'), [k])).toThrow(/invalid signature/);
   });
@@ -222,9 +229,7 @@ describe('C2SP signed-note, tlog-checkpoint and tlog-cosignature', () => {
     const signer = noteSigner('PeterNeumann', SIG_ED25519, seed);
     expect(formatVerifierKey(signer)).toBe(vkey);
     const msg = signNote(text, signer);
-    expect(msg).toBe(
-      `${text}\n— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n`,
-    );
+    expect(msg).toBe(`${text}\n— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n`);
     expect(openNote(msg, [parseVerifierKey(vkey)]).text).toBe(text);
   });
 

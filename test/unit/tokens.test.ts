@@ -78,12 +78,10 @@ describe('verifyToken', () => {
   });
 
   test('the detail is short and generic', () => {
-    expect(rejection(handMade({ alg: 'Ed25519', kid: makeKeyPair().kid }, baseClaims, kgTok()))?.message).toBe(
-      'token is not signed by a trusted token key',
-    );
+    expect(rejection(handMade({ alg: 'Ed25519', kid: makeKeyPair().kid }, baseClaims, kgTok()))?.message).toBe('token is not signed by a trusted token key');
   });
 
-  describe('time of use (contract §7 v1.1): the key now, not at the token\'s iat', () => {
+  describe("time of use (contract §7 v1.1): the key now, not at the token's iat", () => {
     const DAY_S = 86_400;
     const HUNDRED_YEARS_S = 100 * 365 * DAY_S;
     const key = makeKeyPair();

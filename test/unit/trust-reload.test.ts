@@ -17,7 +17,15 @@ function logSink(): { log: pino.Logger; lines: () => Array<Record<string, unknow
     },
   });
   const log = pino({ level: 'info' }, stream);
-  return { log, lines: () => out.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    log,
+    lines: () =>
+      out
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 describe('trustVersion and versionNumber', () => {

@@ -36,7 +36,7 @@ describe('TrustStore.fromJson', () => {
     expect(store.states()).toEqual(['KZ']);
   });
 
-  test('names alert keys for regions the registry does not list or whose members exclude the key\'s state', () => {
+  test("names alert keys for regions the registry does not list or whose members exclude the key's state", () => {
     const store = TrustStore.fromJson(valid());
     const registry: Record<string, { states: string[] }> = { 'KZ-KG-01': { states: ['KZ', 'KG'] }, 'KZ-CN-01': { states: ['KZ', 'CN'] } };
     expect(store.mismatches((c) => registry[c])).toEqual([]);

@@ -50,9 +50,7 @@ describe('schema', () => {
     const c = validContent() as AlertContent & Record<string, unknown>;
     c.colour = 'red';
     (c.issuer as Record<string, unknown>).rank = 'major';
-    expect(paths(violations(c, { ...sig, jwk: {} }))).toEqual(
-      expect.arrayContaining(['/content/colour', '/content/issuer/rank', '/sig/jwk']),
-    );
+    expect(paths(violations(c, { ...sig, jwk: {} }))).toEqual(expect.arrayContaining(['/content/colour', '/content/issuer/rank', '/sig/jwk']));
   });
 
   it('rejects a submission without content or sig, and one that is not an object', () => {
@@ -155,9 +153,7 @@ describe('rules', () => {
   });
 
   it('rejects handling codes mixed from both families', () => {
-    expect(violations(withHandling({ codes: ['H0', 'P'] }))).toEqual([
-      { path: '/content/handling/codes', message: expect.stringContaining('one family') },
-    ]);
+    expect(violations(withHandling({ codes: ['H0', 'P'] }))).toEqual([{ path: '/content/handling/codes', message: expect.stringContaining('one family') }]);
   });
 
   it.each(['H3', 'C'])('requires conditions with %s', (code) => {

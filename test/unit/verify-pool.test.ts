@@ -64,7 +64,7 @@ withThreads('signature checks on worker threads', () => {
     }
   });
 
-  it('refuses bytes that are not a signed submission, and a key other than the signer\'s', async () => {
+  it("refuses bytes that are not a signed submission, and a key other than the signer's", async () => {
     const pool = createVerifyPool(1);
     try {
       const sub = trust.sign(validContent());

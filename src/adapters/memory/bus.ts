@@ -1,15 +1,7 @@
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import pino from 'pino';
 import { toProblem } from '../../errors';
-import {
-  BusUnavailableError,
-  type Bus,
-  type BusSubscription,
-  type Doorbell,
-  doorbellOf,
-  type IngestHandler,
-  type IngestReply,
-} from '../../ports/bus';
+import { BusUnavailableError, type Bus, type BusSubscription, type Doorbell, doorbellOf, type IngestHandler, type IngestReply } from '../../ports/bus';
 import { InFlight } from '../in-flight';
 
 /**

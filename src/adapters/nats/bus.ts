@@ -1,30 +1,14 @@
 // nats-core is transport-node's own core (pinned by it); this tsconfig's `node` resolution cannot
 // see transport-node's re-exports through the `internal` subpath.
 import { readFileSync } from 'node:fs';
-import {
-  credsAuthenticator,
-  errors,
-  nkeyAuthenticator,
-  type ConnectionOptions,
-  type Msg,
-  type NatsConnection,
-  type Subscription,
-} from '@nats-io/nats-core';
+import { credsAuthenticator, errors, nkeyAuthenticator, type ConnectionOptions, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../../config';
 import { toProblem } from '../../errors';
 import { METRICS } from '../../metric-names';
-import {
-  BusUnavailableError,
-  type Bus,
-  type BusSubscription,
-  type Doorbell,
-  doorbellOf,
-  type IngestHandler,
-  type IngestReply,
-} from '../../ports/bus';
+import { BusUnavailableError, type Bus, type BusSubscription, type Doorbell, doorbellOf, type IngestHandler, type IngestReply } from '../../ports/bus';
 import { InFlight } from '../in-flight';
 
 export interface NatsBusOptions {
@@ -284,10 +268,7 @@ export class NatsBus implements Bus {
     // Anyone allowed to publish on the ingest subjects can send these: at most one line a minute.
     const now = Date.now();
     if (now - this.lastDropWarning < 60_000) return;
-    this.log.warn(
-      { reason, subject: msg.subject, reply: msg.reply?.slice(0, 200), dropped: this.droppedSinceWarning },
-      'ingest request dropped',
-    );
+    this.log.warn({ reason, subject: msg.subject, reply: msg.reply?.slice(0, 200), dropped: this.droppedSinceWarning }, 'ingest request dropped');
     this.lastDropWarning = now;
     this.droppedSinceWarning = 0;
   }

@@ -64,9 +64,7 @@ export class RedisAuditLog implements AuditLog {
     const batch = this.pending.splice(0, MAX_BATCH);
     if (this.pending.length > 0) setImmediate(() => void this.flush());
     try {
-      const [first, at] = await this.call(() =>
-        this.redis.cordonAuditAppend(this.streamKey, this.counterKey, ...batch.map((p) => p.json)),
-      );
+      const [first, at] = await this.call(() => this.redis.cordonAuditAppend(this.streamKey, this.counterKey, ...batch.map((p) => p.json)));
       batch.forEach((p, i) => p.resolve(auditRecord(first + i, at, p.input)));
     } catch (err) {
       for (const p of batch) p.reject(err);

@@ -141,7 +141,7 @@ function dropConnection(client: RedisClient, generation: number, log?: RedisClie
  * or the connection dropped under it); a timed-out connection is dropped. Both carry the cause.
  */
 export async function logCall<T>(what: string, fn: () => Promise<T>, client?: RedisClient): Promise<T> {
-  const generation = client ? connections.get(client)?.generation ?? 0 : 0;
+  const generation = client ? (connections.get(client)?.generation ?? 0) : 0;
   const ready = client?.status === 'ready';
   try {
     return await fn();

@@ -107,7 +107,10 @@ export async function migrateToRedis(store: SqliteStore, redis: Redis, prefix: s
       if (a.epoch !== b.epoch || a.latest !== b.latest || a.earliest !== b.earliest) {
         throw new MigrationError(`region ${r.region}: state differs after the copy (${JSON.stringify(a)} in SQLite, ${JSON.stringify(b)} in Redis)`);
       }
-      const [ha, hb] = await Promise.all([hashRegion(source, r.region, r.epoch, a.earliest, a.latest), hashRegion(target, r.region, r.epoch, b.earliest, b.latest)]);
+      const [ha, hb] = await Promise.all([
+        hashRegion(source, r.region, r.epoch, a.earliest, a.latest),
+        hashRegion(target, r.region, r.epoch, b.earliest, b.latest),
+      ]);
       if (ha.count !== hb.count || ha.digest !== hb.digest) {
         throw new MigrationError(`region ${r.region}: ${ha.count} entries (sha256 ${ha.digest}) in SQLite, ${hb.count} (sha256 ${hb.digest}) in Redis`);
       }

@@ -77,12 +77,8 @@ export class SqliteRegionLog implements RegionLog {
       newVersion: db.prepare('INSERT INTO version (id, modified, content_hash, seq, received_at) VALUES (?, ?, ?, ?, ?)'),
       newEntry: db.prepare('INSERT INTO entry (region, seq, received_at, visibility, body) VALUES (?, ?, ?, ?, ?)'),
       page: db.prepare('SELECT seq, received_at, body FROM entry WHERE region = ? AND seq > ? ORDER BY seq LIMIT ?'),
-      raw: db.prepare(
-        'SELECT seq, received_at, visibility, body FROM entry WHERE region = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?',
-      ),
-      atOrAfter: db.prepare(
-        'SELECT seq FROM entry WHERE region = ? AND received_at >= ? ORDER BY received_at, seq LIMIT 1',
-      ),
+      raw: db.prepare('SELECT seq, received_at, visibility, body FROM entry WHERE region = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
+      atOrAfter: db.prepare('SELECT seq FROM entry WHERE region = ? AND received_at >= ? ORDER BY received_at, seq LIMIT 1'),
       versions: db.prepare(
         `SELECT e.seq AS seq, e.received_at AS received_at, e.body AS body
            FROM version v JOIN entry e ON e.region = ? AND e.seq = v.seq
@@ -205,9 +201,7 @@ export class SqliteRegionLog implements RegionLog {
       let cut = 0;
       if (policy.maxAlerts !== undefined) cut = r.seq - Math.max(0, Math.floor(policy.maxAlerts)) + 1;
       if (policy.maxAgeMs !== undefined) {
-        const row = this.q.atOrAfter.get(region, new Date(policy.nowMs - policy.maxAgeMs).toISOString()) as
-          | { seq: number }
-          | undefined;
+        const row = this.q.atOrAfter.get(region, new Date(policy.nowMs - policy.maxAgeMs).toISOString()) as { seq: number } | undefined;
         cut = Math.max(cut, row ? row.seq : r.seq + 1);
       }
       if (cut <= 1) return 0;

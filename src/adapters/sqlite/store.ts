@@ -197,10 +197,12 @@ export class SqliteStore {
       if (version < SCHEMA_VERSION && !opts.readonly && opts.upgrade !== false) {
         // Each step and its new version number in one transaction: a crash leaves the old or the new schema.
         const conn = db;
-        conn.transaction(() => {
-          for (let v = version; v < SCHEMA_VERSION; v++) conn.exec(MIGRATIONS[v]);
-          conn.pragma(`user_version = ${SCHEMA_VERSION}`);
-        }).immediate();
+        conn
+          .transaction(() => {
+            for (let v = version; v < SCHEMA_VERSION; v++) conn.exec(MIGRATIONS[v]);
+            conn.pragma(`user_version = ${SCHEMA_VERSION}`);
+          })
+          .immediate();
         version = SCHEMA_VERSION;
       }
     } catch (err) {

@@ -79,10 +79,7 @@ export class SqliteTreeStore implements TreeStore {
   /** Every tree the store holds a checkpoint or a tile of (`cordon migrate`). */
   trees(): TreeId[] {
     return this.store.read(
-      () =>
-        this.store.db
-          .prepare('SELECT tag, name FROM tlog_checkpoint UNION SELECT DISTINCT tag, name FROM tlog_tile ORDER BY tag, name')
-          .all() as TreeId[],
+      () => this.store.db.prepare('SELECT tag, name FROM tlog_checkpoint UNION SELECT DISTINCT tag, name FROM tlog_tile ORDER BY tag, name').all() as TreeId[],
     );
   }
 

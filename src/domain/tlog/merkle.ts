@@ -46,7 +46,12 @@ export function leafHash(...parts: (Uint8Array | string)[]): Hash {
 
 /** Interior node hash: SHA-256(0x01 || left || right). */
 export function nodeHash(left: Hash, right: Hash): Hash {
-  if (!oneShot) return createHash('sha256').update(Buffer.from([0x01])).update(left).update(right).digest();
+  if (!oneShot)
+    return createHash('sha256')
+      .update(Buffer.from([0x01]))
+      .update(left)
+      .update(right)
+      .digest();
   scratch[0] = 0x01;
   left.copy(scratch, 1);
   right.copy(scratch, 1 + HASH_SIZE);

@@ -50,7 +50,10 @@ function subtreeHash(data: Buffer, within: number, nIn: number): Hash {
     const count = Math.floor(below.length / HASH_SIZE / 2);
     const next = Buffer.allocUnsafe(count * HASH_SIZE);
     for (let i = 0; i < count; i++) {
-      nodeHash(below.subarray(2 * i * HASH_SIZE, (2 * i + 1) * HASH_SIZE), below.subarray((2 * i + 1) * HASH_SIZE, (2 * i + 2) * HASH_SIZE)).copy(next, i * HASH_SIZE);
+      nodeHash(below.subarray(2 * i * HASH_SIZE, (2 * i + 1) * HASH_SIZE), below.subarray((2 * i + 1) * HASH_SIZE, (2 * i + 2) * HASH_SIZE)).copy(
+        next,
+        i * HASH_SIZE,
+      );
     }
     levels.push(next);
   }
