@@ -1,13 +1,4 @@
-import {
-  HASH_SIZE,
-  frontierIndexes,
-  leafHash,
-  storedHashIndex,
-  storedHashesForRecordHashSync,
-  treeHash,
-  type Hash,
-  type HashReader,
-} from '../domain/tlog/merkle';
+import { HASH_SIZE, frontierIndexes, leafHash, storedHashIndex, nodeHash, storedHashCount, treeHash, type Hash, type HashReader } from '../domain/tlog/merkle';
 import { newTiles, readTileData, tileHashReader, type Tile, type TileSource } from '../domain/tlog/tile';
 import { formatCheckpoint, signNote, type NoteSigner } from '../domain/tlog/note';
 import type { StoredCheckpoint, TreeId, TreeStore } from '../ports/tree-store';
@@ -89,28 +80,41 @@ export async function integrate(
   if (hashes.length === 0) return { tree, origin, from, to: from, checkpoint: null, stalled: true };
   const size = from + hashes.length;
 
-  // New stored hashes in memory over the tiles of the old tree.
+  // New stored hashes in memory over the tiles of the old tree. The hashes appending leaves
+  // [from, size) stores are one contiguous run of stored hash indexes, so they go to one slab.
   const old = tileHashReader(from, cachingSource(store, tree));
-  const fresh = new Map<number, Hash>();
-  const reader: HashReader = {
-    async readHashes(indexes) {
-      const need = indexes.filter((x) => !fresh.has(x));
-      const got = need.length > 0 ? await old.readHashes(need) : [];
-      const byIndex = new Map(need.map((x, i) => [x, got[i]]));
-      return indexes.map((x) => fresh.get(x) ?? byIndex.get(x)!);
-    },
-  };
-  // The old tree's frontier is all the new leaves combine with: read it once, then hash in memory.
+  const base = storedHashIndex(0, from);
+  const slab = Buffer.allocUnsafe((storedHashCount(size) - base) * HASH_SIZE);
+  const inSlab = (x: number) => slab.subarray((x - base) * HASH_SIZE, (x - base + 1) * HASH_SIZE);
+  // The old tree's frontier is all the new leaves combine with: read it once (or take it from the
+  // memo the previous step on this node left), then hash in memory.
   const frontier = frontierIndexes(from);
   const known = memo?.last && memo.last.size === from && memo.last.tree.tag === tree.tag && memo.last.tree.name === tree.name ? memo.last.hashes : null;
   const frontierHashes = known ? frontier.map((x) => known.get(x)!) : frontier.length > 0 ? await old.readHashes(frontier) : [];
-  frontier.forEach((x, i) => fresh.set(x, frontierHashes[i]));
-  const get = (x: number) => fresh.get(x);
+  const edge = new Map(frontier.map((x, i) => [x, frontierHashes[i]]));
+  const get = (x: number): Hash | undefined => (x >= base ? inSlab(x) : edge.get(x));
+  let at = 0;
   for (let n = from; n < size; n++) {
-    const stored = storedHashesForRecordHashSync(n, hashes[n - from], get);
-    let x = storedHashIndex(0, n);
-    for (const h of stored) fresh.set(x++, h);
+    let h = hashes[n - from];
+    h.copy(slab, at);
+    at += HASH_SIZE;
+    // One hash per subtree leaf n completes (Go's StoredHashesForRecordHash).
+    for (let i = 0, k = n; k % 2 === 1; i++, k = (k - 1) / 2) {
+      const left = get(storedHashIndex(i, k - 1));
+      if (!left) throw new Error(`stored hash of level ${i} at ${k - 1} is not at hand`);
+      h = nodeHash(left, h);
+      h.copy(slab, at);
+      at += HASH_SIZE;
+    }
   }
+  const reader: HashReader = {
+    async readHashes(indexes) {
+      const need = indexes.filter((x) => x < base && !edge.has(x));
+      const got = need.length > 0 ? await old.readHashes(need) : [];
+      const byIndex = new Map(need.map((x, i) => [x, got[i]]));
+      return indexes.map((x) => get(x) ?? byIndex.get(x)!);
+    },
+  };
   const tiles: { tile: Tile; data: Buffer }[] = [];
   for (const tile of newTiles(from, size)) tiles.push({ tile, data: await readTileData(tile, reader) });
   await store.writeTiles(tree, tiles);
@@ -119,7 +123,8 @@ export async function integrate(
   const note = signNote(formatCheckpoint({ origin, size, root }), signer);
   const checkpoint = { size, note, cosignatures: [] };
   const stored = await store.setCheckpoint(tree, from, checkpoint);
-  if (memo) memo.last = { tree, size, hashes: new Map(frontierIndexes(size).map((x) => [x, fresh.get(x)!])) };
+  // Copies: the memo must not keep the whole slab alive.
+  if (memo) memo.last = { tree, size, hashes: new Map(frontierIndexes(size).map((x) => [x, Buffer.from(get(x)!)])) };
   return { tree, origin, from, to: size, checkpoint: stored ? checkpoint : null };
 }
 

@@ -1,5 +1,5 @@
 import { canonicalize } from '../domain/jcs';
-import { leafHash, type Hash } from '../domain/tlog/merkle';
+import { HASH_SIZE, leafHash, type Hash } from '../domain/tlog/merkle';
 import type { LogEntry, RegionLog } from '../ports/region-log';
 import type { AuditLog, AuditRecord } from '../ports/audit-log';
 import type { LeafSource } from './integrator';
@@ -24,9 +24,28 @@ const LEAF_CONTENT = '{"content":';
 export function alertLeafHash(e: { region: string; seq: number; epoch: string; receivedAt: string }, canonicalContent: Uint8Array, sig: unknown): Hash {
   const rest =
     `,"epoch":${JSON.stringify(e.epoch)},"received_at":${JSON.stringify(e.receivedAt)},"region":${JSON.stringify(e.region)}` +
-    `,"seq":${canonicalize(e.seq)},"sig":${canonicalize(sig)}}`;
+    `,"seq":${canonicalize(e.seq)},"sig":${sigForm(sig)}}`;
   return leafHash(LEAF_CONTENT, canonicalContent, rest);
 }
+
+/** RFC 8785 of the usual `sig` (two base64url strings) without the general walk; anything else through it. */
+function sigForm(sig: unknown): string {
+  const s = sig as { protected?: unknown; signature?: unknown };
+  if (
+    s !== null &&
+    typeof s === 'object' &&
+    Object.keys(s).length === 2 &&
+    typeof s.protected === 'string' &&
+    typeof s.signature === 'string' &&
+    BASE64URL.test(s.protected) &&
+    BASE64URL.test(s.signature)
+  ) {
+    return `{"protected":"${s.protected}","signature":"${s.signature}"}`;
+  }
+  return canonicalize(sig);
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 /** The same from a delivered alert as a client holds it (any extra frame fields such as `type` dropped). */
 export function deliveredLeafData(d: { region: string; seq: number; epoch: string; received_at: string; content: unknown; sig: unknown }): string {
@@ -39,6 +58,62 @@ export function auditLeafData(r: AuditRecord): string {
 }
 
 const READ_BATCH = 1000;
+
+/**
+ * Leaf hashes by leaf index, kept until integrated: the hashes side by side in one buffer and a
+ * map of smi offsets, so the quarter second a hash waits for its integration step leaves nothing
+ * per hash for the garbage collector to copy or sweep.
+ */
+export class PendingHashes {
+  private buf = Buffer.allocUnsafeSlow(1024 * HASH_SIZE);
+  private readonly at = new Map<number, number>();
+  private end = 0;
+
+  get size(): number {
+    return this.at.size;
+  }
+
+  set(index: number, h: Hash): void {
+    const known = this.at.get(index);
+    if (known !== undefined) {
+      h.copy(this.buf, known);
+      return;
+    }
+    if (this.end + HASH_SIZE > this.buf.length) this.compact();
+    h.copy(this.buf, this.end);
+    this.at.set(index, this.end);
+    this.end += HASH_SIZE;
+  }
+
+  /** A view of the stored hash (valid until the next set or deleteBelow: callers use it at once or copy it). */
+  get(index: number): Hash | undefined {
+    const o = this.at.get(index);
+    return o === undefined ? undefined : this.buf.subarray(o, o + HASH_SIZE);
+  }
+
+  deleteBelow(size: number): void {
+    for (const k of this.at.keys()) if (k < size) this.at.delete(k);
+    if (this.at.size === 0) this.end = 0;
+  }
+
+  clear(): void {
+    this.at.clear();
+    this.end = 0;
+  }
+
+  /** Moves the live hashes to the front of a buffer with room for as many again. */
+  private compact(): void {
+    const next = Buffer.allocUnsafeSlow(Math.max(1024, this.at.size * 2) * HASH_SIZE);
+    let end = 0;
+    for (const [k, o] of this.at) {
+      this.buf.copy(next, end, o, o + HASH_SIZE);
+      this.at.set(k, end);
+      end += HASH_SIZE;
+    }
+    this.buf = next;
+    this.end = end;
+  }
+}
 /** Leaf hashes kept per tree while integration cannot keep up (the log stays the truth beyond). */
 const MAX_REMEMBERED = 1_000_000;
 
@@ -48,7 +123,7 @@ const MAX_REMEMBERED = 1_000_000;
  * reach the tree.
  */
 export class RegionLeafSource implements LeafSource {
-  private readonly pending = new Map<string, Map<number, Hash>>();
+  private readonly pending = new Map<string, PendingHashes>();
 
   constructor(
     private readonly regionLog: RegionLog,
@@ -61,7 +136,7 @@ export class RegionLeafSource implements LeafSource {
     let m = this.pending.get(e.epoch);
     if (!m) {
       this.pending.clear(); // a new epoch: the old tree is closed
-      m = new Map();
+      m = new PendingHashes();
       this.pending.set(e.epoch, m);
     }
     if (m.size < MAX_REMEMBERED) m.set(e.seq - 1, hash ?? leafHash(alertLeafData(e)));
@@ -70,8 +145,7 @@ export class RegionLeafSource implements LeafSource {
   /** Drops remembered hashes below `size` (integrated). */
   forget(epoch: string, size: number): void {
     const m = this.pending.get(epoch);
-    if (!m) return;
-    for (const k of m.keys()) if (k < size) m.delete(k);
+    m?.deleteBelow(size);
   }
 
   async head() {
@@ -116,7 +190,7 @@ export class RegionLeafSource implements LeafSource {
  * with their leaf hash (`remember`), so only other nodes' records are read back from the trail.
  */
 export class AuditLeafSource implements LeafSource {
-  private readonly pending = new Map<number, Hash>();
+  private readonly pending = new PendingHashes();
 
   constructor(
     private readonly audit: AuditLog,
@@ -130,7 +204,7 @@ export class AuditLeafSource implements LeafSource {
 
   /** Drops remembered hashes below `size` (integrated). */
   forget(size: number): void {
-    for (const k of this.pending.keys()) if (k < size) this.pending.delete(k);
+    this.pending.deleteBelow(size);
   }
 
   async head() {

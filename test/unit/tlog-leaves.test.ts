@@ -1,7 +1,7 @@
 import { verifySubmission } from '../../src/domain/signature';
 import { leafHash } from '../../src/domain/tlog/merkle';
 import { appendInputOf } from '../../src/ingest/pipeline';
-import { alertLeafData, alertLeafHash, deliveredLeafData } from '../../src/tlog/leaves';
+import { PendingHashes, alertLeafData, alertLeafHash, deliveredLeafData } from '../../src/tlog/leaves';
 import type { Submission } from '../../src/domain/types';
 import { validContent } from '../fixtures/alerts';
 import { makeTestTrust } from '../helpers/keys';
@@ -31,4 +31,22 @@ test("the leaf hash made at append from the signature check's RFC 8785 form equa
     const frame = { type: 'alert', region: entry.region, seq: entry.seq, epoch: entry.epoch, received_at: entry.receivedAt, ...JSON.parse(entry.body) };
     expect(leafHash(deliveredLeafData(frame)).equals(fromEntry)).toBe(true);
   }
+});
+
+test('pending leaf hashes survive growth, compaction and partial deletes with their values', () => {
+  const p = new PendingHashes();
+  const h = (i: number) => leafHash(`leaf ${i}`);
+  for (let i = 0; i < 5000; i += 2) p.set(i, h(i));
+  p.deleteBelow(3000);
+  for (let i = 5000; i < 9000; i++) p.set(i, h(i));
+  expect(p.size).toBe(1000 + 4000);
+  for (let i = 0; i < 9000; i++) {
+    const got = p.get(i);
+    if (i < 3000 || (i < 5000 && i % 2 === 1)) expect(got).toBeUndefined();
+    else expect(got?.equals(h(i))).toBe(true);
+  }
+  p.deleteBelow(9000);
+  expect(p.size).toBe(0);
+  p.set(7, h(7));
+  expect(p.get(7)?.equals(h(7))).toBe(true);
 });
