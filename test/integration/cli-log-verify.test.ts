@@ -2,11 +2,10 @@ import { mkdtempSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Redis from 'ioredis';
 import { makeTestApp, testRegions, type TestApp } from '../helpers/app';
 import { runCordon } from '../helpers/cli';
-import { TEST_REDIS_URL } from '../helpers/env';
 import { validContent } from '../fixtures/alerts';
+import { tamperStoredTile } from '../helpers/tlog-tamper';
 
 /** `cordon log verify` against a listening node on real Redis and NATS. */
 describe('cordon log verify', () => {
@@ -58,12 +57,7 @@ describe('cordon log verify', () => {
     // The operator rewrites history behind Cordon's back: a stored leaf hash changes, and the
     // trees the log signs from then on no longer extend what this verifier saw.
     const epoch = (await t.deps.regionLog.state(region)).epoch!;
-    const admin = new Redis(TEST_REDIS_URL);
-    const key = `${t.deps.config.redisKeyPrefix}{${region}}:tlog:${epoch}:t:0:0`;
-    const tile = (await admin.getBuffer(key))!;
-    tile[40] ^= 0x01;
-    await admin.set(key, tile);
-    await admin.quit();
+    await tamperStoredTile(t, { region, epoch }, 40);
     for (let i = 0; i < 2; i++) await t.publish(validContent({ region }));
     await integrated(9);
     const third = await verify();
@@ -86,12 +80,7 @@ describe('cordon log verify', () => {
     }
     expect(ok.code).toBe(0);
     // Change a stored hash of the audit tree behind Cordon's back: records whose proofs use it no longer prove.
-    const admin = new Redis(TEST_REDIS_URL);
-    const key = `${t.deps.config.redisKeyPrefix}{audit}:tlog:audit:t:0:0`;
-    const tile = (await admin.getBuffer(key))!;
-    tile[0] ^= 0x01;
-    await admin.set(key, tile);
-    await admin.quit();
+    await tamperStoredTile(t, 'audit', 0);
     // A node that has not cached the tile yet serves proofs from the edited store.
     const fresh = await makeTestApp({
       backend: 'real',

@@ -10,11 +10,10 @@ import { createMetrics } from '../../src/metrics';
 import { tail, readState } from '../../src/cli/tail';
 import type { AlertContent, Receipt } from '../../src/domain/types';
 import { generateKeyPairSync } from 'node:crypto';
-import Redis from 'ioredis';
 import { makeTestApp, testRegions, type TestApp } from '../helpers/app';
-import { TEST_REDIS_URL } from '../helpers/env';
 import { appendDirect } from '../helpers/desk';
 import { validContent } from '../fixtures/alerts';
+import { tamperStoredTile } from '../helpers/tlog-tamper';
 
 interface Running {
   done: Promise<number>;
@@ -397,12 +396,7 @@ describe('cordon tail proves every alert in the transparency log (real Redis and
 
     // Leaf 1's hash changes in the stored tile behind Cordon's back: the proof of leaf 0 uses it.
     const epoch = (await t.deps.regionLog.state(R)).epoch!;
-    const admin = new Redis(TEST_REDIS_URL);
-    const key = `${t.deps.config.redisKeyPrefix}{${R}}:tlog:${epoch}:t:0:0`;
-    const tile = (await admin.getBuffer(key))!;
-    tile[40] ^= 0x01;
-    await admin.set(key, tile);
-    await admin.quit();
+    await tamperStoredTile(t, { region: R, epoch }, 40);
     // A node that has not cached the tile yet serves proofs from the altered store.
     const fresh = await makeTestApp({
       backend: 'real',

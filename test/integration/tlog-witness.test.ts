@@ -4,12 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
-import Redis from 'ioredis';
 import { SIG_COSIGNATURE_V1, noteSigner, openNote, parseCheckpoint, parseVerifierKey } from '../../src/domain/tlog/note';
 import { Witness, submitCheckpoint } from '../../src/tlog/witness';
 import { makeTestApp, testRegions, type TestApp } from '../helpers/app';
-import { TEST_REDIS_URL } from '../helpers/env';
 import { validContent } from '../fixtures/alerts';
+import { tamperStoredTile } from '../helpers/tlog-tamper';
 
 /** A C2SP tlog-witness against Cordon's real checkpoints (real Redis and NATS). */
 describe('witness (C2SP tlog-witness add-checkpoint)', () => {
@@ -89,12 +88,7 @@ describe('witness (C2SP tlog-witness add-checkpoint)', () => {
     const epoch = parseCheckpoint(cp5.slice(0, cp5.lastIndexOf('\n\n') + 1))
       .origin.split('/')
       .pop()!;
-    const admin = new Redis(TEST_REDIS_URL);
-    const key = `${t.deps.config.redisKeyPrefix}{${region}}:tlog:${epoch}:t:0:0`;
-    const tile = await admin.getBuffer(key);
-    tile![0] ^= 0xff;
-    await admin.set(key, tile!);
-    await admin.quit();
+    await tamperStoredTile(t, { region, epoch }, 0, 0xff);
     await publish(3);
     const cp8 = await checkpointAt(8);
     const forked = await submitCheckpoint(url, 5, await consistency(5, 8), cp8);
