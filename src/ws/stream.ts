@@ -329,9 +329,9 @@ async function stream(app: FastifyInstance, ctx: StreamOptions): Promise<void> {
 /**
  * The stream as a plugin: `app.register(streamPlugin, { ...StreamOptions })`. Not encapsulated
  * (Fastify's `skip-override`, what fastify-plugin sets): it decorates the app (`streamHub`,
- * `deskSessions`) and registers @fastify/websocket for the whole app (`injectWS`, and an upgrade
- * to any route registered after it is answered as before), exactly as when it was called with the
- * app itself. Its options are still only what it uses.
+ * `deskSessions`) and registers @fastify/websocket for the whole app (`injectWS`; its hooks wrap
+ * every route registered after it, so an upgrade to one of those is still accepted and closed),
+ * exactly as when it was called with the app itself. Its options are still only what it uses.
  */
 export const streamPlugin: FastifyPluginAsync<StreamOptions> = Object.assign(stream, { [Symbol.for('skip-override')]: true });
 
