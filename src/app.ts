@@ -156,7 +156,18 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyBaseLogger
   await app.register(auditRoutes, { auth, audit: ctx.audit, config });
   await app.register(tlogRoutes, { auth, regions, tlog: ctx.tlog });
   await app.register(openApiRoutes);
-  await streamPlugin(app, ctx);
+  await app.register(streamPlugin, {
+    live,
+    regionLog: ctx.regionLog,
+    bus: ctx.bus,
+    audit: ctx.audit,
+    metrics: ctx.metrics,
+    now: ctx.now,
+    tokenPolicy: ctx.tokenPolicy,
+    shuttingDown: ctx.shuttingDown,
+    appended,
+    config,
+  });
   await natsIngestDoor(app, ctx);
   await retentionPlugin(app, ctx);
   await app.register(consoleRoutes, { devDesks: ctx.devDesks, now: ctx.now });

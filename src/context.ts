@@ -5,8 +5,8 @@ import type { Ingest } from './ingest/pipeline';
 import type { LogEntry } from './ports/region-log';
 
 /**
- * Shared across the plugins of one app that need most of it (the stream, the NATS door,
- * retention); set by buildApp. The HTTP route plugins take narrower options (src/http/*.ts).
+ * Shared across the plugins of one app that need most of it (the NATS door, retention); set by
+ * buildApp. The route plugins (src/http/*.ts, the stream in src/ws/stream.ts) take narrower options.
  */
 export interface AppContext extends AppDeps {
   /** `trust` and `regions` read through it: always the snapshot in force. */

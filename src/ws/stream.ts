@@ -1,12 +1,16 @@
-import type { LogEntry } from '../ports/region-log';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { LogEntry, RegionLog } from '../ports/region-log';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyWebsocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
-import type { AppContext } from '../context';
+import type { Config } from '../config';
+import type { Metrics } from '../metrics';
+import type { LiveTrust } from '../domain/live-trust';
+import type { AuditLog } from '../ports/audit-log';
+import type { Bus } from '../ports/bus';
 import { CordonError, problemBody, toProblem } from '../errors';
 import { bearerToken } from '../http/auth';
 import { PROBLEM_CONTENT_TYPE } from '../http/problem';
-import { verifyTokenKey } from '../domain/tokens';
+import { verifyTokenKey, type TokenPolicy } from '../domain/tokens';
 import type { Token } from '../domain/types';
 import type { BusSubscription } from '../ports/bus';
 import { CLOSE } from './frames';
@@ -21,6 +25,12 @@ import { checkWsInternals, closeFrameReceived, rawSocketObject } from './ws-inte
  * GET /v1/stream (contract §9): desks watch regions live and resume on any node. Authentication
  * runs in the route's onRequest hook, before any socket exists: a bad token gets a 401 problem
  * body, never an upgrade. The hub listens to the bus and delivers to this node's sessions.
+ *
+ * The token check is the stream's own, not the HTTP routes' authHook: the token may come as a
+ * `cordon.token.<token>` subprotocol (browsers cannot set Authorization on a WebSocket), the
+ * refusal is written before the upgrade without going through the error handler, shutdown is
+ * refused first, the role must be desk, the per-token session slot is taken in the same step, and
+ * the session keeps the token key's kid (src/ws/token-keys.ts).
  */
 
 declare module 'fastify' {
@@ -59,10 +69,45 @@ function handshakeDone(ws: WebSocket): boolean {
   return closeFrameReceived(ws);
 }
 
-export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promise<void> {
+/** What the stream uses of the app, and nothing more. */
+export interface StreamOptions {
+  /**
+   * The trust store and region registry in force, read at each use (a reload reaches new upgrades
+   * and subscriptions); its changes end the sessions whose token key is no longer active.
+   */
+  live: LiveTrust;
+  regionLog: RegionLog;
+  /** The hub listens to the doorbell from onReady to close. */
+  bus: Pick<Bus, 'subscribeDoorbell'>;
+  /** Desk acks are recorded there. */
+  audit: AuditLog;
+  /** The stream's metrics are registered on this registry. */
+  metrics: Pick<Metrics, 'registry'>;
+  now: () => number;
+  tokenPolicy: TokenPolicy;
+  /** true once shutdown has begun: upgrades are refused with 503 SHUTTING_DOWN. */
+  shuttingDown: { readonly value: boolean };
+  /** This node's own appends: the hub joins it from onReady to close (local delivery). */
+  appended: Pick<Set<(entry: LogEntry) => void>, 'add' | 'delete'>;
+  config: Pick<
+    Config,
+    | 'wsReplayBatch'
+    | 'positionCheckMs'
+    | 'wsLogLostCloseMs'
+    | 'wsMaxQueueBytes'
+    | 'wsMaxQueueFrames'
+    | 'wsMaxFrameBytes'
+    | 'wsMaxFramesPerS'
+    | 'wsMaxSessionsPerToken'
+    | 'shutdownGraceMs'
+    | 'wsPingMs'
+  >;
+}
+
+async function stream(app: FastifyInstance, ctx: StreamOptions): Promise<void> {
   // The session reads private fields of ws: refuse to start on a ws they were not checked against.
   checkWsInternals();
-  const { config } = ctx;
+  const { config, live } = ctx;
   const log = app.log.child({ component: 'stream' });
   const metrics = createStreamMetrics(ctx.metrics.registry);
   const hub = new Hub({
@@ -85,7 +130,7 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
     regionLog: ctx.regionLog,
     // The registry in force when asked (a reload may add regions).
     get regions() {
-      return ctx.regions;
+      return live.regions;
     },
     audit: ctx.audit,
     metrics,
@@ -106,7 +151,7 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
   /** The session slot an upgrade request holds, released once whatever it became ends. */
   const releases = new WeakMap<FastifyRequest, () => void>();
   let busSub: BusSubscription | undefined;
-  const keyWatch = new TokenKeyWatch(sessions, { live: ctx.live, now: ctx.now, log, registry: ctx.metrics.registry });
+  const keyWatch = new TokenKeyWatch(sessions, { live, now: ctx.now, log, registry: ctx.metrics.registry });
 
   /** Shutdown: every desk gets 4001 and resumes elsewhere; stragglers are cut after a grace. */
   async function closeAll(): Promise<void> {
@@ -175,7 +220,7 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
       if (ctx.shuttingDown.value) throw new CordonError('SHUTTING_DOWN');
       const compact = streamToken(request);
       if (!compact) throw new CordonError('TOKEN_MISSING');
-      const { token, kid } = verifyTokenKey(compact, ctx.trust, ctx.now(), ctx.tokenPolicy);
+      const { token, kid } = verifyTokenKey(compact, live.store, ctx.now(), ctx.tokenPolicy);
       if (token.role !== 'desk') throw new CordonError('ROLE_FORBIDDEN', 'The stream is for desk tokens');
       // Per-token session cap (issue 8): refused before the upgrade, so no socket is ever made.
       const release = slots.take(`${token.iss}/${token.sub}`);
@@ -280,6 +325,15 @@ export async function streamPlugin(app: FastifyInstance, ctx: AppContext): Promi
     busSub = undefined;
   });
 }
+
+/**
+ * The stream as a plugin: `app.register(streamPlugin, { ...StreamOptions })`. Not encapsulated
+ * (Fastify's `skip-override`, what fastify-plugin sets): it decorates the app (`streamHub`,
+ * `deskSessions`) and registers @fastify/websocket for the whole app (`injectWS`; its hooks wrap
+ * every route registered after it, so an upgrade to one of those is still accepted and closed),
+ * exactly as when it was called with the app itself. Its options are still only what it uses.
+ */
+export const streamPlugin: FastifyPluginAsync<StreamOptions> = Object.assign(stream, { [Symbol.for('skip-override')]: true });
 
 /**
  * Open sessions per token (`<iss>/<sub>`) on this node, capped (CORDON_WS_MAX_SESSIONS_PER_TOKEN,
