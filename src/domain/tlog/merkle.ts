@@ -141,24 +141,10 @@ export async function storedHashesForRecordHash(n: number, h: Hash, r: HashReade
 }
 
 /**
- * The same, synchronously, reading old hashes through `get` (the caller holds them in memory).
- * Appending records n >= m to a tree of size m reads only the stored hashes of `frontierIndexes(m)`
- * from the old tree; every other hash it reads it produced itself.
+ * The stored hash indexes of the complete subtrees a tree of size m is made of (its right
+ * frontier). Appending records n >= m reads only these stored hashes of the old tree; every other
+ * hash it reads it produced itself (src/tlog/integrator.ts hashes in memory from them).
  */
-export function storedHashesForRecordHashSync(n: number, h: Hash, get: (index: number) => Hash | undefined): Hash[] {
-  const m = trailingOnes(n);
-  const hashes = [h];
-  for (let i = 0; i < m; i++) {
-    const x = storedHashIndex(i, Math.floor(n / 2 ** i) - 1);
-    const left = get(x);
-    if (!left) throw new TlogError(`stored hash ${x} is not at hand`);
-    h = nodeHash(left, h);
-    hashes.push(h);
-  }
-  return hashes;
-}
-
-/** The stored hash indexes of the complete subtrees a tree of size m is made of (its right frontier). */
 export function frontierIndexes(m: number): number[] {
   const out: number[] = [];
   for (let i = 0; 2 ** i <= m; i++) {
