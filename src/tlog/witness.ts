@@ -6,7 +6,10 @@ import { cosign, openNote, parseCheckpoint, strictBase64, type NoteKey, type Not
 /**
  * A C2SP tlog-witness (add-checkpoint): remembers the last checkpoint it cosigned per origin and
  * cosigns (tlog-cosignature, cosignature/v1) only a checkpoint the log signed that extends it, as
- * a consistency proof shows. A fork or a rollback gets 409 with the witness's size.
+ * a consistency proof shows. A submission from another old size than the witness's (a log that
+ * forgot it, or rolled back behind it) gets 409 with the witness's size; an old size beyond the
+ * checkpoint's, 400; a consistency proof that does not verify (a forked tree), 422 and an error
+ * line marked security, as C2SP tlog-witness specifies.
  */
 export interface WitnessState {
   origins: Record<string, { size: number; root: string }>;
