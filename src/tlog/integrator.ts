@@ -1,4 +1,14 @@
-import { HASH_SIZE, frontierIndexes, leafHash, storedHashIndex, nodeHash, storedHashCount, treeHash, type Hash, type HashReader } from '../domain/tlog/merkle';
+import {
+  HASH_SIZE,
+  frontierIndexes,
+  leafHash,
+  storedHashIndex,
+  nodeHashInto,
+  storedHashCount,
+  treeHash,
+  type Hash,
+  type HashReader,
+} from '../domain/tlog/merkle';
 import { newTiles, readTileData, tileHashReader, type Tile, type TileSource } from '../domain/tlog/tile';
 import { formatCheckpoint, signNote, type NoteSigner } from '../domain/tlog/note';
 import type { StoredCheckpoint, TreeId, TreeStore } from '../ports/tree-store';
@@ -95,15 +105,19 @@ export async function integrate(
   const get = (x: number): Hash | undefined => (x >= base ? inSlab(x) : edge.get(x));
   let at = 0;
   for (let n = from; n < size; n++) {
-    let h = hashes[n - from];
-    h.copy(slab, at);
+    hashes[n - from].copy(slab, at);
+    let right = at;
     at += HASH_SIZE;
-    // One hash per subtree leaf n completes (Go's StoredHashesForRecordHash).
+    // One hash per subtree leaf n completes (Go's StoredHashesForRecordHash), hashed in place.
     for (let i = 0, k = n; k % 2 === 1; i++, k = (k - 1) / 2) {
-      const left = get(storedHashIndex(i, k - 1));
-      if (!left) throw new Error(`stored hash of level ${i} at ${k - 1} is not at hand`);
-      h = nodeHash(left, h);
-      h.copy(slab, at);
+      const x = storedHashIndex(i, k - 1);
+      if (x >= base) nodeHashInto(slab, (x - base) * HASH_SIZE, slab, right, slab, at);
+      else {
+        const left = edge.get(x);
+        if (!left) throw new Error(`stored hash of level ${i} at ${k - 1} is not at hand`);
+        nodeHashInto(left, 0, slab, right, slab, at);
+      }
+      right = at;
       at += HASH_SIZE;
     }
   }

@@ -1,5 +1,5 @@
 import { canonicalize } from '../domain/jcs';
-import { HASH_SIZE, leafHash, type Hash } from '../domain/tlog/merkle';
+import { HASH_SIZE, leafHash, leafHashBinary, type BinaryHash, type Hash } from '../domain/tlog/merkle';
 import type { LogEntry, RegionLog } from '../ports/region-log';
 import type { AuditLog, AuditRecord } from '../ports/audit-log';
 import type { LeafSource } from './integrator';
@@ -21,11 +21,11 @@ const LEAF_CONTENT = '{"content":';
  * again. RFC 8785 orders the members content, epoch, received_at, region, seq, sig (UTF-16 code
  * units), and serialises strings and integers as JSON.stringify does.
  */
-export function alertLeafHash(e: { region: string; seq: number; epoch: string; receivedAt: string }, canonicalContent: Uint8Array, sig: unknown): Hash {
+export function alertLeafHash(e: { region: string; seq: number; epoch: string; receivedAt: string }, canonicalContent: Uint8Array, sig: unknown): BinaryHash {
   const rest =
     `,"epoch":${JSON.stringify(e.epoch)},"received_at":${JSON.stringify(e.receivedAt)},"region":${JSON.stringify(e.region)}` +
     `,"seq":${canonicalize(e.seq)},"sig":${sigForm(sig)}}`;
-  return leafHash(LEAF_CONTENT, canonicalContent, rest);
+  return leafHashBinary(LEAF_CONTENT, canonicalContent, rest);
 }
 
 /** RFC 8785 of the usual `sig` (two base64url strings) without the general walk; anything else through it. */
@@ -73,16 +73,21 @@ export class PendingHashes {
     return this.at.size;
   }
 
-  set(index: number, h: Hash): void {
+  set(index: number, h: Hash | BinaryHash): void {
     const known = this.at.get(index);
     if (known !== undefined) {
-      h.copy(this.buf, known);
+      this.put(h, known);
       return;
     }
     if (this.end + HASH_SIZE > this.buf.length) this.compact();
-    h.copy(this.buf, this.end);
+    this.put(h, this.end);
     this.at.set(index, this.end);
     this.end += HASH_SIZE;
+  }
+
+  private put(h: Hash | BinaryHash, at: number): void {
+    if (typeof h === 'string') this.buf.write(h, at, 'latin1');
+    else h.copy(this.buf, at);
   }
 
   /** A view of the stored hash (valid until the next set or deleteBelow: callers use it at once or copy it). */
@@ -132,7 +137,7 @@ export class RegionLeafSource implements LeafSource {
   ) {}
 
   /** Called right after an append: the entry's leaf hash (computed here unless given), kept until integrated. */
-  remember(e: LogEntry, hash?: Hash): void {
+  remember(e: LogEntry, hash?: Hash | BinaryHash): void {
     let m = this.pending.get(e.epoch);
     if (!m) {
       this.pending.clear(); // a new epoch: the old tree is closed
@@ -199,7 +204,7 @@ export class AuditLeafSource implements LeafSource {
 
   /** Called right after an append: record n is leaf n - 1. */
   remember(r: AuditRecord): void {
-    if (this.pending.size < MAX_REMEMBERED) this.pending.set(r.n - 1, leafHash(auditLeafData(r)));
+    if (this.pending.size < MAX_REMEMBERED) this.pending.set(r.n - 1, leafHashBinary(auditLeafData(r)));
   }
 
   /** Drops remembered hashes below `size` (integrated). */

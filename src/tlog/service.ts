@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { leafHash, proveRecord, proveTree, treeHash, type Hash } from '../domain/tlog/merkle';
+import { leafHash, proveRecord, proveTree, treeHash, type BinaryHash, type Hash } from '../domain/tlog/merkle';
 import { hashFromTile, parseTilePath, tileForIndex, type Tile } from '../domain/tlog/tile';
 import { SIG_COSIGNATURE_V1, formatVerifierKey, noteKey, openNote, type NoteSigner } from '../domain/tlog/note';
 import { submitCheckpoint } from './witness';
@@ -46,11 +46,11 @@ interface Scheduled {
  */
 export function auditFeedingTree(audit: AuditLog, tlog: TransparencyLog): AuditLog {
   return {
-    async append(input) {
-      const record = await audit.append(input);
-      tlog.audited(record);
-      return record;
-    },
+    append: (input) =>
+      audit.append(input).then((record) => {
+        tlog.audited(record);
+        return record;
+      }),
     read: (after, limit) => audit.read(after, limit),
     ping: () => audit.ping(),
     close: () => audit.close(),
@@ -104,7 +104,7 @@ export class TransparencyLog {
    * The ingest hook: an entry was appended (sequenced); integrate it soon. `leaf` gives its leaf
    * hash when the caller can make it cheaply (alertLeafHash); without it, it is computed from the entry.
    */
-  appended(entry: LogEntry, leaf?: () => Hash): void {
+  appended(entry: LogEntry, leaf?: () => Hash | BinaryHash): void {
     try {
       this.regionSources.get(entry.region)?.remember(entry, leaf?.());
     } catch (err) {

@@ -29,6 +29,35 @@ export function leafHash(...parts: (Uint8Array | string)[]): Hash {
     for (const p of parts) h.update(p);
     return h.digest();
   }
+  return oneShot('sha256', leafInput(parts), 'buffer');
+}
+
+/**
+ * A hash's 32 bytes as a 32-character latin1 string. The hot paths (an append's leaves, an
+ * integration step's node hashes) take hashes in this form and write them where they are kept:
+ * a digest as a Buffer costs an ArrayBuffer each, which the garbage collector then sweeps.
+ */
+export type BinaryHash = string;
+
+/** leafHash as a BinaryHash. */
+export function leafHashBinary(...parts: (Uint8Array | string)[]): BinaryHash {
+  if (!oneShot) return leafHash(...parts).toString('latin1');
+  return oneShot('sha256', leafInput(parts), 'binary');
+}
+
+/** Writes nodeHash(a[ao..ao+32), b[bo..bo+32)) into out at `at` (out may be a or b). */
+export function nodeHashInto(a: Buffer, ao: number, b: Buffer, bo: number, out: Buffer, at: number): void {
+  nodeScratch[0] = 0x01;
+  a.copy(nodeScratch, 1, ao, ao + HASH_SIZE);
+  b.copy(nodeScratch, 1 + HASH_SIZE, bo, bo + HASH_SIZE);
+  if (oneShot) out.write(oneShot('sha256', nodeScratch, 'binary'), at, 'latin1');
+  else createHash('sha256').update(nodeScratch).digest().copy(out, at);
+}
+
+const nodeScratch = Buffer.allocUnsafeSlow(1 + 2 * HASH_SIZE);
+
+/** 0x00 || parts in the scratch buffer (valid until the next hash). */
+function leafInput(parts: readonly (Uint8Array | string)[]): Buffer {
   let need = 1;
   for (const p of parts) need += typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : p.length;
   if (need > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.max(need, scratch.length * 2));
@@ -41,7 +70,7 @@ export function leafHash(...parts: (Uint8Array | string)[]): Hash {
       at += p.length;
     }
   }
-  return oneShot('sha256', scratch.subarray(0, at), 'buffer');
+  return scratch.subarray(0, at);
 }
 
 /** Interior node hash: SHA-256(0x01 || left || right). */
@@ -59,7 +88,12 @@ export function nodeHash(left: Hash, right: Hash): Hash {
 }
 
 /** crypto.hash (Node 20.12+), a one-shot digest several times cheaper than createHash for 65 bytes. */
-const oneShot = (nodeCrypto as { hash?: (alg: string, data: Buffer, enc: 'buffer') => Buffer }).hash;
+const oneShot = (nodeCrypto as { hash?: OneShot }).hash;
+
+interface OneShot {
+  (alg: string, data: Buffer, enc: 'buffer'): Buffer;
+  (alg: string, data: Buffer, enc: 'binary'): string;
+}
 
 /** Reads stored hashes by stored hash index; must return exactly one hash per index. */
 export interface HashReader {
