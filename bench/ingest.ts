@@ -186,7 +186,9 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
     });
     await load('warm-up', node.url, bodies.slice(-5000, -1));
     const off = node;
+    const redisOffBefore = await redisCpuMs();
     const logOff = await profiled(off, () => load('cordon, transparency log off', off.url, bodies, off.proc.pid));
+    const redisOffUsPerReq = (((await redisCpuMs()) - redisOffBefore) * 1000) / Math.max(1, logOff.ok);
     await node.stop();
     node = undefined;
 
@@ -201,6 +203,7 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
     process.stdout.write(`ratio cordon / ceiling: ${((cordon.rps / ceiling.rps) * 100).toFixed(1)}% (target >= 80%)\n`);
     process.stdout.write(
       `server CPU per accepted alert: cordon ${cordon.cpuUsPerReq?.toFixed(0)} µs (+ Redis ${redisUsPerReq.toFixed(0)} µs), ` +
+        `log off ${logOff.cpuUsPerReq?.toFixed(0)} µs (+ Redis ${redisOffUsPerReq.toFixed(0)} µs), ` +
         `ceiling ${ceiling.cpuUsPerReq?.toFixed(0)} µs (measured from /proc and INFO: independent of other load)\n`,
     );
     process.stdout.write(`cordon p99 ${cordon.p99} ms (target < 50 ms); region log top seq ${top} (accepted ${cordon.ok + 0} + warm-up)\n`);

@@ -48,7 +48,7 @@ export interface FrontierMemo {
 }
 
 /** Leaves hashed, tiled and signed per checkpoint step: bounds memory and the time between checkpoints. */
-const MAX_STEP = 4096;
+export const MAX_STEP = 4096;
 
 /** Tiles read through one integration step, cached (the right edge is read several times). */
 function cachingSource(store: TreeStore, tree: TreeId): TileSource {

@@ -7,7 +7,7 @@ import { jwkThumbprint } from '../domain/trust-store';
 import type { LogEntry, RegionLog } from '../ports/region-log';
 import type { AuditLog, AuditRecord } from '../ports/audit-log';
 import type { StoredCheckpoint, TreeId, TreeStore } from '../ports/tree-store';
-import { TileCache, integrate, storeHashReader, type FrontierMemo, type IntegrationResult, type LeafSource } from './integrator';
+import { MAX_STEP, TileCache, integrate, storeHashReader, type FrontierMemo, type IntegrationResult, type LeafSource } from './integrator';
 import { AUDIT_TREE, AuditLeafSource, RegionLeafSource } from './leaves';
 
 export interface TransparencyLogOptions {
@@ -159,6 +159,10 @@ export class TransparencyLog {
           if (r.stalled) await this.behind(key, s, r);
           return;
         }
+        // Caught up: what arrived during this step waits for the next batching delay, so that under
+        // steady load a step (its round trips, tile rewrites and signature) serves a delay's worth of
+        // appends, not the handful that came in while it ran. Only a full step (a backlog) goes on.
+        if (r.to - r.from < MAX_STEP) return;
       }
     } catch (err) {
       this.opts.log.warn({ err, tree: key }, 'transparency log integration failed; retrying');
