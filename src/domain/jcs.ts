@@ -21,66 +21,47 @@ const isWellFormed: (s: string) => boolean =
     : (s) => !LONE_SURROGATE.test(s);
 
 export function canonicalize(value: unknown): string {
-  const out = fast(value);
-  // Something not I-JSON: the careful walk names where (and throws).
-  return out ?? serialize(value, []);
-}
-
-/**
- * The same serialisation without tracking the path (several times a second per alert, on the
- * event loop): null instead of the error, which the careful walk then explains.
- */
-function fast(value: unknown): string | null {
-  switch (typeof value) {
-    case 'string':
-      return isWellFormed(value) ? JSON.stringify(value) : null;
-    case 'number':
-      return Number.isFinite(value) ? JSON.stringify(value) : null;
-    case 'boolean':
-      return value ? 'true' : 'false';
-    case 'object': {
-      if (value === null) return 'null';
-      if (Array.isArray(value)) {
-        let out = '[';
-        for (let i = 0; i < value.length; i++) {
-          const v = fast(value[i]);
-          if (v === null) return null;
-          out += i > 0 ? ',' + v : v;
-        }
-        return out + ']';
-      }
-      const proto: unknown = Object.getPrototypeOf(value);
-      if (proto !== Object.prototype && proto !== null) return null;
-      const obj = value as Record<string, unknown>;
-      const keys = Object.keys(obj).sort();
-      let out = '{';
-      for (const k of keys) {
-        const v = obj[k];
-        if (v === undefined) continue;
-        if (!isWellFormed(k)) return null;
-        const sv = fast(v);
-        if (sv === null) return null;
-        out += (out.length > 1 ? ',' : '') + JSON.stringify(k) + ':' + sv;
-      }
-      return out + '}';
-    }
-    default:
-      return null;
+  try {
+    return serialize(value);
+  } catch (err) {
+    if (err instanceof Refusal) throw new JcsError(`${err.reason} at ${pointer(err.path)}`);
+    throw err;
   }
 }
 
-/** The JSON Pointer of the value being serialised, built only for an error message. */
+/**
+ * Why a value has no RFC 8785 form, and where: the path is filled in while the refusal unwinds,
+ * so serialising what is I-JSON (every time, several times per alert) tracks nothing.
+ */
+class Refusal extends Error {
+  readonly path: (string | number)[] = [];
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+/** The JSON Pointer of the refused value, for the error message. */
 function pointer(path: readonly (string | number)[]): string {
   return path.length === 0 ? '/' : path.map((p) => `/${p}`).join('');
 }
 
-/** `path` is the stack of segments down to `value`: pushed and popped, never joined on the way. */
-function serialize(value: unknown, path: (string | number)[]): string {
+/** Serialises `child` of a container, adding its key to the path of a refusal inside it. */
+function member(child: unknown, key: string | number): string {
+  try {
+    return serialize(child);
+  } catch (err) {
+    if (err instanceof Refusal) err.path.unshift(key);
+    throw err;
+  }
+}
+
+function serialize(value: unknown): string {
   switch (typeof value) {
     case 'string':
-      return str(value, path);
+      if (!isWellFormed(value)) throw new Refusal('lone surrogate');
+      return JSON.stringify(value);
     case 'number':
-      if (!Number.isFinite(value)) throw new JcsError(`non-finite number at ${pointer(path)}`);
+      if (!Number.isFinite(value)) throw new Refusal('non-finite number');
       return JSON.stringify(value);
     case 'boolean':
       return value ? 'true' : 'false';
@@ -88,39 +69,23 @@ function serialize(value: unknown, path: (string | number)[]): string {
       if (value === null) return 'null';
       if (Array.isArray(value)) {
         let out = '[';
-        for (let i = 0; i < value.length; i++) {
-          if (i > 0) out += ',';
-          path.push(i);
-          out += serialize(value[i], path);
-          path.pop();
-        }
+        for (let i = 0; i < value.length; i++) out += (i > 0 ? ',' : '') + member(value[i], i);
         return out + ']';
       }
       const proto: unknown = Object.getPrototypeOf(value);
-      if (proto !== Object.prototype && proto !== null) throw new JcsError(`not a plain object at ${pointer(path)}`);
+      if (proto !== Object.prototype && proto !== null) throw new Refusal('not a plain object');
       const obj = value as Record<string, unknown>;
-      const keys = Object.keys(obj).sort();
       let out = '{';
-      let first = true;
-      for (const k of keys) {
+      for (const k of Object.keys(obj).sort()) {
         const v = obj[k];
         // As JSON.stringify does: an absent optional field built in code is simply not there.
         if (v === undefined) continue;
-        if (!first) out += ',';
-        first = false;
-        out += str(k, path) + ':';
-        path.push(k);
-        out += serialize(v, path);
-        path.pop();
+        if (!isWellFormed(k)) throw new Refusal('lone surrogate');
+        out += (out.length > 1 ? ',' : '') + JSON.stringify(k) + ':' + member(v, k);
       }
       return out + '}';
     }
     default:
-      throw new JcsError(`${typeof value} is not JSON at ${pointer(path)}`);
+      throw new Refusal(`${typeof value} is not JSON`);
   }
-}
-
-function str(s: string, path: readonly (string | number)[]): string {
-  if (!isWellFormed(s)) throw new JcsError(`lone surrogate at ${pointer(path)}`);
-  return JSON.stringify(s);
 }
