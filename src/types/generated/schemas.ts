@@ -225,7 +225,7 @@ export interface AuditQuery {
   purpose?: ReplayQueryPurpose;
 }
 /**
- * Every variable Cordon reads, with its default. src/config.ts is the only reader of process.env.
+ * Every variable Cordon reads, with its default. src/config.ts is the only module that reads the environment.
  */
 export interface Config {
   CORDON_PORT?: number;
