@@ -24,28 +24,9 @@ const LEAF_CONTENT = '{"content":';
 export function alertLeafHash(e: { region: string; seq: number; epoch: string; receivedAt: string }, canonicalContent: Uint8Array, sig: unknown): BinaryHash {
   const rest =
     `,"epoch":${JSON.stringify(e.epoch)},"received_at":${JSON.stringify(e.receivedAt)},"region":${JSON.stringify(e.region)}` +
-    `,"seq":${canonicalize(e.seq)},"sig":${sigForm(sig)}}`;
+    `,"seq":${canonicalize(e.seq)},"sig":${canonicalize(sig)}}`;
   return leafHashBinary(LEAF_CONTENT, canonicalContent, rest);
 }
-
-/** RFC 8785 of the usual `sig` (two base64url strings) without the general walk; anything else through it. */
-function sigForm(sig: unknown): string {
-  const s = sig as { protected?: unknown; signature?: unknown };
-  if (
-    s !== null &&
-    typeof s === 'object' &&
-    Object.keys(s).length === 2 &&
-    typeof s.protected === 'string' &&
-    typeof s.signature === 'string' &&
-    BASE64URL.test(s.protected) &&
-    BASE64URL.test(s.signature)
-  ) {
-    return `{"protected":"${s.protected}","signature":"${s.signature}"}`;
-  }
-  return canonicalize(sig);
-}
-
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 /** The same from a delivered alert as a client holds it (any extra frame fields such as `type` dropped). */
 export function deliveredLeafData(d: { region: string; seq: number; epoch: string; received_at: string; content: unknown; sig: unknown }): string {
@@ -99,11 +80,6 @@ export class PendingHashes {
   deleteBelow(size: number): void {
     for (const k of this.at.keys()) if (k < size) this.at.delete(k);
     if (this.at.size === 0) this.end = 0;
-  }
-
-  clear(): void {
-    this.at.clear();
-    this.end = 0;
   }
 
   /** Moves the live hashes to the front of a buffer with room for as many again. */

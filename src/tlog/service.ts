@@ -115,13 +115,11 @@ export class TransparencyLog {
   }
 
   /** The audit trail grew by this record (appended by this node). */
-  audited(record?: AuditRecord): void {
-    if (record) {
-      try {
-        this.auditSource.remember(record);
-      } catch (err) {
-        this.opts.log.warn({ err, n: record.n }, 'audit leaf hash not computed at append; read back later');
-      }
+  audited(record: AuditRecord): void {
+    try {
+      this.auditSource.remember(record);
+    } catch (err) {
+      this.opts.log.warn({ err, n: record.n }, 'audit leaf hash not computed at append; read back later');
     }
     this.schedule('audit');
   }
