@@ -79,6 +79,24 @@ export async function cpuMsOf(pid: number): Promise<number> {
   return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
+/**
+ * CPU time of a process split into its main thread (the event loop) and all its other threads
+ * (worker threads, V8's garbage-collection helpers, libuv's pool), in ms (Linux /proc/<pid>/task).
+ */
+export async function threadCpuMsOf(pid: number): Promise<{ main: number; others: number }> {
+  const { readFile, readdir } = await import('node:fs/promises');
+  const out = { main: 0, others: 0 };
+  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '');
+    if (!stat) continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+    if (tid === String(pid)) out.main += ms;
+    else out.others += ms;
+  }
+  return out;
+}
+
 /** Resident set size of a process in bytes (Linux /proc). */
 export async function rssOf(pid: number): Promise<number> {
   const { readFile } = await import('node:fs/promises');
