@@ -2,7 +2,7 @@ import { createHash, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { CordonError } from '../errors';
 import { b64uDecode, b64uEncode } from './base64url';
 import { verifyEd25519, type Ed25519PublicKey } from './ed25519';
-import { canonicalize } from './jcs';
+import { canonicalBytes, canonicalize } from './jcs';
 import { fieldErrors, validator } from './schemas';
 import type { TrustStore } from './trust-store';
 import type { AlertContent, ProtectedHeader, Submission } from './types';
@@ -134,7 +134,7 @@ export async function verifySubmission(sub: Submission, store: TrustStore, opts:
 async function checkHere(sub: Submission, key: Ed25519PublicKey, sig: Buffer): Promise<SubmissionCheckResult> {
   let payload: Buffer;
   try {
-    payload = Buffer.from(canonicalize(sub.content), 'utf8');
+    payload = canonicalBytes(sub.content);
   } catch {
     return { outcome: 'uncanonical' };
   }

@@ -1,6 +1,6 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createHash } from 'node:crypto';
-import { canonicalize } from '../domain/jcs';
+import { canonicalBytes } from '../domain/jcs';
 import { b64uDecode } from '../domain/base64url';
 
 /**
@@ -51,7 +51,7 @@ export function verifyJob(raw: Buffer, publicKey: Buffer, sodium: Sodium, out: U
   if (typeof prot !== 'string' || typeof signature !== 'string') return null;
   let payload: Buffer;
   try {
-    payload = Buffer.from(canonicalize(sub.content), 'utf8');
+    payload = canonicalBytes(sub.content);
   } catch {
     out[at] = STATUS.UNCANONICAL;
     return null;

@@ -1,5 +1,5 @@
-import { canonicalize } from '../domain/jcs';
-import { HASH_SIZE, leafHash, leafHashBinary, type BinaryHash, type Hash } from '../domain/tlog/merkle';
+import { CanonicalBuffer, canonicalize } from '../domain/jcs';
+import { HASH_SIZE, leafHash, leafHashOfInput, type BinaryHash, type Hash } from '../domain/tlog/merkle';
 import type { LogEntry, RegionLog } from '../ports/region-log';
 import type { AuditLog, AuditRecord } from '../ports/audit-log';
 import type { LeafSource } from './integrator';
@@ -13,19 +13,28 @@ export function alertLeafData(e: LogEntry): string {
   return canonicalize({ region: e.region, seq: e.seq, epoch: e.epoch, received_at: e.receivedAt, content, sig });
 }
 
-const LEAF_CONTENT = '{"content":';
+/**
+ * Where an append's leaf inputs (0x00 || data) are written: no string is built for them, and the
+ * bytes go to the digest from here. Synchronous use only (each hash is taken before returning).
+ */
+const leafInput = new CanonicalBuffer();
 
 /**
  * The leaf hash of an alert just appended, from the RFC 8785 form of its content that the signature
  * check produced: equal to `leafHash(alertLeafData(e))` without parsing or canonicalising the alert
  * again. RFC 8785 orders the members content, epoch, received_at, region, seq, sig (UTF-16 code
- * units), and serialises strings and integers as JSON.stringify does.
+ * units).
  */
 export function alertLeafHash(e: { region: string; seq: number; epoch: string; receivedAt: string }, canonicalContent: Uint8Array, sig: unknown): BinaryHash {
-  const rest =
-    `,"epoch":${JSON.stringify(e.epoch)},"received_at":${JSON.stringify(e.receivedAt)},"region":${JSON.stringify(e.region)}` +
-    `,"seq":${canonicalize(e.seq)},"sig":${canonicalize(sig)}}`;
-  return leafHashBinary(LEAF_CONTENT, canonicalContent, rest);
+  leafInput.reset().byte(0x00).ascii('{"content":').bytes(canonicalContent);
+  leafInput.ascii(',"epoch":').value(e.epoch).ascii(',"received_at":').value(e.receivedAt).ascii(',"region":').value(e.region);
+  leafInput.ascii(',"seq":').value(e.seq).ascii(',"sig":').value(sig).byte(0x7d);
+  return leafHashOfInput(leafInput.view());
+}
+
+/** The leaf hash of an audit record (leaf n - 1): its RFC 8785 form, written in place. */
+export function auditLeafHash(r: AuditRecord): BinaryHash {
+  return leafHashOfInput(leafInput.reset().byte(0x00).value(r).view());
 }
 
 /** The same from a delivered alert as a client holds it (any extra frame fields such as `type` dropped). */
@@ -180,7 +189,7 @@ export class AuditLeafSource implements LeafSource {
 
   /** Called right after an append: record n is leaf n - 1. */
   remember(r: AuditRecord): void {
-    if (this.pending.size < MAX_REMEMBERED) this.pending.set(r.n - 1, leafHashBinary(auditLeafData(r)));
+    if (this.pending.size < MAX_REMEMBERED) this.pending.set(r.n - 1, auditLeafHash(r));
   }
 
   /** Drops remembered hashes below `size` (integrated). */

@@ -1,5 +1,5 @@
 import { b64uDecode, b64uEncode } from '../../src/domain/base64url';
-import { canonicalize, JcsError } from '../../src/domain/jcs';
+import { CanonicalBuffer, canonicalize, JcsError } from '../../src/domain/jcs';
 
 function fromBits(hex: string): number {
   return Buffer.from(hex, 'hex').readDoubleBE(0);
@@ -86,6 +86,55 @@ describe('canonicalize (RFC 8785)', () => {
     expect(() => canonicalize(10n)).toThrow(JcsError);
     expect(() => canonicalize(new Date(0))).toThrow(/not a plain object/);
     expect(canonicalize({ a: 1, b: undefined })).toBe('{"a":1}');
+  });
+});
+
+describe('CanonicalBuffer (the same form, written as bytes in place)', () => {
+  // Strings on either side of the short-string loop's bound (64), with and without characters the
+  // fast paths hand to JSON.stringify: escapes, controls, DEL, non-ASCII, astral pairs.
+  const pieces = ['', 'a', '"', '\\', '\n', '\u001f', '\u007f', 'é', '€', '\ud83d\ude00', 'Торугарт', '吐尔尕特'];
+  const strings = pieces.flatMap((p) => [p, 'x'.repeat(63) + p, 'x'.repeat(64) + p, p + 'y'.repeat(200), 'z'.repeat(5000) + p]);
+  const values: unknown[] = [
+    ...strings,
+    { strings },
+    Object.fromEntries(strings.map((s, i) => [s + String(i), i])),
+    { '10': 'ten', '9': 'nine', b: [1.5, -0, 1e21, 1e-7, true, false, null], a: { y: {}, x: [] } },
+    [[[]], {}, '', 0],
+  ];
+
+  test.each(values.map((v, i) => [i, v]))('value %i: the bytes are the UTF-8 of canonicalize', (_i, v) => {
+    const out = new CanonicalBuffer(8).value(v);
+    expect(out.view().equals(Buffer.from(canonicalize(v), 'utf8'))).toBe(true);
+    expect(out.toString()).toBe(canonicalize(v));
+  });
+
+  test('raw bytes and ASCII frame a value; reset starts over', () => {
+    const out = new CanonicalBuffer(4);
+    out.byte(0).ascii('{"content":').bytes(Buffer.from('{"a":1}')).ascii(',"seq":').value(7).byte(0x7d);
+    expect(out.view()).toEqual(Buffer.concat([Buffer.from([0]), Buffer.from('{"content":{"a":1},"seq":7}')]));
+    expect(out.reset().value('é').view()).toEqual(Buffer.from('"é"'));
+  });
+
+  test('objects of one set of names in other orders, and more shapes than are remembered, all come out sorted', () => {
+    const names = ['kind', 'actor', 'n', 'at', 'seq', 'region'];
+    const orders = [
+      names,
+      [...names].reverse(),
+      [...names].sort(),
+      ['n', 'at', 'kind', 'seq', 'actor', 'region'],
+      ['region', 'seq', 'n', 'at', 'actor', 'kind'],
+    ];
+    for (let round = 0; round < 3; round++) {
+      for (const order of orders) {
+        const obj = Object.fromEntries(order.map((k) => [k, k]));
+        expect(canonicalize(obj)).toBe('{"actor":"actor","at":"at","kind":"kind","n":"n","region":"region","seq":"seq"}');
+      }
+    }
+  });
+
+  test('refuses as canonicalize does, with the path, in long strings too', () => {
+    expect(() => new CanonicalBuffer().value({ a: ['ok', 'x'.repeat(100) + '\ud800'] })).toThrow(/lone surrogate at \/a\/1/);
+    expect(() => new CanonicalBuffer().value({ a: { b: NaN } })).toThrow(/non-finite number at \/a\/b/);
   });
 });
 

@@ -1,7 +1,7 @@
 import { verifySubmission } from '../../src/domain/signature';
 import { leafHash } from '../../src/domain/tlog/merkle';
 import { appendInputOf } from '../../src/ingest/pipeline';
-import { PendingHashes, alertLeafData, alertLeafHash, deliveredLeafData } from '../../src/tlog/leaves';
+import { PendingHashes, alertLeafData, alertLeafHash, auditLeafData, auditLeafHash, deliveredLeafData } from '../../src/tlog/leaves';
 import type { Submission } from '../../src/domain/types';
 import { validContent } from '../fixtures/alerts';
 import { makeTestTrust } from '../helpers/keys';
@@ -30,6 +30,26 @@ test("the leaf hash made at append from the signature check's RFC 8785 form equa
     expect(Buffer.from(alertLeafHash(entry, verified.canonical, sub.sig), 'latin1').equals(fromEntry)).toBe(true);
     const frame = { type: 'alert', region: entry.region, seq: entry.seq, epoch: entry.epoch, received_at: entry.receivedAt, ...JSON.parse(entry.body) };
     expect(leafHash(deliveredLeafData(frame)).equals(fromEntry)).toBe(true);
+  }
+});
+
+test("an audit record's leaf hash written in place equals the hash of its RFC 8785 form, whatever its member order", () => {
+  const records = [
+    {
+      kind: 'published' as const,
+      actor: 'KG/k1',
+      state: 'KG',
+      seq: 12,
+      region: 'KG-CN-01',
+      audience: { states: ['KG', 'CN'], min_clearance: 'restricted' },
+      n: 1,
+      at: '2026-12-03T11:00:00.000Z',
+    },
+    { n: 2, at: '2026-12-03T11:00:00.001Z', actor: 'desk «Бишкек» 🚚', kind: 'ack' as const, detail: 'x'.repeat(100) + '\n"' },
+    { kind: 'security' as const, actor: 'KZ/k2', code: 'VERSION_EQUIVOCATION', n: 3, at: '2026-12-03T11:00:00.002Z', extra: { b: [1.5, null, true], a: {} } },
+  ];
+  for (const r of [...records, ...records]) {
+    expect(Buffer.from(auditLeafHash(r), 'latin1').equals(leafHash(auditLeafData(r)))).toBe(true);
   }
 });
 

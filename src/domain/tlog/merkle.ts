@@ -39,10 +39,14 @@ export function leafHash(...parts: (Uint8Array | string)[]): Hash {
  */
 export type BinaryHash = string;
 
-/** leafHash as a BinaryHash. */
-export function leafHashBinary(...parts: (Uint8Array | string)[]): BinaryHash {
-  if (!oneShot) return leafHash(...parts).toString('latin1');
-  return oneShot('sha256', leafInput(parts), 'binary');
+/**
+ * The leaf hash of a leaf input already framed by the caller (0x00 || data, as a CanonicalBuffer
+ * writes it in place), as a binary string.
+ */
+export function leafHashOfInput(input: Buffer): BinaryHash {
+  if (input[0] !== 0x00) throw new TlogError('a leaf input starts with 0x00');
+  if (!oneShot) return createHash('sha256').update(input).digest().toString('latin1');
+  return oneShot('sha256', input, 'binary');
 }
 
 /** Writes nodeHash(a[ao..ao+32), b[bo..bo+32)) into out at `at` (out may be a or b). */
