@@ -1,5 +1,6 @@
 import {
   HASH_SIZE,
+  copyHash,
   frontierIndexes,
   leafHash,
   storedHashIndex,
@@ -9,7 +10,7 @@ import {
   type Hash,
   type HashReader,
 } from '../domain/tlog/merkle';
-import { newTiles, readTileData, tileHashReader, type Tile, type TileSource } from '../domain/tlog/tile';
+import { TILE_HEIGHT, TILE_WIDTH, newTiles, tileHashReader, type Tile, type TileSource } from '../domain/tlog/tile';
 import { formatCheckpoint, signNote, type NoteSigner } from '../domain/tlog/note';
 import type { StoredCheckpoint, TreeId, TreeStore } from '../ports/tree-store';
 
@@ -45,6 +46,11 @@ export interface FrontierMemo {
   tree: TreeId;
   size: number;
   hashes: Map<number, Hash>;
+  /**
+   * The partial tile at the right edge of each level at `size` (tile level → its index and bytes):
+   * the next step appends to them instead of reading them back and rebuilding them hash by hash.
+   */
+  edges: Map<number, { n: number; data: Buffer }>;
 }
 
 /** Leaves hashed, tiled and signed per checkpoint step: bounds memory and the time between checkpoints. */
@@ -105,7 +111,7 @@ export async function integrate(
   const get = (x: number): Hash | undefined => (x >= base ? inSlab(x) : edge.get(x));
   let at = 0;
   for (let n = from; n < size; n++) {
-    hashes[n - from].copy(slab, at);
+    copyHash(hashes[n - from], 0, slab, at);
     let right = at;
     at += HASH_SIZE;
     // One hash per subtree leaf n completes (Go's StoredHashesForRecordHash), hashed in place.
@@ -129,8 +135,29 @@ export async function integrate(
       return indexes.map((x) => get(x) ?? byIndex.get(x)!);
     },
   };
+  // The tiles that changed. A tile's hashes the old tree did not have were all made by this step
+  // (a stored hash completes with the leaf that completes its subtree), so they are copied from the
+  // slab; the ones it had are the old partial tile's bytes, which tiles only ever extend.
+  const edges = known ? memo!.last!.edges : new Map<number, { n: number; data: Buffer }>();
+  const nextEdges = new Map(edges);
   const tiles: { tile: Tile; data: Buffer }[] = [];
-  for (const tile of newTiles(from, size)) tiles.push({ tile, data: await readTileData(tile, reader) });
+  for (const tile of newTiles(from, size)) {
+    const data = Buffer.allocUnsafe(tile.width * HASH_SIZE);
+    const start = tile.n * TILE_WIDTH;
+    const had = Math.max(0, Math.min(tile.width, Math.floor(from / TILE_WIDTH ** tile.level) - start));
+    if (had > 0) {
+      const e = edges.get(tile.level);
+      const prefix = e && e.n === tile.n && e.data.length >= had * HASH_SIZE ? e.data : await oldTilePrefix(store, tree, old, tile, had);
+      prefix.copy(data, 0, 0, had * HASH_SIZE);
+    }
+    for (let i = had; i < tile.width; i++) {
+      const x = storedHashIndex(TILE_HEIGHT * tile.level, start + i) - base;
+      copyHash(slab, x * HASH_SIZE, data, i * HASH_SIZE);
+    }
+    tiles.push({ tile, data });
+    if (tile.width < TILE_WIDTH) nextEdges.set(tile.level, { n: tile.n, data });
+    else nextEdges.delete(tile.level);
+  }
   await store.writeTiles(tree, tiles);
 
   const root = await treeHash(size, reader);
@@ -138,8 +165,20 @@ export async function integrate(
   const checkpoint = { size, note, cosignatures: [] };
   const stored = await store.setCheckpoint(tree, from, checkpoint);
   // Copies: the memo must not keep the whole slab alive.
-  if (memo) memo.last = { tree, size, hashes: new Map(frontierIndexes(size).map((x) => [x, Buffer.from(get(x)!)])) };
+  if (memo) memo.last = { tree, size, hashes: new Map(frontierIndexes(size).map((x) => [x, Buffer.from(get(x)!)])), edges: nextEdges };
   return { tree, origin, from, to: size, checkpoint: stored ? checkpoint : null };
+}
+
+/**
+ * The first `had` hashes of a tile as the old tree left them: the stored partial tile (another node
+ * may have extended it since: tiles only grow, so its prefix is the same), or, when the store has
+ * no such bytes, the hashes one by one from the old tree's tiles.
+ */
+async function oldTilePrefix(store: TreeStore, tree: TreeId, old: HashReader, tile: Tile, had: number): Promise<Buffer> {
+  const [stored] = await store.readTiles(tree, [{ level: tile.level, n: tile.n, width: had }]);
+  if (stored && stored.length >= had * HASH_SIZE) return stored;
+  const indexes = Array.from({ length: had }, (_v, i) => storedHashIndex(TILE_HEIGHT * tile.level, tile.n * TILE_WIDTH + i));
+  return Buffer.concat(await old.readHashes(indexes));
 }
 
 /** Reads stored hashes of `tree` at `size` from the store's tiles (proofs, tree hashes). */

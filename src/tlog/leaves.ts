@@ -1,5 +1,5 @@
 import { CanonicalBuffer, canonicalize } from '../domain/jcs';
-import { HASH_SIZE, leafHash, leafHashOfInput, type BinaryHash, type Hash } from '../domain/tlog/merkle';
+import { HASH_SIZE, copyHash, leafHash, leafHashOfInput, type BinaryHash, type Hash } from '../domain/tlog/merkle';
 import type { LogEntry, RegionLog } from '../ports/region-log';
 import type { AuditLog, AuditRecord } from '../ports/audit-log';
 import type { LeafSource } from './integrator';
@@ -76,8 +76,9 @@ export class PendingHashes {
   }
 
   private put(h: Hash | BinaryHash, at: number): void {
-    if (typeof h === 'string') this.buf.write(h, at, 'latin1');
-    else h.copy(this.buf, at);
+    const buf = this.buf;
+    if (typeof h === 'string') for (let i = 0; i < HASH_SIZE; i++) buf[at + i] = h.charCodeAt(i);
+    else copyHash(h, 0, buf, at);
   }
 
   /** A view of the stored hash (valid until the next set or deleteBelow: callers use it at once or copy it). */

@@ -2,7 +2,10 @@ import { mkdtempSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeTestApp, testRegions, type TestApp } from '../helpers/app';
+import Redis from 'ioredis';
+import { deleteKeysWithPrefix } from '../../src/adapters/redis/client';
+import { makeTestApp, sharedBackend, testRegions, type TestApp } from '../helpers/app';
+import { TEST_REDIS_URL } from '../helpers/env';
 import { runCordon } from '../helpers/cli';
 import { validContent } from '../fixtures/alerts';
 import { tamperStoredTile } from '../helpers/tlog-tamper';
@@ -17,12 +20,18 @@ describe('cordon log verify', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-logverify-'));
   const logKey = generateKeyPairSync('ed25519').privateKey; // every node of a deployment signs with one key
 
+  // Its own keys, so that the node can be restarted on them.
+  const shared = sharedBackend();
+
   beforeAll(async () => {
-    t = await makeTestApp({ backend: 'real', regions, tlog: { key: logKey, delayMs: 20 } });
+    t = await makeTestApp({ backend: 'real', regions, shared, tlog: { key: logKey, delayMs: 20 } });
     url = await t.app.listen({ port: 0, host: '127.0.0.1' });
   });
   afterAll(async () => {
     await t.close();
+    const admin = new Redis(TEST_REDIS_URL);
+    await deleteKeysWithPrefix(admin, shared.keyPrefix);
+    await admin.quit();
   });
 
   async function integrated(size: number): Promise<void> {
@@ -54,10 +63,14 @@ describe('cordon log verify', () => {
     expect(second.code).toBe(0);
     expect(second.stdout).toContain('consistent with size 4 seen before');
 
-    // The operator rewrites history behind Cordon's back: a stored leaf hash changes, and the
-    // trees the log signs from then on no longer extend what this verifier saw.
+    // The operator rewrites history behind Cordon's back while the node restarts: a stored leaf hash
+    // changes, and the trees the log signs from then on no longer extend what this verifier saw. (A
+    // running node extends the right-edge tiles from memory and would overwrite the change.)
     const epoch = (await t.deps.regionLog.state(region)).epoch!;
+    await t.close();
     await tamperStoredTile(t, { region, epoch }, 40);
+    t = await makeTestApp({ backend: 'real', regions, shared, trust: t.trust, tlog: { key: logKey, delayMs: 20 } });
+    url = await t.app.listen({ port: 0, host: '127.0.0.1' });
     for (let i = 0; i < 2; i++) await t.publish(validContent({ region }));
     await integrated(9);
     const third = await verify();

@@ -6,7 +6,11 @@ import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import { SIG_COSIGNATURE_V1, noteSigner, openNote, parseCheckpoint, parseVerifierKey } from '../../src/domain/tlog/note';
 import { Witness, submitCheckpoint } from '../../src/tlog/witness';
-import { makeTestApp, testRegions, type TestApp } from '../helpers/app';
+import Redis from 'ioredis';
+import { deleteKeysWithPrefix } from '../../src/adapters/redis/client';
+import { makeTestApp, sharedBackend, testRegions, type TestApp } from '../helpers/app';
+import { makeTestTrust } from '../helpers/keys';
+import { TEST_REDIS_URL } from '../helpers/env';
 import { validContent } from '../fixtures/alerts';
 import { tamperStoredTile } from '../helpers/tlog-tamper';
 
@@ -23,9 +27,14 @@ describe('witness (C2SP tlog-witness add-checkpoint)', () => {
   const errors: object[] = [];
   const signer = noteSigner('witness.kg.example/w1', SIG_COSIGNATURE_V1, generateKeyPairSync('ed25519').privateKey);
   const stateFile = join(mkdtempSync(join(tmpdir(), 'cordon-witness-')), 'state.json');
+  // One node's Redis keys, key and trust, so that the node can be restarted on them.
+  const shared = sharedBackend();
+  const trust = makeTestTrust(['KG', 'KZ', 'CN'], regions);
+  const logPrivateKey = generateKeyPairSync('ed25519').privateKey;
+  const startNode = () => makeTestApp({ backend: 'real', shared, trust, regions, tlog: { key: logPrivateKey, delayMs: 20 } });
 
   beforeAll(async () => {
-    t = await makeTestApp({ backend: 'real', regions, tlog: { delayMs: 20 } });
+    t = await startNode();
     const logKey = parseVerifierKey(((await t.app.inject({ method: 'GET', url: '/v1/trust' })).json().log as { vkey: string }).vkey);
     witness = new Witness({
       signer,
@@ -39,6 +48,9 @@ describe('witness (C2SP tlog-witness add-checkpoint)', () => {
   afterAll(async () => {
     server.close();
     await t.close();
+    const admin = new Redis(TEST_REDIS_URL);
+    await deleteKeysWithPrefix(admin, shared.keyPrefix);
+    await admin.quit();
   });
 
   const get = (path: string) => t.app.inject({ method: 'GET', url: path, headers: { authorization: `Bearer ${t.token()}` } });
@@ -84,11 +96,15 @@ describe('witness (C2SP tlog-witness add-checkpoint)', () => {
     });
     expect(await again.addCheckpoint(`old 0\n\n${cp3}`)).toMatchObject({ status: 409, body: '5\n' });
 
-    // Fork: change a stored leaf hash behind Cordon's back; the log then signs a tree that does not extend size 5.
+    // Fork: change a stored leaf hash behind Cordon's back while the node restarts. A running node
+    // extends the right-edge tiles from what it holds in memory (and so overwrites such a change);
+    // the restarted one builds on what Redis holds, and its tree no longer extends size 5.
     const epoch = parseCheckpoint(cp5.slice(0, cp5.lastIndexOf('\n\n') + 1))
       .origin.split('/')
       .pop()!;
+    await t.close();
     await tamperStoredTile(t, { region, epoch }, 0, 0xff);
+    t = await startNode();
     await publish(3);
     const cp8 = await checkpointAt(8);
     const forked = await submitCheckpoint(url, 5, await consistency(5, 8), cp8);
