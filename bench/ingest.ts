@@ -217,7 +217,9 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
   try {
     const launcher = PROFILE ? 'dist/bench/lib/instrumented-server.js' : 'dist/src/server.js';
     const profiles = { on: join(tmpdir(), `cordon-ingest-on-${Date.now()}.cpuprofile`), off: join(tmpdir(), `cordon-ingest-off-${Date.now()}.cpuprofile`) };
-    const on = await startScript(launcher, { ...productionEnv(fx, prefix, `bench${Date.now()}`), BENCH_PROFILE_OUT: profiles.on });
+    // BENCH_CONTROL=1: both nodes with the log off, to see how far two identical nodes differ.
+    const control: Record<string, string> = process.env.BENCH_CONTROL === '1' ? { CORDON_LOG_TREE: 'false' } : {};
+    const on = await startScript(launcher, { ...productionEnv(fx, prefix, `bench${Date.now()}`), ...control, BENCH_PROFILE_OUT: profiles.on });
     nodes.push(on);
     // The same node with the transparency log off (contract §12 asks for >= 95% of this).
     const off = await startScript(launcher, {
