@@ -36,6 +36,9 @@ const SLICE_S = Math.min(ALTERNATE_S, Number(process.env.BENCH_SLICE_S ?? 5));
 const SLICES = Math.max(1, Math.round(ALTERNATE_S / SLICE_S));
 /** Which node takes the first slice (BENCH_FIRST=off: a check that the order does not decide the figures). */
 const FIRST: 'on' | 'off' = process.env.BENCH_FIRST === 'off' ? 'off' : 'on';
+/** Each node's warm-up (JIT, connections, scripts) before it is measured, on alerts of its own at the end of the list. */
+const WARM_UP_S = 3;
+const WARM_UP_ALERTS = 15_000;
 const RUNS = new Set((process.env.BENCH_RUNS ?? 'production,embedded').split(','));
 /** BENCH_CPU_PROF=1: CPU profiles of the node during the log-on and log-off runs, summarised after the figures. */
 const PROFILE = process.env.BENCH_CPU_PROF === '1';
@@ -77,7 +80,8 @@ async function load(label: string, url: string, bodies: string[], pid?: number, 
       },
     ],
   });
-  if (i > bodies.length) process.stdout.write(`WARNING: ${label} ran out of distinct alerts (raise BENCH_MAX_RATE): duplicates were sent\n`);
+  if (i > bodies.length && label !== 'warm-up')
+    process.stdout.write(`WARNING: ${label} ran out of distinct alerts (raise BENCH_MAX_RATE): duplicates were sent\n`);
   const cpuAfter = pid ? await threadCpuMsOf(pid) : { main: 0, others: 0 };
   const ok = result['2xx'];
   const perReq = (ms: number) => (pid && ok > 0 ? (ms * 1000) / ok : undefined);
@@ -100,7 +104,7 @@ async function main(): Promise<void> {
   const fx = makeFixture();
   const prefix = `cordon-bench-${Date.now()}:`;
   const prefixOff = `cordon-bench-off-${Date.now()}:`;
-  const count = MAX_RATE * (Math.max(DURATION_S, SLICES * SLICE_S) + 2) + 5000;
+  const count = MAX_RATE * (Math.max(DURATION_S, SLICES * SLICE_S) + 2) + WARM_UP_ALERTS;
   process.stdout.write(
     `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, load average ${loadavg()
       .map((l) => l.toFixed(2))
@@ -147,7 +151,7 @@ async function embeddedRuns(fx: ReturnType<typeof makeFixture>, bodies: string[]
   try {
     for (const store of ['memory', 'sqlite']) {
       node = await startScript('dist/src/server.js', env(store));
-      await load('warm-up', node.url, bodies.slice(-5000, -1));
+      await load('warm-up', node.url, bodies.slice(-WARM_UP_ALERTS, -1), undefined, WARM_UP_S);
       const fs0 = await metric(`http://127.0.0.1:${metricsPort}`, 'cordon_sqlite_fsyncs_total');
       const c0 = await metric(`http://127.0.0.1:${metricsPort}`, 'cordon_sqlite_commits_total');
       const f = await load(store === 'memory' ? 'embedded, memory store' : 'embedded, SQLite store', node.url, bodies, node.proc.pid);
@@ -231,9 +235,9 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
     const probe = await fetch(on.url + '/v1/alerts', { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[bodies.length - 1] });
     if (probe.status !== 201) throw new Error(`a bench alert was rejected: ${probe.status} ${await probe.text()}`);
     // Warm-up (JIT, connections, scripts) with alerts of their own at the end of the list.
-    await load('warm-up', on.url, bodies.slice(-5000, -1));
-    await load('warm-up', off.url, bodies.slice(-5000, -1));
-    const measured = bodies.slice(0, -5000);
+    await load('warm-up', on.url, bodies.slice(-WARM_UP_ALERTS, -1), undefined, WARM_UP_S);
+    await load('warm-up', off.url, bodies.slice(-WARM_UP_ALERTS, -1), undefined, WARM_UP_S);
+    const measured = bodies.slice(0, -WARM_UP_ALERTS);
     const redisCpuMs = async () => {
       const info = await redis.info('cpu');
       const num = (k: string) => Number(new RegExp(`${k}:([0-9.]+)`).exec(info)?.[1] ?? 0);
@@ -268,7 +272,7 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
 
     const x = (fx.publicKey.export({ format: 'jwk' }) as { x: string }).x;
     bare = await startScript('dist/bench/lib/bare-verify-server.js', { BENCH_PUBLIC_X: x });
-    await load('warm-up', bare.url, bodies.slice(0, 5000));
+    await load('warm-up', bare.url, bodies.slice(0, WARM_UP_ALERTS), undefined, WARM_UP_S);
     const ceiling = await load('bare parse + verify route', bare.url, bodies, bare.proc.pid);
 
     const cordon = total(tallies.on);
