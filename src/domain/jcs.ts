@@ -32,6 +32,9 @@ const LOOP_MAX = 64;
 const INITIAL_SIZE = 4096;
 /** A buffer grown past this for one large value is let go after `canonicalize`, not kept. */
 const KEEP_MAX = 256 * 1024;
+// Web APIs, not Buffer: the console's bundle runs this module in the browser too.
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
 
 /**
  * Why a value has no RFC 8785 form, and where: the path is filled in while the refusal unwinds,
@@ -55,11 +58,11 @@ function pointer(path: readonly (string | number)[]): string {
  * the next write or `reset()`, so hash or copy it at once.
  */
 export class CanonicalBuffer {
-  private buf: Buffer;
+  private buf: Uint8Array;
   length = 0;
 
   constructor(size = INITIAL_SIZE) {
-    this.buf = Buffer.allocUnsafeSlow(size);
+    this.buf = new Uint8Array(size);
   }
 
   reset(): this {
@@ -68,12 +71,12 @@ export class CanonicalBuffer {
   }
 
   /** Everything written since the last reset (a view of the shared buffer). */
-  view(): Buffer {
+  view(): Uint8Array {
     return this.buf.subarray(0, this.length);
   }
 
   toString(): string {
-    return this.buf.toString('utf8', 0, this.length);
+    return fromUtf8.decode(this.view());
   }
 
   byte(b: number): this {
@@ -112,14 +115,14 @@ export class CanonicalBuffer {
 
   private room(n: number): void {
     if (this.length + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.length + n));
-    this.buf.copy(next, 0, 0, this.length);
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.length + n));
+    next.set(this.view());
     this.buf = next;
   }
 
   /** Lets a buffer grown for one large value go. */
   shrink(): void {
-    if (this.buf.length > KEEP_MAX) this.buf = Buffer.allocUnsafeSlow(INITIAL_SIZE);
+    if (this.buf.length > KEEP_MAX) this.buf = new Uint8Array(INITIAL_SIZE);
   }
 
   private write(value: unknown): void {
@@ -205,7 +208,7 @@ export class CanonicalBuffer {
         this.escaped(s);
         return;
       }
-      at += buf.write(s, at, 'latin1');
+      at += utf8.encodeInto(s, buf.subarray(at)).written;
     }
     buf[at++] = 0x22;
     this.length = at;
@@ -215,7 +218,7 @@ export class CanonicalBuffer {
     if (!isWellFormed(s)) throw new Refusal('lone surrogate');
     const q = JSON.stringify(s);
     this.room(q.length * 3);
-    this.length += this.buf.write(q, this.length, 'utf8');
+    this.length += utf8.encodeInto(q, this.buf.subarray(this.length)).written;
   }
 }
 

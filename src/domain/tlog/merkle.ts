@@ -43,7 +43,7 @@ export type BinaryHash = string;
  * The leaf hash of a leaf input already framed by the caller (0x00 || data, as a CanonicalBuffer
  * writes it in place), as a binary string.
  */
-export function leafHashOfInput(input: Buffer): BinaryHash {
+export function leafHashOfInput(input: Uint8Array): BinaryHash {
   if (input[0] !== 0x00) throw new TlogError('a leaf input starts with 0x00');
   if (!oneShot) return createHash('sha256').update(input).digest().toString('latin1');
   return oneShot('sha256', input, 'binary');
@@ -105,8 +105,8 @@ export function nodeHash(left: Hash, right: Hash): Hash {
 const oneShot = (nodeCrypto as { hash?: OneShot }).hash;
 
 interface OneShot {
-  (alg: string, data: Buffer, enc: 'buffer'): Buffer;
-  (alg: string, data: Buffer, enc: 'binary'): string;
+  (alg: string, data: Uint8Array, enc: 'buffer'): Buffer;
+  (alg: string, data: Uint8Array, enc: 'binary'): string;
 }
 
 /** Reads stored hashes by stored hash index; must return exactly one hash per index. */
