@@ -28,7 +28,7 @@ const isWellFormed: (s: string) => boolean =
 /** A character RFC 8785 escapes (`"`, `\`, controls), or one outside ASCII: such strings take the slow path. */
 const NOT_PLAIN = /[^\x20\x21\x23-\x5b\x5d-\x7e]/;
 /** Strings up to this length are checked and copied in one JavaScript loop; longer ones by a regex and a native copy. */
-const LOOP_MAX = 64;
+const LOOP_MAX = 128;
 const INITIAL_SIZE = 4096;
 /** A buffer grown past this for one large value is let go after `canonicalize`, not kept. */
 const KEEP_MAX = 256 * 1024;

@@ -90,10 +90,10 @@ describe('canonicalize (RFC 8785)', () => {
 });
 
 describe('CanonicalBuffer (the same form, written as bytes in place)', () => {
-  // Strings on either side of the short-string loop's bound (64), with and without characters the
+  // Strings on either side of the short-string loop's bound (128), with and without characters the
   // fast paths hand to JSON.stringify: escapes, controls, DEL, non-ASCII, astral pairs.
   const pieces = ['', 'a', '"', '\\', '\n', '\u001f', '\u007f', 'é', '€', '\ud83d\ude00', 'Торугарт', '吐尔尕特'];
-  const strings = pieces.flatMap((p) => [p, 'x'.repeat(63) + p, 'x'.repeat(64) + p, p + 'y'.repeat(200), 'z'.repeat(5000) + p]);
+  const strings = pieces.flatMap((p) => [p, 'x'.repeat(127) + p, 'x'.repeat(128) + p, p + 'y'.repeat(200), 'z'.repeat(5000) + p]);
   const values: unknown[] = [
     ...strings,
     { strings },
