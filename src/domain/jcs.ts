@@ -226,10 +226,12 @@ export class CanonicalBuffer {
  * Member names in RFC 8785 order, remembered for the last few shapes of each size: the objects
  * hashed on every append (audit records, signatures, alerts' parts) come in a handful of shapes, and
  * comparing their names with the remembered ones (property names are interned: a pointer compare
- * each) costs less than sorting them again. Hostile input only replaces entries.
+ * each) costs less than sorting them again. Hostile input only replaces entries, and names longer
+ * than 64 characters are never kept.
  */
 const SHAPES_PER_SIZE = 4;
 const SHAPE_MAX_KEYS = 32;
+const SHAPE_MAX_NAME_LENGTH = 64;
 const shapes: { names: string[]; sorted: string[] }[][] = [];
 const nextShape: number[] = [];
 
@@ -250,6 +252,8 @@ function sortedKeys(obj: object): string[] {
     if (same) return shape.sorted;
   }
   const sorted = [...names].sort();
+  // Only short names are kept: hostile input must not pin large strings here.
+  for (const name of names) if (name.length > SHAPE_MAX_NAME_LENGTH) return sorted;
   const slot = (nextShape[n] ?? 0) % SHAPES_PER_SIZE;
   known[slot] = { names, sorted };
   nextShape[n] = slot + 1;
