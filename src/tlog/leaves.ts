@@ -29,12 +29,22 @@ export function alertLeafHash(e: { region: string; seq: number; epoch: string; r
   leafInput.reset().byte(0x00).ascii('{"content":').bytes(canonicalContent);
   leafInput.ascii(',"epoch":').value(e.epoch).ascii(',"received_at":').value(e.receivedAt).ascii(',"region":').value(e.region);
   leafInput.ascii(',"seq":').value(e.seq).ascii(',"sig":').value(sig).byte(0x7d);
-  return leafHashOfInput(leafInput.view());
+  return hashLeafInput();
 }
 
 /** The leaf hash of an audit record (leaf n - 1): its RFC 8785 form, written in place. */
 export function auditLeafHash(r: AuditRecord): BinaryHash {
-  return leafHashOfInput(leafInput.reset().byte(0x00).value(r).view());
+  leafInput.reset().byte(0x00).value(r);
+  return hashLeafInput();
+}
+
+/** Hashes what leafInput holds, and lets its buffer go if one large alert grew it. */
+function hashLeafInput(): BinaryHash {
+  try {
+    return leafHashOfInput(leafInput.view());
+  } finally {
+    leafInput.shrink();
+  }
 }
 
 /** The same from a delivered alert as a client holds it (any extra frame fields such as `type` dropped). */
