@@ -1,11 +1,11 @@
 /*
  * bench/ingest: one production node (Redis + NATS) under signed alerts over HTTP, 50 concurrent
- * connections, with the transparency log on against the same node with it off, in alternating
- * 5-second slices (40 s per node); then the ceiling, a bare Fastify route that only parses the body
- * and verifies the Ed25519 signature (20 s).
+ * connections, with the transparency log on, the same node with it off, and the ceiling (a bare
+ * Fastify route that only parses the body and verifies the Ed25519 signature), all three up at once
+ * and taking turns in 5-second slices, 40 s each.
  *
- *   npm run bench:ingest            (BENCH_ALTERNATE_S=40 BENCH_SLICE_S=5 BENCH_DURATION_S=20
- *                                    BENCH_CONNECTIONS=50 by default)
+ *   npm run bench:ingest            (BENCH_ALTERNATE_S=40 BENCH_SLICE_S=5 BENCH_CONNECTIONS=50 by
+ *                                    default; BENCH_DURATION_S=20 for the embedded runs)
  *
  * Then the embedded mode (no Redis, no NATS): the in-memory store against the SQLite store
  * (WAL, synchronous=FULL, one transaction per event-loop turn) in a temporary data directory,
@@ -206,17 +206,17 @@ function total(t: Tally): Figures {
 }
 
 /**
- * The production node with the transparency log on against the same node with it off. Both are up
- * the whole time (separate key and subject prefixes, so neither sees the other's traffic), and the
- * load alternates between them in short slices, on off off on on off off on... On this shared
+ * The production node with the transparency log on against the same node with it off, and both
+ * against the ceiling. All three are up the whole time (separate key and subject prefixes, so the
+ * nodes do not see each other's traffic), and the load turns between them in short slices, on off
+ * ceiling, ceiling off on, on off ceiling... On this shared
  * 2-core machine the throughput of one 20-second run moves by ±8% from the next (other tenants,
  * the load generator's own garbage collection as its heap fills), and not linearly in time: two
- * long runs one after the other measured that, not the log. Fine slices in mirrored pairs put
- * whatever the machine does on both nodes alike.
+ * long runs one after the other measured that, not the log. Short slices in mirrored order put
+ * whatever the machine does on all three alike.
  */
 async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string, prefixOff: string, bodies: string[]): Promise<void> {
   const nodes: RunningProcess[] = [];
-  let bare: RunningProcess | undefined;
   const redis = new Redis(REDIS_URL);
   try {
     const launcher = PROFILE ? 'dist/bench/lib/instrumented-server.js' : 'dist/src/server.js';
@@ -232,25 +232,31 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
       BENCH_PROFILE_OUT: profiles.off,
     });
     nodes.push(off);
+    // The ceiling: a bare route that only parses and verifies, measured in the same rotation.
+    const x = (fx.publicKey.export({ format: 'jwk' }) as { x: string }).x;
+    const bare = await startScript('dist/bench/lib/bare-verify-server.js', { BENCH_PUBLIC_X: x });
+    nodes.push(bare);
     const probe = await fetch(on.url + '/v1/alerts', { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[bodies.length - 1] });
     if (probe.status !== 201) throw new Error(`a bench alert was rejected: ${probe.status} ${await probe.text()}`);
     // Warm-up (JIT, connections, scripts) with alerts of their own at the end of the list.
     await load('warm-up', on.url, bodies.slice(-WARM_UP_ALERTS, -1), undefined, WARM_UP_S);
     await load('warm-up', off.url, bodies.slice(-WARM_UP_ALERTS, -1), undefined, WARM_UP_S);
+    await load('warm-up', bare.url, bodies.slice(-WARM_UP_ALERTS, -1), undefined, WARM_UP_S);
     const measured = bodies.slice(0, -WARM_UP_ALERTS);
     const redisCpuMs = async () => {
       const info = await redis.info('cpu');
       const num = (k: string) => Number(new RegExp(`${k}:([0-9.]+)`).exec(info)?.[1] ?? 0);
       return (num('used_cpu_user') + num('used_cpu_sys')) * 1000;
     };
-    const tallies: Record<'on' | 'off', Tally & { proc: RunningProcess }> = {
+    const tallies: Record<'on' | 'off' | 'bare', Tally & { proc: RunningProcess }> = {
       on: { label: 'cordon (Redis + NATS)', runs: [], redisUs: 0, cursor: 0, proc: on },
       off: { label: 'cordon, transparency log off', runs: [], redisUs: 0, cursor: 0, proc: off },
+      bare: { label: 'bare parse + verify route', runs: [], redisUs: 0, cursor: 0, proc: bare },
     };
-    const other: 'on' | 'off' = FIRST === 'on' ? 'off' : 'on';
+    const rotation: Array<'on' | 'off' | 'bare'> = FIRST === 'on' ? ['on', 'off', 'bare'] : ['off', 'on', 'bare'];
     for (let k = 0; k < SLICES; k++) {
-      // Mirrored pairs: A B B A A B ...
-      const order = k % 2 === 0 ? [FIRST, other] : [other, FIRST];
+      // Mirrored: A B C C B A A B C ...
+      const order = k % 2 === 0 ? rotation : [...rotation].reverse();
       for (const which of order) {
         const t = tallies[which];
         // The CPU profiles cover each node's first slice.
@@ -269,11 +275,7 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
     }
     const top = Number(await redis.hget(`${prefix}{${fx.region}}:meta`, 'seq'));
     for (const n of nodes.splice(0)) await n.stop();
-
-    const x = (fx.publicKey.export({ format: 'jwk' }) as { x: string }).x;
-    bare = await startScript('dist/bench/lib/bare-verify-server.js', { BENCH_PUBLIC_X: x });
-    await load('warm-up', bare.url, bodies.slice(0, WARM_UP_ALERTS), undefined, WARM_UP_S);
-    const ceiling = await load('bare parse + verify route', bare.url, bodies, bare.proc.pid);
+    const ceiling = total(tallies.bare);
 
     const cordon = total(tallies.on);
     const logOff = total(tallies.off);
@@ -282,8 +284,8 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
     const ratios = tallies.on.runs.map((f, k) => f.rps / tallies.off.runs[k].rps).sort((a, b) => a - b);
     const pct = (r: number) => `${(r * 100).toFixed(1)}%`;
     process.stdout.write(
-      `\ningest, ${CONNECTIONS} connections; log on and off alternate in ${SLICES} slices of ${SLICE_S} s each (${SLICES * SLICE_S} s per node); ` +
-        `ceiling ${DURATION_S} s\n`,
+      `\ningest, ${CONNECTIONS} connections; log on, log off and the ceiling take turns in ${SLICES} slices of ${SLICE_S} s each ` +
+        `(${SLICES * SLICE_S} s per server)\n`,
     );
     process.stdout.write(row(cordon) + '\n' + row(logOff) + '\n' + row(ceiling) + '\n');
     process.stdout.write(
@@ -311,7 +313,6 @@ async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string
     }
   } finally {
     for (const n of nodes) await n.stop();
-    await bare?.stop();
     // Remove this run's keys (never flush the database).
     await deleteKeysWithPrefix(redis, prefix);
     await deleteKeysWithPrefix(redis, prefixOff);
