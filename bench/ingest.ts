@@ -212,8 +212,7 @@ function total(t: Tally): Figures {
  * ceiling, ceiling, off, on, on...). On this shared 2-core machine the throughput of one 20-second
  * run moves by ±8% from the next (other tenants, the load generator's own garbage collection as its
  * heap fills), and not linearly in time: two long runs one after the other measured that, not the
- * log. Short slices in mirrored order put
- * whatever the machine does on all three alike.
+ * log. Short slices in mirrored order put whatever the machine does on all three alike.
  */
 async function productionRuns(fx: ReturnType<typeof makeFixture>, prefix: string, prefixOff: string, bodies: string[]): Promise<void> {
   const nodes: RunningProcess[] = [];
