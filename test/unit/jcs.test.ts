@@ -102,10 +102,27 @@ describe('CanonicalBuffer (the same form, written as bytes in place)', () => {
     [[[]], {}, '', 0],
   ];
 
-  test.each(values.map((v, i) => [i, v]))('value %i: the bytes are the UTF-8 of canonicalize', (_i, v) => {
+  /**
+   * An independent reference for such values: JSON.stringify for strings and numbers (RFC 8785
+   * §3.2.2.2-3 for well-formed strings and finite numbers), members sorted by UTF-16 code units.
+   */
+  const reference = (v: unknown): string => {
+    if (Array.isArray(v)) return `[${v.map(reference).join(',')}]`;
+    if (v !== null && typeof v === 'object') {
+      const o = v as Record<string, unknown>;
+      return `{${Object.keys(o)
+        .sort()
+        .map((k) => `${JSON.stringify(k)}:${reference(o[k])}`)
+        .join(',')}}`;
+    }
+    return JSON.stringify(v);
+  };
+
+  test.each(values.map((v, i) => [i, v]))('value %i: the bytes are the UTF-8 of the RFC 8785 form', (_i, v) => {
     const out = new CanonicalBuffer(8).value(v);
-    expect(Buffer.from(out.view()).equals(Buffer.from(canonicalize(v), 'utf8'))).toBe(true);
-    expect(out.toString()).toBe(canonicalize(v));
+    expect(Buffer.from(out.view()).equals(Buffer.from(reference(v), 'utf8'))).toBe(true);
+    expect(out.toString()).toBe(reference(v));
+    expect(canonicalize(v)).toBe(reference(v));
   });
 
   test('raw bytes and ASCII frame a value; reset starts over', () => {
