@@ -68,6 +68,21 @@ export function testRegions(): Region[] {
   ];
 }
 
+/**
+ * Another node of `t`'s deployment on the real backend: the same Redis keys, NATS subjects, trust
+ * and regions (and, given `tlog.key`, the same log key). After `t.close()` it is `t` restarted, as
+ * long as `t` was made with `shared` (an app that made its own prefix removes its keys on close).
+ */
+export function nodeBeside(t: TestApp, opts: Pick<TestAppOptions, 'tlog' | 'config'> = {}): Promise<TestApp> {
+  return makeTestApp({
+    backend: 'real',
+    regions: t.regions.list(),
+    trust: t.trust,
+    shared: { keyPrefix: t.deps.config.redisKeyPrefix, subjectPrefix: t.deps.config.natsSubjectPrefix },
+    ...opts,
+  });
+}
+
 export function sharedBackend(): { keyPrefix: string; subjectPrefix: string } {
   return { keyPrefix: uniqueKeyPrefix(), subjectPrefix: uniqueSubjectPrefix() };
 }

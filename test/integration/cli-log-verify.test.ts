@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import { deleteKeysWithPrefix } from '../../src/adapters/redis/client';
-import { makeTestApp, sharedBackend, testRegions, type TestApp } from '../helpers/app';
+import { makeTestApp, nodeBeside, sharedBackend, testRegions, type TestApp } from '../helpers/app';
 import { TEST_REDIS_URL } from '../helpers/env';
 import { runCordon } from '../helpers/cli';
 import { validContent } from '../fixtures/alerts';
@@ -69,7 +69,7 @@ describe('cordon log verify', () => {
     const epoch = (await t.deps.regionLog.state(region)).epoch!;
     await t.close();
     await tamperStoredTile(t, { region, epoch }, 40);
-    t = await makeTestApp({ backend: 'real', regions, shared, trust: t.trust, tlog: { key: logKey, delayMs: 20 } });
+    t = await nodeBeside(t, { tlog: { key: logKey, delayMs: 20 } });
     url = await t.app.listen({ port: 0, host: '127.0.0.1' });
     for (let i = 0; i < 2; i++) await t.publish(validContent({ region }));
     await integrated(9);
@@ -95,13 +95,7 @@ describe('cordon log verify', () => {
     // Change a stored hash of the audit tree behind Cordon's back: records whose proofs use it no longer prove.
     await tamperStoredTile(t, 'audit', 0);
     // A node that has not cached the tile yet serves proofs from the edited store.
-    const fresh = await makeTestApp({
-      backend: 'real',
-      regions,
-      trust: t.trust,
-      shared: { keyPrefix: t.deps.config.redisKeyPrefix, subjectPrefix: t.deps.config.natsSubjectPrefix },
-      tlog: { key: logKey, delayMs: 20 },
-    });
+    const fresh = await nodeBeside(t, { tlog: { key: logKey, delayMs: 20 } });
     const freshUrl = await fresh.app.listen({ port: 0, host: '127.0.0.1' });
     const bad = await runCordon(dir, ['audit', '--url', freshUrl, '--token', ops, '--purpose', 'tlog test', '--verify']);
     await fresh.close();

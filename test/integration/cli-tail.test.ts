@@ -10,7 +10,7 @@ import { createMetrics } from '../../src/metrics';
 import { tail, readState } from '../../src/cli/tail';
 import type { AlertContent, Receipt } from '../../src/domain/types';
 import { generateKeyPairSync } from 'node:crypto';
-import { makeTestApp, testRegions, type TestApp } from '../helpers/app';
+import { makeTestApp, nodeBeside, testRegions, type TestApp } from '../helpers/app';
 import { appendDirect } from '../helpers/desk';
 import { validContent } from '../fixtures/alerts';
 import { tamperStoredTile } from '../helpers/tlog-tamper';
@@ -398,13 +398,7 @@ describe('cordon tail proves every alert in the transparency log (real Redis and
     const epoch = (await t.deps.regionLog.state(R)).epoch!;
     await tamperStoredTile(t, { region: R, epoch }, 40);
     // A node that has not cached the tile yet serves proofs from the altered store.
-    const fresh = await makeTestApp({
-      backend: 'real',
-      regions,
-      trust: t.trust,
-      shared: { keyPrefix: t.deps.config.redisKeyPrefix, subjectPrefix: t.deps.config.natsSubjectPrefix },
-      tlog: { key: logKey, delayMs: 20 },
-    });
+    const fresh = await nodeBeside(t, { tlog: { key: logKey, delayMs: 20 } });
     try {
       const freshUrl = await fresh.app.listen({ port: 0, host: '127.0.0.1' });
       const run = runTail(dir, [
