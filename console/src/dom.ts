@@ -25,6 +25,20 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<s
   return el;
 }
 
+/**
+ * A form field: the label bound to the control by id, then the control (which carries that id),
+ * and a help line the control may point at with aria-describedby (id `<id>-help`).
+ */
+export function field(id: string, label: string, control: HTMLElement, opts: { wide?: boolean; help?: string } = {}): HTMLDivElement {
+  return h(
+    'div',
+    { class: opts.wide ? 'field wide' : 'field' },
+    h('label', { for: id }, label),
+    control,
+    opts.help !== undefined && h('p', { id: `${id}-help`, class: 'muted' }, opts.help),
+  );
+}
+
 export function append(el: Node, children: Child[]): void {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;

@@ -3,7 +3,7 @@ import type { GapFrame } from '../../src/ws/frames';
 import type { TrustStoreJson } from '../../src/domain/trust-store';
 import { ApiError, getJson, query } from './api';
 import { DetailsDialog } from './details';
-import { h, replace } from './dom';
+import { field, h, replace } from './dom';
 import { FeedView } from './feed';
 import { formatTime, formatUtc, LANG_NAMES, LANGS, lang, pickLang, setLang, t, tk, type Lang, type MessageKey } from './i18n';
 import { OpsViews } from './ops';
@@ -537,10 +537,9 @@ class ConsoleApp {
   private filterPanel(): HTMLElement {
     const states = [...new Set(this.regions.flatMap((r) => r.states))].sort();
     const select = (id: string, label: string, key: keyof ConsoleApp['filters'], options: Array<[string, string]>) =>
-      h(
-        'div',
-        { class: 'field' },
-        h('label', { for: id }, label),
+      field(
+        id,
+        label,
         h(
           'select',
           {
@@ -594,10 +593,9 @@ class ConsoleApp {
         'state',
         states.map((s) => [s, `${this.stateName(s)} (${s})`]),
       ),
-      h(
-        'div',
-        { class: 'field' },
-        h('label', { for: 'f-text' }, t('search')),
+      field(
+        'f-text',
+        t('search'),
         h('input', {
           id: 'f-text',
           type: 'search',

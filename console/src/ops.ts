@@ -1,6 +1,6 @@
 import type { DeliveredAlert } from '../../src/domain/types';
 import { ApiError, getJson, query, request } from './api';
-import { h, replace } from './dom';
+import { field, h, replace } from './dom';
 import { formatNumber, formatTime, formatUtc, t, tk } from './i18n';
 import type { VerifyResult } from './verify';
 import { categoryName, handlingOf, TLP_CLASS, urgencyName } from './words';
@@ -91,10 +91,9 @@ export class OpsViews {
           void this.loadReplay(this.startAfter());
         },
       },
-      h(
-        'div',
-        { class: 'field' },
-        h('label', { for: 'r-region' }, t('region')),
+      field(
+        'r-region',
+        t('region'),
         h(
           'select',
           { id: 'r-region', onchange: set('region') },
@@ -102,28 +101,16 @@ export class OpsViews {
         ),
       ),
       h('fieldset', {}, h('legend', {}, t('fromBy')), byRadio('seq', t('bySeq')), byRadio('time', t('byTime'))),
-      h(
-        'div',
-        { class: 'field' },
-        h('label', { for: 'r-from-seq' }, t('fromSeq')),
-        h('input', { id: 'r-from-seq', type: 'number', min: 0, value: this.form.fromSeq, oninput: set('fromSeq') }),
-      ),
-      h(
-        'div',
-        { class: 'field' },
-        h('label', { for: 'r-from-time' }, t('fromTime')),
+      field('r-from-seq', t('fromSeq'), h('input', { id: 'r-from-seq', type: 'number', min: 0, value: this.form.fromSeq, oninput: set('fromSeq') })),
+      field(
+        'r-from-time',
+        t('fromTime'),
         h('input', { id: 'r-from-time', type: 'datetime-local', step: 1, value: this.form.fromTime, oninput: set('fromTime') }),
       ),
-      h(
-        'div',
-        { class: 'field' },
-        h('label', { for: 'r-to-seq' }, t('toSeq')),
-        h('input', { id: 'r-to-seq', type: 'number', min: 1, value: this.form.toSeq, oninput: set('toSeq') }),
-      ),
-      h(
-        'div',
-        { class: 'field wide' },
-        h('label', { for: 'r-purpose' }, t('purpose')),
+      field('r-to-seq', t('toSeq'), h('input', { id: 'r-to-seq', type: 'number', min: 1, value: this.form.toSeq, oninput: set('toSeq') })),
+      field(
+        'r-purpose',
+        t('purpose'),
         h('input', {
           id: 'r-purpose',
           type: 'text',
@@ -133,7 +120,7 @@ export class OpsViews {
           'aria-describedby': 'r-purpose-help',
           oninput: set('purpose'),
         }),
-        h('p', { id: 'r-purpose-help', class: 'muted' }, t('purposeHelp')),
+        { wide: true, help: t('purposeHelp') },
       ),
       h(
         'div',
@@ -367,10 +354,9 @@ export class OpsViews {
           void this.loadAudit(0);
         },
       },
-      h(
-        'div',
-        { class: 'field' },
-        h('label', { for: 'a-kind' }, t('kind')),
+      field(
+        'a-kind',
+        t('kind'),
         h(
           'select',
           {
@@ -384,10 +370,9 @@ export class OpsViews {
           kinds.map((k) => h('option', { value: k, selected: this.audit.kind === k }, tk(`kind_${k}`, k))),
         ),
       ),
-      h(
-        'div',
-        { class: 'field' },
-        h('label', { for: 'a-actor' }, t('actor')),
+      field(
+        'a-actor',
+        t('actor'),
         h('input', {
           id: 'a-actor',
           type: 'search',
@@ -398,10 +383,9 @@ export class OpsViews {
           },
         }),
       ),
-      h(
-        'div',
-        { class: 'field wide' },
-        h('label', { for: 'a-purpose' }, t('purpose')),
+      field(
+        'a-purpose',
+        t('purpose'),
         h('input', {
           id: 'a-purpose',
           type: 'text',
@@ -413,7 +397,7 @@ export class OpsViews {
             this.form.purpose = (ev.target as HTMLInputElement).value;
           },
         }),
-        h('p', { id: 'a-purpose-help', class: 'muted' }, t('purposeHelp')),
+        { wide: true, help: t('purposeHelp') },
       ),
       h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary' }, t('show'))),
     );
