@@ -98,7 +98,8 @@ export async function integrate(
 
   // New stored hashes in memory over the tiles of the old tree. The hashes appending leaves
   // [from, size) stores are one contiguous run of stored hash indexes, so they go to one slab.
-  const old = tileHashReader(from, cachingSource(store, tree));
+  const oldTiles = cachingSource(store, tree);
+  const old = tileHashReader(from, oldTiles);
   const base = storedHashIndex(0, from);
   const slab = Buffer.allocUnsafe((storedHashCount(size) - base) * HASH_SIZE);
   const inSlab = (x: number) => slab.subarray((x - base) * HASH_SIZE, (x - base + 1) * HASH_SIZE);
@@ -147,7 +148,7 @@ export async function integrate(
     const had = Math.max(0, Math.min(tile.width, Math.floor(from / TILE_WIDTH ** tile.level) - start));
     if (had > 0) {
       const e = edges.get(tile.level);
-      const prefix = e && e.n === tile.n && e.data.length >= had * HASH_SIZE ? e.data : await oldTilePrefix(store, tree, old, tile, had);
+      const prefix = e && e.n === tile.n && e.data.length >= had * HASH_SIZE ? e.data : await oldTilePrefix(oldTiles, old, tile, had);
       prefix.copy(data, 0, 0, had * HASH_SIZE);
     }
     for (let i = had; i < tile.width; i++) {
@@ -171,11 +172,12 @@ export async function integrate(
 
 /**
  * The first `had` hashes of a tile as the old tree left them: the stored partial tile (another node
- * may have extended it since: tiles only grow, so its prefix is the same), or, when the store has
- * no such bytes, the hashes one by one from the old tree's tiles.
+ * may have extended it since: tiles only grow, so its prefix is the same), read through the step's
+ * tile cache (the frontier read has usually fetched it already), or, when the store has no such
+ * bytes, the hashes one by one from the old tree's tiles.
  */
-async function oldTilePrefix(store: TreeStore, tree: TreeId, old: HashReader, tile: Tile, had: number): Promise<Buffer> {
-  const [stored] = await store.readTiles(tree, [{ level: tile.level, n: tile.n, width: had }]);
+async function oldTilePrefix(oldTiles: TileSource, old: HashReader, tile: Tile, had: number): Promise<Buffer> {
+  const [stored] = await oldTiles.readTiles([{ level: tile.level, n: tile.n, width: had }]);
   if (stored && stored.length >= had * HASH_SIZE) return stored;
   const indexes = Array.from({ length: had }, (_v, i) => storedHashIndex(TILE_HEIGHT * tile.level, tile.n * TILE_WIDTH + i));
   return Buffer.concat(await old.readHashes(indexes));
