@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { jwkThumbprint, signingKeyFromJwk } from '../domain/trust-store';
@@ -24,8 +24,19 @@ export function loadLogSigner(opts: { keyPath?: string; dataDir: string; origin:
     const { x, d } = privateKey.export({ format: 'jwk' }) as { x: string; d: string };
     jwk = { kty: 'OKP', crv: 'Ed25519', x, d, kid: jwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x }) };
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-    writeFileSync(file, JSON.stringify(jwk, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
-    log.warn({ file }, 'transparency log key generated; set CORDON_LOG_KEY to one key shared by every node');
+    // Written whole under a name of its own, then linked into place: a node starting at the same
+    // moment on the same directory either links first or finds the complete file and uses it.
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(jwk, null, 2) + '\n', { mode: 0o600 });
+    try {
+      linkSync(tmp, file);
+      log.warn({ file }, 'transparency log key generated; set CORDON_LOG_KEY to one key shared by every node');
+    } catch (linkErr) {
+      if ((linkErr as NodeJS.ErrnoException).code !== 'EEXIST') throw linkErr;
+      jwk = JSON.parse(readFileSync(file, 'utf8'));
+    } finally {
+      rmSync(tmp, { force: true });
+    }
   }
   if (opts.production) {
     log.warn({ file }, 'CORDON_LOG_KEY is unset: this node signs checkpoints with a key of its own data directory');
