@@ -100,6 +100,24 @@ async function countIs(l: Locator, n: number, ms = 10_000): Promise<void> {
   expect(c).toBe(n);
 }
 
+type Live = { isConnected: boolean };
+
+/**
+ * Evaluates fn on the element a locator finds, again if that element left the page before fn ran:
+ * the feed replaces an article whenever it changes (its signature or log check completes), and the
+ * element Playwright resolved can be detached by the time it evaluates (a detached element's computed
+ * style is all empty strings). fn returns null for a detached element.
+ */
+async function live<T>(l: Locator, fn: (el: Live) => T | null, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = (await l.evaluate(fn as (el: unknown) => T | null)) as T | null;
+    if (v !== null) return v;
+    if (Date.now() > deadline) throw new Error('the element was replaced on every try');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
@@ -268,10 +286,11 @@ describe('console in Chromium against a real node', () => {
     const articles = desk.getByRole('feed').getByRole('article', { name: v1.title, exact: true });
     await articles.nth(2).waitFor({ timeout: 15_000 });
     for (const i of [0, 1, 2]) await articles.nth(i).getByText('Revoked', { exact: true }).waitFor();
-    const decoration = await articles
-      .first()
-      .getByRole('heading')
-      .evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { textDecorationLine: string } }).getComputedStyle(el).textDecorationLine);
+    const decoration = await live(articles.first().getByRole('heading'), (el) =>
+      el.isConnected
+        ? (globalThis as unknown as { getComputedStyle(e: unknown): { textDecorationLine: string } }).getComputedStyle(el).textDecorationLine
+        : null,
+    );
     expect(decoration).toContain('line-through');
     await articles.first().getByRole('button', { name: 'Details' }).click();
     const dialog = desk.getByRole('dialog');
@@ -290,7 +309,9 @@ describe('console in Chromium against a real node', () => {
     await first.focus();
     await desk.keyboard.press('ArrowDown');
     const second = desk.getByRole('feed').getByRole('article').nth(1);
-    expect(await second.evaluate((el) => el === (globalThis as unknown as { document: { activeElement: unknown } }).document.activeElement)).toBe(true);
+    expect(
+      await live(second, (el) => (el.isConnected ? el === (globalThis as unknown as { document: { activeElement: unknown } }).document.activeElement : null)),
+    ).toBe(true);
     await desk.keyboard.press('Enter');
     await desk.getByRole('dialog').waitFor();
     await desk.keyboard.press('Escape');
