@@ -1,4 +1,5 @@
 import { checkRecord, leafHash, type Hash } from '../domain/tlog/merkle';
+import { RemoteTiles, TileFetchError, tileBytes } from './tiles';
 import { openNote, parseCheckpoint, parseVerifierKey, SIG_ED25519, type NoteKey } from '../domain/tlog/note';
 import type { DeliveredAlert } from '../domain/types';
 import { deliveredLeafData } from '../tlog/leaves';
@@ -7,8 +8,10 @@ import { deliveredLeafData } from '../tlog/leaves';
  * Inclusion of delivered alerts in the region's transparency log (docs/transparency.md), for
  * `cordon tail` and `cordon verify`: the signed checkpoint (verified with the log key of
  * GET /v1/trust, cached per region and fetched again at most every `refetchMs` when an alert lies
- * beyond it), the alert's inclusion proof against that checkpoint's size, and the leaf recomputed
- * from the alert as received. Hashing and the proof check are src/domain/tlog's.
+ * beyond it), the alert's inclusion proof against that checkpoint's size, made here from the log's
+ * hash tiles (RemoteTiles: about one tile request per checkpoint and 256 alerts, not a proof request
+ * per alert), and the leaf recomputed from the alert as received. Hashing and the proof check are
+ * src/domain/tlog's.
  */
 
 export type InclusionState = 'included' | 'pending' | 'not-included' | 'unavailable';
@@ -29,7 +32,8 @@ interface CachedCheckpoint {
 }
 
 /** What a log endpoint answered: a body, or a status with the problem's code. */
-type Answer = { ok: true; text: string } | { ok: false; status: number; code?: string; message: string };
+type Failure = { ok: false; status: number; code?: string; message: string };
+type Answer = { ok: true; text: string } | Failure;
 
 export interface LogInclusionOptions {
   /** the node's base URL (ending in a slash); a function for a desk that fails over between nodes */
@@ -53,6 +57,11 @@ export class LogInclusion {
   private readonly now: () => number;
   /** After a network error, timeout or 5xx: no request before this time (the caller keeps going). */
   private downUntil = 0;
+  private readonly tiles = new RemoteTiles(async (path) => {
+    const r = await this.request(path, 'application/octet-stream');
+    if (!r.ok) throw new TileFetchError(r.status, r.code, r.message);
+    return tileBytes(r.res);
+  });
 
   constructor(private readonly opts: LogInclusionOptions) {
     this.key = parseVerifierKey(opts.vkey);
@@ -66,11 +75,18 @@ export class LogInclusion {
   }
 
   private async get(path: string): Promise<Answer> {
+    const r = await this.request(path, 'application/json');
+    if (!r.ok) return r;
+    return { ok: true, text: await r.res.text().catch(() => '') };
+  }
+
+  /** A successful response, its body unread, or why not (the problem's code read from the body). */
+  private async request(path: string, accept: string): Promise<{ ok: true; res: Response } | Failure> {
     if (this.now() < this.downUntil) return { ok: false, status: 0, message: 'the log did not answer a moment ago' };
     let res: Response;
     try {
       res = await fetch(new URL(path, this.base()), {
-        headers: { accept: 'application/json', authorization: `Bearer ${this.opts.token}` },
+        headers: { accept, authorization: `Bearer ${this.opts.token}` },
         signal: AbortSignal.timeout(5000),
       });
     } catch (err) {
@@ -78,9 +94,9 @@ export class LogInclusion {
       this.downUntil = this.now() + 5000;
       return { ok: false, status: 0, message: e.cause?.code ?? e.message ?? String(err) };
     }
-    const text = await res.text().catch(() => '');
+    if (res.ok) return { ok: true, res };
     if (res.status >= 500) this.downUntil = this.now() + 5000;
-    if (res.ok) return { ok: true, text };
+    const text = await res.text().catch(() => '');
     let code: string | undefined;
     try {
       code = (JSON.parse(text) as { code?: string }).code;
@@ -144,32 +160,30 @@ export class LogInclusion {
     if ('state' in cp) return cp;
     if (cp.epoch !== a.epoch) return { state: 'pending', detail: `the latest checkpoint is of epoch ${cp.epoch}` };
     if (a.seq > cp.size) return { state: 'pending', detail: `the latest checkpoint holds ${cp.size} leaves`, size: cp.size };
-    const p = await this.get(`v1/regions/${encodeURIComponent(a.region)}/log/proof?seq=${a.seq}&size=${cp.size}`);
-    if (!p.ok) {
-      // The node moved to another epoch since the checkpoint: this tree is no longer served.
-      if (p.code === 'LOG_TREE_RANGE' || p.code === 'LOG_TREE_NOT_FOUND') return { state: 'pending', detail: `proof: ${p.message}` };
-      return { state: 'unavailable', detail: `proof: ${p.message}` };
-    }
     let proof: Hash[];
-    let servedRoot: string | undefined;
     try {
-      const body = JSON.parse(p.text) as { proof: string[]; root?: string };
-      proof = body.proof.map(b64);
-      servedRoot = body.root;
-    } catch {
-      return { state: 'not-included', detail: 'the proof answer is malformed', size: cp.size };
+      proof = await this.tiles.prove({ path: `v1/regions/${encodeURIComponent(a.region)}/log/`, key: `${a.region}/${cp.epoch}` }, cp.size, a.seq - 1);
+    } catch (err) {
+      if (err instanceof TileFetchError) {
+        const moved = await this.moved(a);
+        if (moved) return moved;
+        // A node behind the checkpoint (another node signed it) does not serve its tiles yet.
+        if (err.code === 'LOG_TREE_RANGE' || err.code === 'LOG_TREE_NOT_FOUND') return { state: 'pending', detail: `tile: ${err.message}` };
+        return { state: 'unavailable', detail: `tile: ${err.message}` };
+      }
+      return { state: 'not-included', detail: `the tiles the node serves are malformed: ${(err as Error).message}`, size: cp.size };
     }
-    if (servedRoot !== cp.root.toString('base64')) {
-      // Another tree answered: the region's log may have moved to a new epoch since the checkpoint
-      // (then this alert's tree is no longer served), or the node forked it (then the check fails).
-      const now = await this.fetchCheckpoint(a.region);
-      if (!('state' in now) && now.epoch !== a.epoch)
-        return { state: 'unavailable', detail: `the region's log moved to epoch ${now.epoch}; the tree of this alert is no longer served` };
-    }
-    const ok = checkRecord(proof, cp.size, cp.root, a.seq - 1, leafHash(deliveredLeafData(a)));
-    return ok
-      ? { state: 'included', size: cp.size }
-      : { state: 'not-included', detail: `the inclusion proof against the signed tree of size ${cp.size} fails`, size: cp.size };
+    if (checkRecord(proof, cp.size, cp.root, a.seq - 1, leafHash(deliveredLeafData(a)))) return { state: 'included', size: cp.size };
+    // The tiles of another tree answered: the region's log may have moved to a new epoch since the
+    // checkpoint (then this alert's tree is no longer served), or the node forked it (the check fails).
+    return (await this.moved(a)) ?? { state: 'not-included', detail: `the inclusion proof against the signed tree of size ${cp.size} fails`, size: cp.size };
+  }
+
+  /** When the region's log has moved to another epoch than the alert's, why its tree cannot be checked now. */
+  private async moved(a: DeliveredAlert): Promise<InclusionResult | null> {
+    const now = await this.fetchCheckpoint(a.region);
+    if ('state' in now || now.epoch === a.epoch) return null;
+    return { state: 'unavailable', detail: `the region's log moved to epoch ${now.epoch}; the tree of this alert is no longer served` };
   }
 }
 

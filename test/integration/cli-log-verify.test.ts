@@ -104,6 +104,65 @@ describe('cordon log verify', () => {
     expect(bad.stderr).toMatch(/audit record \d+ is NOT the record the log signed/);
   });
 
+  it('proves a region of 600 alerts from its hash tiles (a handful of tile requests, no proof request), and refuses a tile of the wrong length', async () => {
+    const own = testRegions();
+    const R = own[0].code;
+    const big = await makeTestApp({ backend: 'real', regions: own, tlog: { key: logKey, delayMs: 20 } });
+    const tlog = big.deps.tlog!;
+    const realTile = tlog.tile.bind(tlog);
+    const realProve = tlog.proveInclusion.bind(tlog);
+    const served: string[] = [];
+    let proofs = 0;
+    tlog.tile = (tree, path) => {
+      served.push(path);
+      return realTile(tree, path);
+    };
+    tlog.proveInclusion = (tree, index, size) => {
+      proofs++;
+      return realProve(tree, index, size);
+    };
+    try {
+      const bigUrl = await big.app.listen({ port: 0, host: '127.0.0.1' });
+      const run = (state: string) => runCordon(dir, ['log', 'verify', '--url', bigUrl, '--token', big.token(), '--region', R, '--state-file', state]);
+      for (let i = 0; i < 600; i += 50) await Promise.all(Array.from({ length: 50 }, () => big.publish(validContent({ region: R }))));
+      await tlog.settle();
+      const ok = await run('big-state.json');
+      expect(ok.stderr).toBe('');
+      expect(ok.code).toBe(0);
+      expect(ok.stdout).toContain('size 600 root');
+      expect(ok.stdout).toContain('600 alert(s) proved included');
+      expect(proofs).toBe(0);
+      // Leaves 0-511 are two full tiles, 512-599 a partial one; level 1 holds the two full tiles' hashes.
+      expect(new Set(served)).toEqual(new Set(['tile/0/000', 'tile/0/001', 'tile/0/002.p/88', 'tile/1/000.p/2']));
+      expect(served).toHaveLength(4);
+
+      // A node that serves a tile one hash short (broken or hostile): refused, and said so.
+      tlog.tile = async (tree, path) => {
+        const data = await realTile(tree, path);
+        return data && path === 'tile/0/001' ? data.subarray(0, data.length - 32) : data;
+      };
+      const short = await run('big-state-2.json');
+      expect(short.code).toBe(1);
+      expect(short.stderr).toContain('tile/0/001 has 8160 bytes, not 256 hashes');
+
+      // One whose tile has one hash altered: the proofs made from it do not reach the signed root.
+      tlog.tile = async (tree, path) => {
+        const data = await realTile(tree, path);
+        if (!data || path !== 'tile/0/001') return data;
+        const altered = Buffer.from(data);
+        altered[100] ^= 1;
+        return altered;
+      };
+      const altered = await run('big-state-3.json');
+      expect(altered.code).toBe(1);
+      expect(altered.stderr).toMatch(/alert at seq \d+ is NOT in the signed tree/);
+    } finally {
+      tlog.tile = realTile;
+      tlog.proveInclusion = realProve;
+      await big.close();
+    }
+  });
+
   it('on a region whose oldest alerts retention trimmed: checkpoint and consistency as before, then every alert still held, and how many leaves were trimmed', async () => {
     const trimmedRegions = testRegions();
     const R = trimmedRegions[0].code;
