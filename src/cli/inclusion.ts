@@ -45,8 +45,6 @@ export interface LogInclusionOptions {
   now?: () => number;
 }
 
-export const b64 = (s: string): Buffer => Buffer.from(s, 'base64');
-
 export class LogInclusion {
   private readonly key: NoteKey;
   private readonly checkpoints = new Map<string, CachedCheckpoint>();

@@ -168,6 +168,7 @@ async function replayPage(url: URL, token: string): Promise<{ trimmed: { earlies
   // Parsed here, not by res.json(): canonicalize accepts only plain objects of this realm.
   return { page: JSON.parse(await res.text()) as ReplayPage };
 }
+
 /**
  * For the CLI's checks of a whole tree (`cordon log verify`, `cordon audit --verify`): proofs of
  * leaves of `tree` from its tiles on the node at `base`. A node that does not answer or refuses is
