@@ -92,13 +92,15 @@ describe('cordon log verify', () => {
       ok = await audit();
     }
     expect(ok.code).toBe(0);
-    // Change a stored hash of the audit tree behind Cordon's back: records whose proofs use it no longer prove.
+    // Change a stored hash of the audit tree behind Cordon's back, with the node stopped: a running
+    // node integrates the records of the reads just made, and could rewrite the tile in between the
+    // edit's read and write (or overwrite the edit from memory). Records whose proofs use it no longer prove.
+    await t.close();
     await tamperStoredTile(t, 'audit', 0);
-    // A node that has not cached the tile yet serves proofs from the edited store.
-    const fresh = await nodeBeside(t, { tlog: { key: logKey, delayMs: 20 } });
-    const freshUrl = await fresh.app.listen({ port: 0, host: '127.0.0.1' });
-    const bad = await runCordon(dir, ['audit', '--url', freshUrl, '--token', ops, '--purpose', 'tlog test', '--verify']);
-    await fresh.close();
+    // A node started on the edited store serves its tiles.
+    t = await nodeBeside(t, { tlog: { key: logKey, delayMs: 20 } });
+    url = await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const bad = await runCordon(dir, ['audit', '--url', url, '--token', ops, '--purpose', 'tlog test', '--verify']);
     expect(bad.code).toBe(1);
     // The edited hash is leaf 0's: the proofs that use it as a sibling fail (record 1's own proof does not use it).
     expect(bad.stderr).toMatch(/audit record \d+ is NOT the record the log signed/);
