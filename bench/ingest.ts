@@ -63,15 +63,15 @@ interface Figures {
 }
 
 /**
- * `seconds` of load from `bodies[from...]`, each request a new alert (`sent` tells how many were
- * taken). With a pid, the node's CPU per accepted alert, in total and on its event loop.
- */
-/**
  * autocannon's own merge of unaggregated results (as it merges its workers'): latency histograms
  * added, so percentiles are of all the requests, not of per-slice percentiles. Not in its types.
  */
 const aggregate = (autocannon as unknown as { aggregateResult(this: void, results: unknown[], opts: { url: string }): autocannon.Result }).aggregateResult;
 
+/**
+ * `seconds` of load from `bodies[from...]`, each request a new alert (`sent` tells how many were
+ * taken). With a pid, the node's CPU per accepted alert, in total and on its event loop.
+ */
 async function load(label: string, url: string, bodies: string[], pid?: number, seconds = DURATION_S, from = 0): Promise<Figures> {
   let i = from;
   const cpuBefore = pid ? await threadCpuMsOf(pid) : { main: 0, others: 0 };
