@@ -1,5 +1,5 @@
 import { HASH_SIZE, TlogError, proveRecord, type Hash } from '../domain/tlog/merkle';
-import { tileHashReader, tilePath, type Tile } from '../domain/tlog/tile';
+import { TILE_WIDTH, tileHashReader, tilePath, type Tile } from '../domain/tlog/tile';
 
 /** A tree whose tiles are fetched: its URL path (ending in `log/`) and a key naming it with its epoch. */
 export interface RemoteTree {
@@ -65,7 +65,7 @@ export class RemoteTiles {
 }
 
 /** The most a tile answer may hold: a full tile. A longer answer is not read. */
-export const MAX_TILE_BYTES = 256 * HASH_SIZE;
+export const MAX_TILE_BYTES = TILE_WIDTH * HASH_SIZE;
 
 /** A tile's bytes from a fetch Response: refused past MAX_TILE_BYTES, whatever Content-Length says. */
 export async function tileBytes(res: Response): Promise<Buffer> {
